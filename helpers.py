@@ -1,0 +1,763 @@
+"""Helpers for wav2vec2 waveform-inversion noise cancellation.
+
+The notebook ``wav2vec2_noise_cancellation.ipynb`` is a thin layer over this
+module. Sections, in pipeline order:
+
+    audio I/O · data · model · training · inference · metrics · baselines · plots
+
+Conventions: audio arrays are float32, mono, shape ``(samples,)`` at
+``SAMPLE_RATE`` (16 kHz) unless a docstring says otherwise. Levels are in dB.
+Nothing runs at import time; heavy or optional imports (``google.colab``,
+``ipywidgets``, ``IPython``) happen inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import Wav2Vec2Config, Wav2Vec2Model, Wav2Vec2PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+SAMPLE_RATE = 16_000
+PRETRAINED_MODEL_NAME = "facebook/wav2vec2-base-960h"
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif")
+SAMPLE_AUDIO_DIR = Path(__file__).resolve().parent / "sample_audio"
+DEFAULT_SAMPLE = SAMPLE_AUDIO_DIR / "engine_honda_nsx.wav"
+# A clip whose peak is below this (-120 dBFS) carries nothing to cancel.
+SILENCE_PEAK = 1e-6
+
+
+# ───────────────────────────── audio I/O ──────────────────────────────
+
+
+class AudioInputError(ValueError):
+    """Raised for unusable input audio; the message names the file and the problem."""
+
+
+def list_audio_files(path: str | os.PathLike) -> list[Path]:
+    """Return the audio file(s) at ``path``: the file itself, or a folder's audio files sorted by name.
+
+    Raises:
+        AudioInputError: the path does not exist, or the folder holds no audio file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioInputError(f"{path}: no such file or folder")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
+        if not files:
+            raise AudioInputError(f"{path}: folder holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+        return files
+    return [path]
+
+
+def decode_audio(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, int]:
+    """Decode an encoded audio file held in memory.
+
+    Args:
+        data: the file's bytes (WAV of any integer or float width, FLAC, OGG, AIFF).
+        name: the file name used in error messages.
+
+    Returns:
+        ``(audio, sample_rate)``: float32 array of shape ``(samples, channels)`` and the rate in Hz.
+
+    Raises:
+        AudioInputError: empty, not audio, corrupt, or holding no samples.
+    """
+    import io
+
+    import soundfile as sf
+
+    if len(data) == 0:
+        raise AudioInputError(f"{name}: file is empty (0 bytes)")
+    try:
+        audio, sample_rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
+        raise AudioInputError(f"{name}: not a readable audio file or corrupt ({error})") from error
+    if audio.shape[0] == 0:
+        raise AudioInputError(f"{name}: audio file holds no samples")
+    return audio, int(sample_rate)
+
+
+def to_mono_16k(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Average channels and resample to ``SAMPLE_RATE``.
+
+    Args:
+        audio: shape ``(samples, channels)`` or ``(samples,)``.
+        sample_rate: rate of ``audio`` in Hz.
+
+    Returns:
+        float32 array of shape ``(samples_at_16k,)``.
+    """
+    import librosa
+
+    mono = audio.mean(axis=1) if audio.ndim == 2 else audio
+    mono = np.asarray(mono, dtype=np.float32)
+    if sample_rate != SAMPLE_RATE:
+        mono = librosa.resample(mono, orig_sr=sample_rate, target_sr=SAMPLE_RATE, res_type="soxr_hq")
+    return mono.astype(np.float32)
+
+
+def check_audio(audio: np.ndarray, name: str) -> np.ndarray:
+    """Reject audio holding NaN/Inf samples or digital silence; return it unchanged otherwise."""
+    if not np.all(np.isfinite(audio)):
+        bad = int(np.size(audio) - np.count_nonzero(np.isfinite(audio)))
+        raise AudioInputError(f"{name}: holds {bad} NaN or Inf samples")
+    if np.max(np.abs(audio)) < SILENCE_PEAK:
+        raise AudioInputError(f"{name}: clip is silent (peak below {SILENCE_PEAK:g})")
+    return audio
+
+
+def load_audio(path: str | os.PathLike) -> np.ndarray:
+    """Read an audio file as 16 kHz mono float32, rejecting unusable input.
+
+    The file is only read, never modified.
+
+    Returns:
+        float32 array of shape ``(samples,)`` at ``SAMPLE_RATE``.
+
+    Raises:
+        AudioInputError: missing, empty, not audio, corrupt, silent, or NaN/Inf samples.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioInputError(f"{path}: no such file")
+    audio, sample_rate = decode_audio(path.read_bytes(), name=str(path))
+    # Check before resampling: the resampler would smear a NaN over the whole clip.
+    check_audio(audio, str(path))
+    return to_mono_16k(audio, sample_rate)
+
+
+def save_audio(path: str | os.PathLike, audio: np.ndarray) -> Path:
+    """Write 16 kHz mono audio as 32-bit float WAV, so metrics recomputed from the file match exactly."""
+    import soundfile as sf
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.asarray(audio, dtype=np.float32), SAMPLE_RATE, subtype="FLOAT")
+    return path
+
+
+def read_upload(uploaded: dict[str, bytes], upload_dir: str | os.PathLike) -> Path:
+    """Store the first uploaded file's bytes in ``upload_dir`` and return its path."""
+    if not uploaded:
+        raise AudioInputError("no file was uploaded")
+    name, data = next(iter(uploaded.items()))
+    path = Path(upload_dir) / Path(name).name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def ask_for_audio(upload_dir: str | os.PathLike):
+    """Ask the user for a file: ``files.upload()`` in Colab, an ipywidgets FileUpload in Jupyter.
+
+    Returns:
+        In Colab, the path of the uploaded file. In Jupyter, the FileUpload widget (pass it to
+        ``uploaded_path``); outside both, ``None``.
+    """
+    try:
+        from google.colab import files  # noqa: F401  (only present in Colab)
+    except ImportError:
+        files = None
+    if files is not None:
+        return read_upload(files.upload(), upload_dir)
+    try:
+        import ipywidgets
+        from IPython.display import display
+    except ImportError:
+        return None
+    widget = ipywidgets.FileUpload(accept=",".join(AUDIO_EXTENSIONS), multiple=False)
+    display(widget)
+    return widget
+
+
+def resolve_audio_path(audio_path, asked, upload_dir) -> Path:
+    """Choose the input: ``audio_path`` if set, else an uploaded file, else the bundled sample."""
+    if audio_path:
+        return Path(audio_path)
+    if isinstance(asked, Path):
+        return asked
+    if asked is not None and getattr(asked, "value", None):
+        # ipywidgets 8: a tuple of dicts with "name" and "content" (a memoryview).
+        item = asked.value[0]
+        return read_upload({item["name"]: bytes(item["content"])}, upload_dir)
+    print(f"No file given or uploaded: using the bundled sample {DEFAULT_SAMPLE.name}")
+    return DEFAULT_SAMPLE
+
+
+# ──────────────────────────────── data ────────────────────────────────
+
+
+@dataclasses.dataclass
+class Clip:
+    """One input file at 16 kHz, split into a training head and a held-out tail."""
+
+    name: str
+    train: np.ndarray  # (samples,)
+    heldout: np.ndarray  # (samples,)
+
+
+def split_heldout(audio: np.ndarray, heldout_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``audio`` into ``(train, heldout)``: the held-out part is the last ``heldout_fraction``."""
+    if not 0.0 < heldout_fraction < 1.0:
+        raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction}")
+    split = int(round(len(audio) * (1.0 - heldout_fraction)))
+    return audio[:split], audio[split:]
+
+
+def load_clips(path, segment_samples: int, heldout_fraction: float) -> list[Clip]:
+    """Load every audio file at ``path`` (a file or a folder) and split each into train and held-out.
+
+    All files are read and checked before any is used, so bad input fails fast.
+
+    Raises:
+        AudioInputError: any unusable file, or one too short to give one training segment.
+    """
+    clips = []
+    for file in list_audio_files(path):
+        audio = load_audio(file)
+        train, heldout = split_heldout(audio, heldout_fraction)
+        if len(train) < segment_samples or len(heldout) == 0:
+            need = segment_samples / SAMPLE_RATE / (1.0 - heldout_fraction)
+            raise AudioInputError(
+                f"{file}: clip too short ({len(audio) / SAMPLE_RATE:.2f} s); with a "
+                f"{segment_samples / SAMPLE_RATE:g} s segment and {heldout_fraction:.0%} held out "
+                f"it needs at least {need:.2f} s"
+            )
+        clips.append(Clip(name=file.name, train=train, heldout=heldout))
+    return clips
+
+
+def segment_starts(num_samples: int, segment_samples: int, hop_samples: int) -> np.ndarray:
+    """Start indices of the segments of length ``segment_samples`` every ``hop_samples``; the last ends at the end."""
+    if num_samples < segment_samples:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.arange(0, num_samples - segment_samples + 1, hop_samples)
+    if starts[-1] != num_samples - segment_samples:
+        starts = np.append(starts, num_samples - segment_samples)
+    return starts
+
+
+def inversion_pairs(audio: np.ndarray, segment_samples: int, hop_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cut ``audio`` into segments and pair each with its exact inverse.
+
+    Returns:
+        ``(inputs, labels)``, both float32 of shape ``(segments, segment_samples)``, with
+        ``labels == -inputs``.
+    """
+    starts = segment_starts(len(audio), segment_samples, hop_samples)
+    inputs = np.stack([audio[s : s + segment_samples] for s in starts]).astype(np.float32)
+    return inputs, -inputs
+
+
+def build_dataset(clips: list[Clip], segment_samples: int, hop_samples: int):
+    """The (input, −input) training pairs of every clip's training part as a ``datasets.Dataset``.
+
+    Columns ``input_values`` and ``labels``, each a float32 sequence of ``segment_samples``.
+    """
+    import datasets
+
+    pairs = [inversion_pairs(clip.train, segment_samples, hop_samples) for clip in clips]
+    inputs = np.concatenate([p[0] for p in pairs])
+    labels = np.concatenate([p[1] for p in pairs])
+    features = datasets.Features(
+        {
+            "input_values": datasets.Sequence(datasets.Value("float32")),
+            "labels": datasets.Sequence(datasets.Value("float32")),
+        }
+    )
+    dataset = datasets.Dataset.from_dict({"input_values": list(inputs), "labels": list(labels)}, features=features)
+    return dataset.with_format("torch")
+
+
+# ──────────────────────────────── model ───────────────────────────────
+
+# Randomly initialised encoders for offline runs and tests. "tiny" keeps the 320-sample
+# (20 ms) frame hop of wav2vec2-base with a fraction of its compute; "base" is the
+# architecture of facebook/wav2vec2-base-960h.
+SCRATCH_CONFIGS = {
+    "tiny": dict(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(32, 32, 32),
+        conv_stride=(5, 8, 8),
+        conv_kernel=(10, 8, 8),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+    ),
+    "base": dict(),
+}
+# SpecAugment masking and layer drop were chosen for speech recognition; both corrupt a
+# sample-exact regression target, so they are off for this task.
+REGRESSION_OVERRIDES = dict(apply_spec_augment=False, mask_time_prob=0.0, layerdrop=0.0)
+DEFAULT_FILTER_TAPS = 64
+
+
+@dataclasses.dataclass
+class NoiseCancellationOutput(ModelOutput):
+    """Output of ``Wav2Vec2ForNoiseCancellation``.
+
+    Attributes:
+        loss: mean normalised squared error against ``labels``, scalar (only with labels).
+        inverse: predicted anti-noise, shape ``(batch, samples)``, same length and scale as the input.
+        filters: per-sample control filter taps, shape ``(batch, samples, filter_taps)``.
+    """
+
+    loss: torch.Tensor | None = None
+    inverse: torch.Tensor | None = None
+    filters: torch.Tensor | None = None
+
+
+class FIRFilterHead(nn.Module):
+    """Maps encoder frames to FIR control-filter taps: ``taps = features @ weight.T + bias``.
+
+    ``bias`` is the filter shared by all frames; ``weight`` adapts it to what the encoder hears.
+    Both start at zero, so an untrained model outputs silence rather than noise.
+    """
+
+    def __init__(self, hidden_size: int, filter_taps: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(filter_taps, hidden_size))
+        self.bias = nn.Parameter(torch.zeros(filter_taps))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """``(batch, frames, hidden)`` → ``(batch, frames, filter_taps)``."""
+        return F.linear(features, self.weight, self.bias)
+
+
+def past_windows(x: torch.Tensor, filter_taps: int, delay: int = 0) -> torch.Tensor:
+    """Delay lines: ``out[b, n, k] = x[b, n - delay - k]``, zero before the start.
+
+    Args:
+        x: shape ``(batch, samples)``.
+        filter_taps: number of taps ``K``.
+        delay: samples of delay ``D`` ≥ 0.
+
+    Returns:
+        shape ``(batch, samples, K)``.
+    """
+    samples = x.shape[-1]
+    padded = F.pad(x, (filter_taps - 1 + delay, 0))[..., : samples + filter_taps - 1]
+    return padded.unfold(-1, filter_taps, 1).flip(-1)
+
+
+def apply_time_varying_fir(x: torch.Tensor, filters: torch.Tensor, delay: int = 0) -> torch.Tensor:
+    """``y[n] = Σ_k filters[n, k] · x[n - delay - k]``.
+
+    Args:
+        x: shape ``(batch, samples)``.
+        filters: shape ``(batch, samples, K)``.
+
+    Returns:
+        shape ``(batch, samples)``.
+    """
+    return (past_windows(x, filters.shape[-1], delay) * filters).sum(-1)
+
+
+class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
+    """wav2vec2 encoder with a regression head that outputs the anti-noise waveform.
+
+    The head emits a short FIR control filter per encoder frame (20 ms for wav2vec2-base),
+    interpolated to every sample and applied to the raw input. The output is therefore
+    sample-aligned, exactly as long as the input, and linear in the input's level: wav2vec2
+    normalises amplitude away, so the level comes back through the raw-waveform path.
+
+    Extra config attribute: ``filter_taps`` (default ``DEFAULT_FILTER_TAPS``).
+    """
+
+    def __init__(self, config: Wav2Vec2Config):
+        super().__init__(config)
+        self.wav2vec2 = Wav2Vec2Model(config)
+        self.filter_head = FIRFilterHead(config.hidden_size, self.filter_taps)
+        self.post_init()
+
+    @property
+    def filter_taps(self) -> int:
+        return int(getattr(self.config, "filter_taps", DEFAULT_FILTER_TAPS))
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples the feature encoder needs for one frame."""
+        field = 1
+        for kernel, stride in reversed(list(zip(self.config.conv_kernel, self.config.conv_stride))):
+            field = (field - 1) * stride + kernel
+        return field
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, FIRFilterHead):
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
+
+    def freeze_feature_encoder(self):
+        """Stop gradient updates of the convolutional feature encoder."""
+        self.wav2vec2.feature_extractor._freeze_parameters()
+
+    def encoder_features(self, input_values: torch.Tensor) -> torch.Tensor:
+        """Encoder frames of level-normalised input: ``(batch, samples)`` → ``(batch, frames, hidden)``."""
+        # The processor of wav2vec2-base-960h normalises each clip to zero mean, unit variance.
+        mean = input_values.mean(-1, keepdim=True)
+        std = input_values.std(-1, keepdim=True).clamp_min(1e-7)
+        normalised = (input_values - mean) / std
+        shortfall = self.receptive_field - normalised.shape[-1]
+        if shortfall > 0:
+            normalised = F.pad(normalised, (0, shortfall))
+        return self.wav2vec2(normalised).last_hidden_state
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        use_encoder: bool = True,
+        **kwargs,
+    ) -> NoiseCancellationOutput:
+        """Predict the anti-noise of ``input_values``.
+
+        Args:
+            input_values: noisy waveform, shape ``(batch, samples)``, any level.
+            labels: target anti-noise, shape ``(batch, samples)``; gives ``loss`` when set.
+            use_encoder: ``False`` zeroes the encoder's features, leaving the shared filter
+                alone; the benchmark uses it to show what the encoder adds.
+        """
+        samples = input_values.shape[-1]
+        features = self.encoder_features(input_values)
+        if not use_encoder:
+            features = torch.zeros_like(features)
+        frame_filters = self.filter_head(features)  # (batch, frames, taps)
+        # Linear interpolation puts each frame's filter at its frame centre; no clicks at frame edges.
+        filters = F.interpolate(frame_filters.transpose(1, 2), size=samples, mode="linear", align_corners=False)
+        filters = filters.transpose(1, 2)
+        inverse = apply_time_varying_fir(input_values, filters.to(input_values.dtype))
+        loss = None
+        if labels is not None:
+            loss = normalised_mse(inverse, labels)
+        return NoiseCancellationOutput(loss=loss, inverse=inverse, filters=filters)
+
+
+def normalised_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ``Σ(prediction − target)² / Σtarget²``; −10·log10 of it is the NR in dB."""
+    error = (prediction.float() - target.float()).pow(2).sum(-1)
+    power = target.float().pow(2).sum(-1).clamp_min(1e-12)
+    return (error / power).mean()
+
+
+def build_model(model_name: str, filter_taps: int = DEFAULT_FILTER_TAPS, seed: int = 0) -> Wav2Vec2ForNoiseCancellation:
+    """Make the model from a hub name, a local ``save_pretrained`` folder, or ``scratch:tiny`` / ``scratch:base``.
+
+    A ``scratch:`` encoder is randomly initialised from a config (no download), for offline runs and tests.
+    """
+    if model_name.startswith("scratch:"):
+        size = model_name.split(":", 1)[1]
+        if size not in SCRATCH_CONFIGS:
+            raise ValueError(f"unknown scratch model {model_name!r}; choose from {sorted(SCRATCH_CONFIGS)}")
+        torch.manual_seed(seed)
+        config = Wav2Vec2Config(**SCRATCH_CONFIGS[size], **REGRESSION_OVERRIDES, filter_taps=filter_taps)
+        return Wav2Vec2ForNoiseCancellation(config)
+    config = Wav2Vec2Config.from_pretrained(model_name)
+    # A folder we saved keeps its own head size; a bare encoder gets the one asked for.
+    taps = getattr(config, "filter_taps", filter_taps)
+    return Wav2Vec2ForNoiseCancellation.from_pretrained(model_name, **REGRESSION_OVERRIDES, filter_taps=taps)
+
+
+def describe_model(model: Wav2Vec2ForNoiseCancellation) -> str:
+    """One line: parameter counts, trainable and total."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return f"{type(model).__name__}: {total / 1e6:.2f} M parameters, {trainable / 1e6:.2f} M trainable"
+
+
+# ────────────────────────────── training ──────────────────────────────
+
+
+@dataclasses.dataclass
+class TrainSettings:
+    """Fine-tuning knobs; the notebook's parameters cell sets them."""
+
+    output_dir: str
+    max_steps: int = 300
+    batch_size: int = 8
+    learning_rate: float = 1e-4
+    head_learning_rate: float = 1e-2
+    freeze_feature_encoder: bool = True
+    seed: int = 0
+    save_steps: int = 100
+    logging_steps: int = 10
+
+
+def make_optimizer(model: Wav2Vec2ForNoiseCancellation, settings: TrainSettings) -> torch.optim.Optimizer:
+    """AdamW with two learning rates: a gentle one for the encoder, a fast one for the small head."""
+    head = [p for p in model.filter_head.parameters() if p.requires_grad]
+    head_ids = {id(p) for p in head}
+    encoder = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+    groups = [{"params": head, "lr": settings.head_learning_rate}]
+    if encoder:
+        groups.append({"params": encoder, "lr": settings.learning_rate})
+    return torch.optim.AdamW(groups, weight_decay=0.0)
+
+
+def make_trainer(model, dataset, settings: TrainSettings):
+    """A ``transformers.Trainer`` with checkpoints in ``output_dir/checkpoints`` and mixed precision on GPU."""
+    from transformers import Trainer, TrainingArguments
+
+    if settings.freeze_feature_encoder:
+        model.freeze_feature_encoder()
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    args = TrainingArguments(
+        output_dir=str(Path(settings.output_dir) / "checkpoints"),
+        max_steps=settings.max_steps,
+        per_device_train_batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type="linear",
+        warmup_steps=0,
+        logging_steps=settings.logging_steps,
+        save_strategy="steps",
+        save_steps=settings.save_steps,
+        save_total_limit=2,
+        seed=settings.seed,
+        bf16=bf16,
+        fp16=cuda and not bf16,
+        use_cpu=not cuda,
+        report_to="none",
+        dataloader_num_workers=0,
+    )
+    return Trainer(model=model, args=args, train_dataset=dataset, optimizers=(make_optimizer(model, settings), None))
+
+
+def train(model, dataset, settings: TrainSettings) -> list[dict]:
+    """Fine-tune, resuming from the newest checkpoint in ``output_dir/checkpoints`` if there is one.
+
+    Returns:
+        The Trainer's log history: dicts with ``step`` and ``loss`` (normalised MSE) among others.
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    trainer = make_trainer(model, dataset, settings)
+    checkpoint_dir = Path(trainer.args.output_dir)
+    last = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
+    if last:
+        print(f"Resuming from {last}")
+    trainer.train(resume_from_checkpoint=last)
+    return trainer.state.log_history
+
+
+def loss_curve(log_history: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps, loss)`` of the training log, loss as normalised MSE."""
+    rows = [(row["step"], row["loss"]) for row in log_history if "loss" in row and "step" in row]
+    if not rows:
+        return np.zeros(0), np.zeros(0)
+    steps, losses = zip(*rows)
+    return np.asarray(steps), np.asarray(losses)
+
+
+# ────────────────────────────── inference ─────────────────────────────
+
+
+def chunk_spans(num_samples: int, chunk_samples: int, context_samples: int):
+    """Yield ``(start, stop, keep_start, keep_stop)``: the window fed to the model and the part kept.
+
+    Windows of ``chunk_samples`` are extended by ``context_samples`` on each side; only the
+    centre is kept, so consecutive kept parts tile ``[0, num_samples)`` exactly.
+    """
+    for keep_start in range(0, num_samples, chunk_samples):
+        keep_stop = min(keep_start + chunk_samples, num_samples)
+        start = max(0, keep_start - context_samples)
+        stop = min(num_samples, keep_stop + context_samples)
+        yield start, stop, keep_start, keep_stop
+
+
+@torch.no_grad()
+def predict_inverse(
+    model: Wav2Vec2ForNoiseCancellation,
+    audio: np.ndarray,
+    chunk_seconds: float = 10.0,
+    context_seconds: float = 1.0,
+    use_encoder: bool = True,
+) -> np.ndarray:
+    """Predict the anti-noise of a clip of any length, one chunk at a time.
+
+    Each chunk is run with ``context_seconds`` of audio either side and only its centre is
+    kept, so joins are seamless while memory stays bounded by the chunk, not the file.
+
+    Args:
+        audio: shape ``(samples,)`` at 16 kHz.
+
+    Returns:
+        float32 array of shape ``(samples,)``.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    chunk = max(1, int(chunk_seconds * SAMPLE_RATE))
+    context = max(model.filter_taps, int(context_seconds * SAMPLE_RATE))
+    inverse = np.zeros(len(audio), dtype=np.float32)
+    for start, stop, keep_start, keep_stop in chunk_spans(len(audio), chunk, context):
+        window = torch.as_tensor(audio[start:stop], dtype=torch.float32, device=device)[None]
+        out = model(window, use_encoder=use_encoder).inverse[0].float().cpu().numpy()
+        inverse[keep_start:keep_stop] = out[keep_start - start : keep_stop - start]
+    return inverse
+
+
+def evaluate_heldout(model, clips: list[Clip], chunk_seconds: float = 10.0) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Predict the inverse of every clip's held-out tail.
+
+    Returns:
+        ``(heldout, inverse, per_file)``: the tails and their predicted inverses, concatenated in
+        file order (float32, shape ``(samples,)``), and per file its name, length in seconds and NR.
+    """
+    inverses = [predict_inverse(model, clip.heldout, chunk_seconds) for clip in clips]
+    per_file = [
+        {
+            "file": clip.name,
+            "heldout_seconds": len(clip.heldout) / SAMPLE_RATE,
+            "noise_reduction_db": noise_reduction_db(clip.heldout, inverse),
+        }
+        for clip, inverse in zip(clips, inverses)
+    ]
+    return np.concatenate([c.heldout for c in clips]), np.concatenate(inverses), per_file
+
+
+def cancel_file(model, path, output_dir, chunk_seconds: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Predict the inverse of a whole new file and write ``<stem>_inverse.wav`` and ``<stem>_residual.wav``.
+
+    Returns:
+        ``(audio, inverse)``, float32 of shape ``(samples,)`` at 16 kHz.
+    """
+    path = Path(path)
+    audio = load_audio(path)
+    inverse = predict_inverse(model, audio, chunk_seconds)
+    save_audio(Path(output_dir) / f"{path.stem}_inverse.wav", inverse)
+    save_audio(Path(output_dir) / f"{path.stem}_residual.wav", audio + inverse)
+    return audio, inverse
+
+
+# ────────────────────────────── metrics ───────────────────────────────
+
+
+def noise_reduction_db(noise: np.ndarray, inverse: np.ndarray) -> float:
+    """NR = 10·log10(Σx² / Σ(x + y)²) in dB; +inf when the residual is exactly zero.
+
+    Args:
+        noise: the noise ``x``, shape ``(samples,)``.
+        inverse: the anti-noise ``y``, same shape.
+    """
+    noise = np.asarray(noise, dtype=np.float64)
+    residual = noise + np.asarray(inverse, dtype=np.float64)
+    noise_energy = float(np.sum(noise**2))
+    residual_energy = float(np.sum(residual**2))
+    if residual_energy == 0.0:
+        return math.inf
+    return 10.0 * math.log10(noise_energy / residual_energy)
+
+
+# ───────────────────────────── baselines ──────────────────────────────
+
+
+def exact_negation(noise: np.ndarray) -> np.ndarray:
+    """The zero-delay exact inverse ``−x``."""
+    return -np.asarray(noise, dtype=np.float32)
+
+
+# ─────────────────────────────── outputs ──────────────────────────────
+
+
+def write_outputs(output_dir, heldout: np.ndarray, inverse: np.ndarray, metrics: dict) -> dict[str, Path]:
+    """Write the held-out input, its predicted inverse, the residual and ``metrics.json`` to ``output_dir``."""
+    output_dir = Path(output_dir)
+    paths = {
+        "input": save_audio(output_dir / "input.wav", heldout),
+        "inverse": save_audio(output_dir / "inverse.wav", inverse),
+        "residual": save_audio(output_dir / "residual.wav", heldout + inverse),
+        "metrics": output_dir / "metrics.json",
+    }
+    paths["metrics"].write_text(json.dumps(metrics, indent=2))
+    return paths
+
+
+def play_all(signals: dict[str, np.ndarray]):
+    """Show a labelled audio player per signal, all scaled by one factor so their levels compare."""
+    from IPython.display import Audio, display
+
+    peak = max(float(np.max(np.abs(s))) for s in signals.values())
+    scale = 1.0 / peak if peak > 1.0 else 1.0
+    for label, signal in signals.items():
+        print(label)
+        display(Audio(np.asarray(signal, dtype=np.float32) * scale, rate=SAMPLE_RATE, normalize=False))
+
+
+# ──────────────────────────────── plots ───────────────────────────────
+
+
+def plot_loss_curve(log_history: list[dict], path=None):
+    """Training loss (normalised MSE, log scale) against step; saved to ``path`` if given."""
+    import matplotlib.pyplot as plt
+
+    steps, losses = loss_curve(log_history)
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.semilogy(steps, losses, marker=".")
+    ax.set_xlabel("step")
+    ax.set_ylabel("normalised MSE")
+    ax.set_title("Fine-tuning loss (−10·log10 of it is the training NR in dB)")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
+
+
+def plot_waveforms(noise: np.ndarray, inverse: np.ndarray, title: str, path=None, zoom_seconds: float = 0.02):
+    """Input, predicted inverse and residual: full length (left) and zoomed on the loudest part (right)."""
+    import matplotlib.pyplot as plt
+
+    residual = noise + inverse
+    time = np.arange(len(noise)) / SAMPLE_RATE
+    centre = int(np.argmax(np.abs(noise)))
+    half = int(zoom_seconds * SAMPLE_RATE / 2)
+    zoom = slice(max(0, centre - half), min(len(noise), centre + half))
+    fig, axes = plt.subplots(3, 2, figsize=(12, 7), sharex="col", sharey=True)
+    for row, (name, signal) in enumerate([("input", noise), ("predicted inverse", inverse), ("residual", residual)]):
+        for col, part in enumerate([slice(None), zoom]):
+            axes[row, col].plot(time[part], signal[part], linewidth=0.6)
+            axes[row, col].set_ylabel(name)
+            axes[row, col].grid(alpha=0.3)
+    axes[2, 0].set_xlabel("time (s)")
+    axes[2, 1].set_xlabel(f"time (s), {zoom_seconds * 1000:g} ms around the peak")
+    fig.suptitle(title)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
+
+
+def plot_spectrograms(noise: np.ndarray, inverse: np.ndarray, title: str, path=None):
+    """Log-magnitude spectrograms of input, predicted inverse and residual on one colour scale."""
+    import librosa
+    import librosa.display
+    import matplotlib.pyplot as plt
+
+    signals = [("input", noise), ("predicted inverse", inverse), ("residual", noise + inverse)]
+    reference = float(np.max(np.abs(librosa.stft(noise, n_fft=1024, hop_length=256))))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
+    for ax, (name, signal) in zip(axes, signals):
+        magnitude = np.abs(librosa.stft(np.asarray(signal, dtype=np.float32), n_fft=1024, hop_length=256))
+        db = librosa.amplitude_to_db(magnitude, ref=reference, amin=1e-10, top_db=None)
+        image = librosa.display.specshow(
+            db, sr=SAMPLE_RATE, hop_length=256, x_axis="time", y_axis="log", ax=ax, vmin=-120, vmax=0
+        )
+        ax.set_title(name)
+    fig.colorbar(image, ax=axes, format="%+.0f dB")
+    fig.suptitle(title)
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
