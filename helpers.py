@@ -465,10 +465,11 @@ def build_model(model_name: str, filter_taps: int = DEFAULT_FILTER_TAPS, seed: i
         torch.manual_seed(seed)
         config = Wav2Vec2Config(**SCRATCH_CONFIGS[size], **REGRESSION_OVERRIDES, filter_taps=filter_taps)
         return Wav2Vec2ForNoiseCancellation(config)
-    config = Wav2Vec2Config.from_pretrained(model_name)
+    config = Wav2Vec2Config.from_pretrained(model_name, **REGRESSION_OVERRIDES)
     # A folder we saved keeps its own head size; a bare encoder gets the one asked for.
-    taps = getattr(config, "filter_taps", filter_taps)
-    return Wav2Vec2ForNoiseCancellation.from_pretrained(model_name, **REGRESSION_OVERRIDES, filter_taps=taps)
+    if not hasattr(config, "filter_taps"):
+        config.filter_taps = filter_taps
+    return Wav2Vec2ForNoiseCancellation.from_pretrained(model_name, config=config)
 
 
 def describe_model(model: Wav2Vec2ForNoiseCancellation) -> str:
@@ -748,7 +749,7 @@ def plot_spectrograms(noise: np.ndarray, inverse: np.ndarray, title: str, path=N
 
     signals = [("input", noise), ("predicted inverse", inverse), ("residual", noise + inverse)]
     reference = float(np.max(np.abs(librosa.stft(noise, n_fft=1024, hop_length=256))))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True, layout="constrained")
     for ax, (name, signal) in zip(axes, signals):
         magnitude = np.abs(librosa.stft(np.asarray(signal, dtype=np.float32), n_fft=1024, hop_length=256))
         db = librosa.amplitude_to_db(magnitude, ref=reference, amin=1e-10, top_db=None)

@@ -1,0 +1,33 @@
+"""Shared fixtures: generated audio and tiny randomly initialised models (no hub, no writes to the repo)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import helpers  # noqa: E402
+
+
+@pytest.fixture
+def tone():
+    """Two seconds of a 440 Hz sine plus a little white noise at 16 kHz, float32."""
+    rng = np.random.default_rng(0)
+    t = np.arange(2 * helpers.SAMPLE_RATE) / helpers.SAMPLE_RATE
+    return (0.5 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+@pytest.fixture
+def tiny_model():
+    """A scratch:tiny model with random (non-zero) head weights, so every path is exercised."""
+    import torch
+
+    model = helpers.build_model("scratch:tiny", filter_taps=16, seed=0)
+    with torch.no_grad():
+        generator = torch.Generator().manual_seed(1)
+        model.filter_head.weight.copy_(0.05 * torch.randn(model.filter_head.weight.shape, generator=generator))
+        model.filter_head.bias.copy_(0.2 * torch.randn(model.filter_head.bias.shape, generator=generator))
+    return model.eval()

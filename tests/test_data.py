@@ -1,0 +1,37 @@
+"""Held-out split and (input, −input) pair building."""
+
+import numpy as np
+
+import helpers
+
+
+def test_split_keeps_the_tail_for_heldout():
+    audio = np.arange(1000, dtype=np.float32)
+    train, heldout = helpers.split_heldout(audio, 0.3)
+    assert len(train) == 700 and len(heldout) == 300
+    assert heldout[0] == 700 and heldout[-1] == 999
+
+
+def test_segment_starts_cover_the_end():
+    np.testing.assert_array_equal(helpers.segment_starts(10, 4, 3), [0, 3, 6])
+    np.testing.assert_array_equal(helpers.segment_starts(11, 4, 3), [0, 3, 6, 7])
+    assert len(helpers.segment_starts(3, 4, 3)) == 0
+
+
+def test_pairs_are_segments_and_their_negation():
+    audio = np.arange(10, dtype=np.float32)
+    inputs, labels = helpers.inversion_pairs(audio, 4, 3)
+    np.testing.assert_array_equal(inputs, [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]])
+    np.testing.assert_array_equal(labels, -inputs)
+
+
+def test_dataset_holds_pairs_of_every_clip():
+    clips = [
+        helpers.Clip("a", train=np.ones(8, np.float32), heldout=np.ones(2, np.float32)),
+        helpers.Clip("b", train=np.full(6, 2.0, np.float32), heldout=np.ones(2, np.float32)),
+    ]
+    dataset = helpers.build_dataset(clips, segment_samples=4, hop_samples=4)
+    assert dataset.num_rows == 2 + 2  # a: starts 0, 4; b: starts 0, 2
+    row = dataset[3]
+    assert row["input_values"].tolist() == [2.0] * 4
+    assert row["labels"].tolist() == [-2.0] * 4

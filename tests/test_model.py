@@ -1,0 +1,110 @@
+"""The model's contract: length, alignment, level, loss, freezing and save/load."""
+
+import numpy as np
+import pytest
+import torch
+
+import helpers
+
+
+@pytest.mark.parametrize("samples", [100, 325, 1000, 16_001])
+def test_output_has_exactly_the_input_length(tiny_model, samples):
+    x = torch.randn(3, samples)
+    out = tiny_model(x)
+    assert out.inverse.shape == (3, samples)
+    assert out.filters.shape == (3, samples, tiny_model.filter_taps)
+
+
+def test_output_is_sample_aligned():
+    """With the shared filter a unit impulse at tap k, the output is the input delayed by exactly k samples."""
+    model = helpers.build_model("scratch:tiny", filter_taps=8).eval()
+    x = torch.randn(1, 2000)
+    for k in (0, 3):
+        with torch.no_grad():
+            model.filter_head.bias.zero_()
+            model.filter_head.bias[k] = -1.0
+        y = model(x).inverse
+        expected = -torch.cat([torch.zeros(1, k), x[:, : 2000 - k]], dim=1)
+        torch.testing.assert_close(y, expected)
+
+
+def test_fir_matches_direct_convolution():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(50)
+    taps = rng.standard_normal((50, 4))
+    expected = [sum(taps[n, k] * x[n - 2 - k] for k in range(4) if n - 2 - k >= 0) for n in range(50)]
+    y = helpers.apply_time_varying_fir(torch.tensor(x)[None], torch.tensor(taps)[None], delay=2)
+    np.testing.assert_allclose(y[0].numpy(), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("gain", [2.0, 1e-3, 50.0])
+def test_output_scales_with_input_level(tiny_model, gain):
+    x = torch.randn(2, 4000) * 0.1
+    y = tiny_model(x).inverse
+    torch.testing.assert_close(tiny_model(gain * x).inverse, gain * y, rtol=1e-4, atol=1e-6 * gain)
+
+
+def test_untrained_head_outputs_silence():
+    model = helpers.build_model("scratch:tiny").eval()
+    assert torch.count_nonzero(model(torch.randn(1, 1000)).inverse) == 0
+
+
+def test_loss_is_normalised_mse_and_backpropagates(tiny_model):
+    tiny_model.train()
+    x = torch.randn(2, 3000)
+    out = tiny_model(x, labels=-x)
+    expected = ((out.inverse + x) ** 2).sum(-1) / (x**2).sum(-1)
+    torch.testing.assert_close(out.loss, expected.mean())
+    out.loss.backward()
+    assert tiny_model.filter_head.weight.grad.abs().sum() > 0
+    assert all(torch.isfinite(p.grad).all() for p in tiny_model.parameters() if p.grad is not None)
+
+
+def test_perfect_inverse_has_zero_loss():
+    model = helpers.build_model("scratch:tiny", filter_taps=4)
+    with torch.no_grad():
+        model.filter_head.bias[0] = -1.0
+    x = torch.randn(2, 1000)
+    assert model(x, labels=-x).loss.item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_freeze_feature_encoder(tiny_model):
+    tiny_model.freeze_feature_encoder()
+    assert not any(p.requires_grad for p in tiny_model.wav2vec2.feature_extractor.parameters())
+    assert all(p.requires_grad for p in tiny_model.filter_head.parameters())
+
+
+def test_without_encoder_only_the_shared_filter_acts(tiny_model):
+    x = torch.randn(1, 2000)
+    bias = tiny_model.filter_head.bias.detach()
+    expected = helpers.apply_time_varying_fir(x, bias.expand(1, 2000, -1))
+    torch.testing.assert_close(tiny_model(x, use_encoder=False).inverse, expected)
+
+
+def test_save_and_load_give_identical_output(tiny_model, tmp_path):
+    x = torch.randn(1, 5000)
+    tiny_model.save_pretrained(tmp_path / "model")
+    loaded = helpers.build_model(str(tmp_path / "model")).eval()
+    assert loaded.filter_taps == tiny_model.filter_taps
+    torch.testing.assert_close(loaded(x).inverse, tiny_model(x).inverse, rtol=0, atol=0)
+
+
+def test_encoder_only_checkpoint_gets_a_fresh_head(tmp_path):
+    """Loading a plain wav2vec2 checkpoint (as from the hub) keeps its encoder and starts the head at zero."""
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    config = Wav2Vec2Config(**helpers.SCRATCH_CONFIGS["tiny"])
+    encoder = Wav2Vec2Model(config)
+    encoder.save_pretrained(tmp_path / "encoder")
+    model = helpers.build_model(str(tmp_path / "encoder"), filter_taps=12)
+    assert model.filter_taps == 12
+    assert torch.count_nonzero(model.filter_head.weight) == 0
+    assert model.config.mask_time_prob == 0.0 and model.config.layerdrop == 0.0
+    torch.testing.assert_close(
+        model.wav2vec2.feature_projection.projection.weight, encoder.feature_projection.projection.weight
+    )
+
+
+def test_unknown_scratch_size_is_rejected():
+    with pytest.raises(ValueError, match="scratch:huge"):
+        helpers.build_model("scratch:huge")
