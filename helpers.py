@@ -215,24 +215,27 @@ def split_heldout(audio: np.ndarray, heldout_fraction: float) -> tuple[np.ndarra
     return audio[:split], audio[split:]
 
 
-def load_clips(path, segment_samples: int, heldout_fraction: float) -> list[Clip]:
+def load_clips(path, min_train_samples: int, heldout_fraction: float) -> list[Clip]:
     """Load every audio file at ``path`` (a file or a folder) and split each into train and held-out.
 
     All files are read and checked before any is used, so bad input fails fast.
 
+    Args:
+        min_train_samples: the training part must hold one training pair (segment plus warm-up).
+
     Raises:
-        AudioInputError: any unusable file, or one too short to give one training segment.
+        AudioInputError: any unusable file, or one too short to give one training pair.
     """
     clips = []
     for file in list_audio_files(path):
         audio = load_audio(file)
         train, heldout = split_heldout(audio, heldout_fraction)
-        if len(train) < segment_samples or len(heldout) == 0:
-            need = segment_samples / SAMPLE_RATE / (1.0 - heldout_fraction)
+        if len(train) < min_train_samples or len(heldout) == 0:
+            need = min_train_samples / SAMPLE_RATE / (1.0 - heldout_fraction)
             raise AudioInputError(
-                f"{file}: clip too short ({len(audio) / SAMPLE_RATE:.2f} s); with a "
-                f"{segment_samples / SAMPLE_RATE:g} s segment and {heldout_fraction:.0%} held out "
-                f"it needs at least {need:.2f} s"
+                f"{file}: clip too short ({len(audio) / SAMPLE_RATE:.2f} s); one training pair needs "
+                f"{min_train_samples / SAMPLE_RATE:.2f} s and {heldout_fraction:.0%} is held out, "
+                f"so it needs at least {need:.2f} s"
             )
         clips.append(Clip(name=file.name, train=train, heldout=heldout))
     return clips
@@ -248,26 +251,32 @@ def segment_starts(num_samples: int, segment_samples: int, hop_samples: int) -> 
     return starts
 
 
-def inversion_pairs(audio: np.ndarray, segment_samples: int, hop_samples: int) -> tuple[np.ndarray, np.ndarray]:
+def inversion_pairs(
+    audio: np.ndarray, segment_samples: int, hop_samples: int, warmup_samples: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Cut ``audio`` into segments and pair each with its exact inverse.
 
+    Each input carries ``warmup_samples`` of the audio before its segment, so the model has the past
+    it will have at inference; the label covers the segment only.
+
     Returns:
-        ``(inputs, labels)``, both float32 of shape ``(segments, segment_samples)``, with
-        ``labels == -inputs``.
+        ``(inputs, labels)``: float32 of shapes ``(pairs, warmup + segment)`` and ``(pairs, segment)``,
+        with ``labels == -inputs[:, warmup:]``.
     """
-    starts = segment_starts(len(audio), segment_samples, hop_samples)
-    inputs = np.stack([audio[s : s + segment_samples] for s in starts]).astype(np.float32)
-    return inputs, -inputs
+    length = warmup_samples + segment_samples
+    starts = segment_starts(len(audio), length, hop_samples)
+    inputs = np.stack([audio[s : s + length] for s in starts]).astype(np.float32)
+    return inputs, -inputs[:, warmup_samples:]
 
 
-def build_dataset(clips: list[Clip], segment_samples: int, hop_samples: int):
+def build_dataset(clips: list[Clip], segment_samples: int, hop_samples: int, warmup_samples: int = 0):
     """The (input, −input) training pairs of every clip's training part as a ``datasets.Dataset``.
 
-    Columns ``input_values`` and ``labels``, each a float32 sequence of ``segment_samples``.
+    Columns ``input_values`` (``warmup + segment`` samples) and ``labels`` (``segment`` samples), float32.
     """
     import datasets
 
-    pairs = [inversion_pairs(clip.train, segment_samples, hop_samples) for clip in clips]
+    pairs = [inversion_pairs(clip.train, segment_samples, hop_samples, warmup_samples) for clip in clips]
     inputs = np.concatenate([p[0] for p in pairs])
     labels = np.concatenate([p[1] for p in pairs])
     features = datasets.Features(
@@ -278,7 +287,6 @@ def build_dataset(clips: list[Clip], segment_samples: int, hop_samples: int):
     )
     dataset = datasets.Dataset.from_dict({"input_values": list(inputs), "labels": list(labels)}, features=features)
     return dataset.with_format("torch")
-
 
 # Synthetic noises for the benchmark suite. Each returns float32 of shape (seconds·16000,) at an RMS of 0.1.
 
@@ -347,7 +355,25 @@ SCRATCH_CONFIGS = {
 # SpecAugment masking and layer drop were chosen for speech recognition; both corrupt a
 # sample-exact regression target, so they are off for this task.
 REGRESSION_OVERRIDES = dict(apply_spec_augment=False, mask_time_prob=0.0, layerdrop=0.0)
-DEFAULT_FILTER_TAPS = 64
+# Head defaults, stored in the model's config so a saved model knows its own timing.
+HEAD_DEFAULTS = dict(filter_taps=64, latency_samples=0, block_samples=800, context_samples=4000)
+
+
+def latency_samples(latency_ms: float) -> int:
+    """Latency in ms → whole samples at 16 kHz: D = round(ms · 16)."""
+    if latency_ms < 0:
+        raise ValueError(f"latency must be ≥ 0 ms, got {latency_ms}")
+    return int(round(latency_ms * SAMPLE_RATE / 1000))
+
+
+def warmup_samples(filter_taps: int, latency_samples: int, block_samples: int, context_samples: int) -> int:
+    """Past samples the model needs before its first fully informed output, rounded up to whole blocks.
+
+    Takes the ``HEAD_DEFAULTS`` settings by name: ``warmup_samples(**head)``.
+    """
+    # The first kept block glides from the previous block's filter, whose window must be inside too.
+    need = block_samples + context_samples + latency_samples + filter_taps
+    return -(-need // block_samples) * block_samples
 
 
 @dataclasses.dataclass
@@ -357,18 +383,18 @@ class NoiseCancellationOutput(ModelOutput):
     Attributes:
         loss: mean normalised squared error against ``labels``, scalar (only with labels).
         inverse: predicted anti-noise, shape ``(batch, samples)``, same length and scale as the input.
-        filters: per-sample control filter taps, shape ``(batch, samples, filter_taps)``.
+        block_filters: the control filter of each block, shape ``(batch, blocks, filter_taps)``.
     """
 
     loss: torch.Tensor | None = None
     inverse: torch.Tensor | None = None
-    filters: torch.Tensor | None = None
+    block_filters: torch.Tensor | None = None
 
 
 class FIRFilterHead(nn.Module):
-    """Maps encoder frames to FIR control-filter taps: ``taps = features @ weight.T + bias``.
+    """Maps pooled encoder features to FIR control-filter taps: ``taps = features @ weight.T + bias``.
 
-    ``bias`` is the filter shared by all frames; ``weight`` adapts it to what the encoder hears.
+    ``bias`` is the filter shared by all blocks; ``weight`` adapts it to what the encoder hears.
     Both start at zero, so an untrained model outputs silence rather than noise.
     """
 
@@ -378,7 +404,7 @@ class FIRFilterHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(filter_taps))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """``(batch, frames, hidden)`` → ``(batch, frames, filter_taps)``."""
+        """``(..., hidden)`` → ``(..., filter_taps)``."""
         return F.linear(features, self.weight, self.bias)
 
 
@@ -399,7 +425,7 @@ def past_windows(x: torch.Tensor, filter_taps: int, delay: int = 0) -> torch.Ten
 
 
 def apply_time_varying_fir(x: torch.Tensor, filters: torch.Tensor, delay: int = 0) -> torch.Tensor:
-    """``y[n] = Σ_k filters[n, k] · x[n - delay - k]``.
+    """``y[n] = Σ_k filters[n, k] · x[n - delay - k]``, zero input before the start.
 
     Args:
         x: shape ``(batch, samples)``.
@@ -411,26 +437,90 @@ def apply_time_varying_fir(x: torch.Tensor, filters: torch.Tensor, delay: int = 
     return (past_windows(x, filters.shape[-1], delay) * filters).sum(-1)
 
 
+def context_windows(x: torch.Tensor, block: int, context: int, delay: int) -> torch.Tensor:
+    """The past each block's filter is computed from.
+
+    Block ``b`` covers samples ``[b·block, (b+1)·block)``; its window is the ``context`` samples
+    ending at ``b·block − delay`` inclusive (zeros before the start), so the filter of every sample
+    ``n`` in the block depends only on ``x[m]`` with ``m ≤ n − delay``.
+
+    Args:
+        x: shape ``(batch, samples)``.
+
+    Returns:
+        shape ``(batch, blocks, context)`` with ``blocks = ceil(samples / block)``.
+    """
+    blocks = -(-x.shape[-1] // block)
+    padded = F.pad(x, (context + delay, 0))  # x[i] is padded[i + context + delay]
+    index = torch.arange(blocks, device=x.device)[:, None] * block + 1 + torch.arange(context, device=x.device)
+    return padded[:, index]
+
+
+def ramp_filters(block_filters: torch.Tensor, block: int, samples: int, previous: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-sample filters: across block ``b`` the filter glides from block ``b−1``'s to block ``b``'s.
+
+    The glide avoids clicks at block edges and stays causal (it never looks at block ``b+1``).
+
+    Args:
+        block_filters: shape ``(batch, blocks, K)``.
+        previous: the filter before the first block, shape ``(batch, K)``; default: the first block's.
+
+    Returns:
+        shape ``(batch, samples, K)``.
+    """
+    if previous is None:
+        previous = block_filters[:, 0]
+    before = torch.cat([previous[:, None], block_filters[:, :-1]], dim=1)
+    ramp = torch.arange(1, block + 1, device=block_filters.device, dtype=block_filters.dtype) / block
+    filters = before[:, :, None] + (block_filters - before)[:, :, None] * ramp[:, None]
+    return filters.flatten(1, 2)[:, :samples]
+
+
 class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
-    """wav2vec2 encoder with a regression head that outputs the anti-noise waveform.
+    """wav2vec2 encoder with a regression head that outputs the anti-noise waveform, causally.
 
-    The head emits a short FIR control filter per encoder frame (20 ms for wav2vec2-base),
-    interpolated to every sample and applied to the raw input. The output is therefore
-    sample-aligned, exactly as long as the input, and linear in the input's level: wav2vec2
-    normalises amplitude away, so the level comes back through the raw-waveform path.
+    Every ``block_samples`` (50 ms by default) the encoder hears the last ``context_samples`` of
+    input that are at least ``latency_samples`` (D) old, and the head turns its mean-pooled features
+    into a short FIR control filter. The filter runs sample by sample on the input delayed by D:
+    ``y[n] = Σₖ hₙ[k]·x[n−D−k]``. So every output sample depends only on ``x[m]`` with ``m ≤ n − D``,
+    the output is sample-aligned and exactly as long as the input, and it is linear in the input's
+    level (wav2vec2 normalises amplitude away; the level comes back through the waveform path).
+    At D = 0 the filter can be ``[−1, 0, …]``: exact negation is within reach, as it should be.
 
-    Extra config attribute: ``filter_taps`` (default ``DEFAULT_FILTER_TAPS``).
+    Config attributes beyond ``Wav2Vec2Config``: ``filter_taps``, ``latency_samples``,
+    ``block_samples``, ``context_samples`` (defaults in ``HEAD_DEFAULTS``).
     """
 
     def __init__(self, config: Wav2Vec2Config):
         super().__init__(config)
+        for name, value in HEAD_DEFAULTS.items():
+            if not hasattr(config, name):
+                setattr(config, name, value)
         self.wav2vec2 = Wav2Vec2Model(config)
-        self.filter_head = FIRFilterHead(config.hidden_size, self.filter_taps)
+        self.filter_head = FIRFilterHead(config.hidden_size, config.filter_taps)
         self.post_init()
 
     @property
     def filter_taps(self) -> int:
-        return int(getattr(self.config, "filter_taps", DEFAULT_FILTER_TAPS))
+        return int(self.config.filter_taps)
+
+    @property
+    def latency(self) -> int:
+        """D, in samples."""
+        return int(self.config.latency_samples)
+
+    @property
+    def block(self) -> int:
+        return int(self.config.block_samples)
+
+    @property
+    def context(self) -> int:
+        return int(self.config.context_samples)
+
+    @property
+    def warmup(self) -> int:
+        """Past samples needed before the first fully informed output (whole blocks)."""
+        return warmup_samples(self.filter_taps, self.latency, self.block, self.context)
 
     @property
     def receptive_field(self) -> int:
@@ -450,16 +540,25 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         """Stop gradient updates of the convolutional feature encoder."""
         self.wav2vec2.feature_extractor._freeze_parameters()
 
-    def encoder_features(self, input_values: torch.Tensor) -> torch.Tensor:
-        """Encoder frames of level-normalised input: ``(batch, samples)`` → ``(batch, frames, hidden)``."""
-        # The processor of wav2vec2-base-960h normalises each clip to zero mean, unit variance.
-        mean = input_values.mean(-1, keepdim=True)
-        std = input_values.std(-1, keepdim=True).clamp_min(1e-7)
-        normalised = (input_values - mean) / std
+    def encoder_features(self, windows: torch.Tensor) -> torch.Tensor:
+        """Mean-pooled encoder features of level-normalised windows: ``(n, samples)`` → ``(n, hidden)``."""
+        # The processor of wav2vec2-base-960h normalises each input to zero mean, unit variance.
+        mean = windows.mean(-1, keepdim=True)
+        std = windows.std(-1, keepdim=True).clamp_min(1e-7)
+        normalised = (windows - mean) / std
         shortfall = self.receptive_field - normalised.shape[-1]
         if shortfall > 0:
             normalised = F.pad(normalised, (0, shortfall))
-        return self.wav2vec2(normalised).last_hidden_state
+        return self.wav2vec2(normalised).last_hidden_state.mean(1)
+
+    def block_filters(self, windows: torch.Tensor, use_encoder: bool = True) -> torch.Tensor:
+        """Control filters from context windows: ``(batch, blocks, context)`` → ``(batch, blocks, K)``."""
+        batch, blocks, context = windows.shape
+        if use_encoder:
+            features = self.encoder_features(windows.reshape(batch * blocks, context)).reshape(batch, blocks, -1)
+        else:
+            features = windows.new_zeros(batch, blocks, self.config.hidden_size)
+        return self.filter_head(features)
 
     def forward(
         self,
@@ -472,23 +571,20 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
 
         Args:
             input_values: noisy waveform, shape ``(batch, samples)``, any level.
-            labels: target anti-noise, shape ``(batch, samples)``; gives ``loss`` when set.
-            use_encoder: ``False`` zeroes the encoder's features, leaving the shared filter
-                alone; the benchmark uses it to show what the encoder adds.
+            labels: target anti-noise for the *last* ``labels.shape[-1]`` samples (the earlier ones are
+                warm-up context), shape ``(batch, ≤ samples)``; gives ``loss`` when set.
+            use_encoder: ``False`` zeroes the encoder's features, leaving the shared filter alone;
+                the benchmark uses it to show what the encoder adds.
         """
         samples = input_values.shape[-1]
-        features = self.encoder_features(input_values)
-        if not use_encoder:
-            features = torch.zeros_like(features)
-        frame_filters = self.filter_head(features)  # (batch, frames, taps)
-        # Linear interpolation puts each frame's filter at its frame centre; no clicks at frame edges.
-        filters = F.interpolate(frame_filters.transpose(1, 2), size=samples, mode="linear", align_corners=False)
-        filters = filters.transpose(1, 2)
-        inverse = apply_time_varying_fir(input_values, filters.to(input_values.dtype))
+        windows = context_windows(input_values, self.block, self.context, self.latency)
+        block_filters = self.block_filters(windows, use_encoder)
+        filters = ramp_filters(block_filters, self.block, samples)
+        inverse = apply_time_varying_fir(input_values, filters.to(input_values.dtype), self.latency)
         loss = None
         if labels is not None:
-            loss = normalised_mse(inverse, labels)
-        return NoiseCancellationOutput(loss=loss, inverse=inverse, filters=filters)
+            loss = normalised_mse(inverse[..., samples - labels.shape[-1] :], labels)
+        return NoiseCancellationOutput(loss=loss, inverse=inverse, block_filters=block_filters)
 
 
 def normalised_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -498,22 +594,28 @@ def normalised_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return (error / power).mean()
 
 
-def build_model(model_name: str, filter_taps: int = DEFAULT_FILTER_TAPS, seed: int = 0) -> Wav2Vec2ForNoiseCancellation:
+def build_model(model_name: str, seed: int = 0, **head) -> Wav2Vec2ForNoiseCancellation:
     """Make the model from a hub name, a local ``save_pretrained`` folder, or ``scratch:tiny`` / ``scratch:base``.
 
     A ``scratch:`` encoder is randomly initialised from a config (no download), for offline runs and tests.
+
+    Args:
+        head: any of ``HEAD_DEFAULTS`` (``filter_taps``, ``latency_samples``, ``block_samples``,
+            ``context_samples``). A folder we saved keeps its own values unless they are given here.
     """
+    unknown = set(head) - set(HEAD_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown head settings {sorted(unknown)}; choose from {sorted(HEAD_DEFAULTS)}")
     if model_name.startswith("scratch:"):
         size = model_name.split(":", 1)[1]
         if size not in SCRATCH_CONFIGS:
             raise ValueError(f"unknown scratch model {model_name!r}; choose from {sorted(SCRATCH_CONFIGS)}")
         torch.manual_seed(seed)
-        config = Wav2Vec2Config(**SCRATCH_CONFIGS[size], **REGRESSION_OVERRIDES, filter_taps=filter_taps)
+        config = Wav2Vec2Config(**SCRATCH_CONFIGS[size], **REGRESSION_OVERRIDES, **{**HEAD_DEFAULTS, **head})
         return Wav2Vec2ForNoiseCancellation(config)
     config = Wav2Vec2Config.from_pretrained(model_name, **REGRESSION_OVERRIDES)
-    # A folder we saved keeps its own head size; a bare encoder gets the one asked for.
-    if not hasattr(config, "filter_taps"):
-        config.filter_taps = filter_taps
+    for name, value in head.items():
+        setattr(config, name, value)
     return Wav2Vec2ForNoiseCancellation.from_pretrained(model_name, config=config)
 
 
@@ -540,16 +642,15 @@ class TrainSettings:
     seed: int = 0
     save_steps: int = 100
     logging_steps: int = 10
+    progress_bar: bool = True
 
 
 def make_optimizer(model: Wav2Vec2ForNoiseCancellation, settings: TrainSettings) -> torch.optim.Optimizer:
-    """AdamW with two learning rates: a gentle one for the encoder, a fast one for the small head."""
-    head = [p for p in model.filter_head.parameters() if p.requires_grad]
-    head_ids = {id(p) for p in head}
-    encoder = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
-    groups = [{"params": head, "lr": settings.head_learning_rate}]
-    if encoder:
-        groups.append({"params": encoder, "lr": settings.learning_rate})
+    """AdamW with two learning rates: a fast one for the shared filter, a gentle one for everything
+    that depends on the encoder (the head's weights and the encoder itself)."""
+    shared_filter = model.filter_head.bias
+    rest = [p for p in model.parameters() if p.requires_grad and p is not shared_filter]
+    groups = [{"params": [shared_filter], "lr": settings.head_learning_rate}, {"params": rest, "lr": settings.learning_rate}]
     return torch.optim.AdamW(groups, weight_decay=0.0)
 
 
@@ -578,6 +679,7 @@ def make_trainer(model, dataset, settings: TrainSettings):
         use_cpu=not cuda,
         report_to="none",
         dataloader_num_workers=0,
+        disable_tqdm=not settings.progress_bar,
     )
     return Trainer(model=model, args=args, train_dataset=dataset, optimizers=(make_optimizer(model, settings), None))
 
@@ -612,30 +714,23 @@ def loss_curve(log_history: list[dict]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def chunk_spans(num_samples: int, chunk_samples: int, context_samples: int):
-    """Yield ``(start, stop, keep_start, keep_stop)``: the window fed to the model and the part kept.
+    """Yield ``(start, keep_start, keep_stop)``: the model reads ``[start, keep_stop)`` and keeps ``[keep_start, keep_stop)``.
 
-    Windows of ``chunk_samples`` are extended by ``context_samples`` on each side; only the
-    centre is kept, so consecutive kept parts tile ``[0, num_samples)`` exactly.
+    The kept parts tile ``[0, num_samples)``; each is preceded by up to ``context_samples`` of past.
     """
     for keep_start in range(0, num_samples, chunk_samples):
-        keep_stop = min(keep_start + chunk_samples, num_samples)
-        start = max(0, keep_start - context_samples)
-        stop = min(num_samples, keep_stop + context_samples)
-        yield start, stop, keep_start, keep_stop
+        yield max(0, keep_start - context_samples), keep_start, min(keep_start + chunk_samples, num_samples)
 
 
 @torch.no_grad()
 def predict_inverse(
-    model: Wav2Vec2ForNoiseCancellation,
-    audio: np.ndarray,
-    chunk_seconds: float = 10.0,
-    context_seconds: float = 1.0,
-    use_encoder: bool = True,
+    model: Wav2Vec2ForNoiseCancellation, audio: np.ndarray, chunk_seconds: float = 10.0, use_encoder: bool = True
 ) -> np.ndarray:
     """Predict the anti-noise of a clip of any length, one chunk at a time.
 
-    Each chunk is run with ``context_seconds`` of audio either side and only its centre is
-    kept, so joins are seamless while memory stays bounded by the chunk, not the file.
+    The model is causal, so a chunk only needs the past: each is run with the model's warm-up of
+    audio before it, and chunk and warm-up are whole blocks, so the result equals one pass over the
+    whole file while memory stays bounded by the chunk.
 
     Args:
         audio: shape ``(samples,)`` at 16 kHz.
@@ -645,14 +740,84 @@ def predict_inverse(
     """
     model.eval()
     device = next(model.parameters()).device
-    chunk = max(1, int(chunk_seconds * SAMPLE_RATE))
-    context = max(model.filter_taps, int(context_seconds * SAMPLE_RATE))
+    chunk = max(1, int(chunk_seconds * SAMPLE_RATE) // model.block) * model.block
     inverse = np.zeros(len(audio), dtype=np.float32)
-    for start, stop, keep_start, keep_stop in chunk_spans(len(audio), chunk, context):
-        window = torch.as_tensor(audio[start:stop], dtype=torch.float32, device=device)[None]
-        out = model(window, use_encoder=use_encoder).inverse[0].float().cpu().numpy()
-        inverse[keep_start:keep_stop] = out[keep_start - start : keep_stop - start]
+    for start, keep_start, keep_stop in chunk_spans(len(audio), chunk, model.warmup):
+        window = torch.as_tensor(audio[start:keep_stop], dtype=torch.float32, device=device)[None]
+        out = model(window, use_encoder=use_encoder).inverse[0]
+        inverse[keep_start:keep_stop] = out[keep_start - start :].float().cpu().numpy()
     return inverse
+
+
+class StreamingCanceller:
+    """Feed blocks of input of any size, get back the anti-noise of the same samples.
+
+    It keeps only the past the model needs (``warmup`` samples) and the current block's filters, so
+    memory is flat however long the stream. The output equals ``model(whole_stream).inverse``.
+
+    Example:
+        >>> canceller = StreamingCanceller(model)
+        >>> for block in blocks:                 # float32 arrays at 16 kHz
+        ...     anti_noise = canceller.process(block)
+    """
+
+    def __init__(self, model: Wav2Vec2ForNoiseCancellation, use_encoder: bool = True):
+        self.model = model.eval()
+        self.use_encoder = use_encoder
+        self.device = next(model.parameters()).device
+        self.history = torch.zeros(model.warmup, device=self.device)  # x before the stream counts as silence
+        self.position = 0  # samples consumed so far
+        self.filters: dict[int, torch.Tensor] = {}  # block index → (K,)
+        self.compute_seconds = 0.0
+
+    def _block_filter(self, index: int, buffer: torch.Tensor, buffer_start: int) -> torch.Tensor:
+        """Filter of block ``index`` from ``buffer`` (samples from absolute index ``buffer_start``)."""
+        if index not in self.filters:
+            model = self.model
+            end = index * model.block - model.latency + 1 - buffer_start  # window ends at b·block − D
+            window = buffer[end - model.context : end]
+            self.filters[index] = model.block_filters(window[None, None], self.use_encoder)[0, 0]
+        return self.filters[index]
+
+    @torch.no_grad()
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Anti-noise for ``block`` (shape ``(samples,)``, 16 kHz), the continuation of earlier blocks."""
+        import time
+
+        started = time.perf_counter()
+        model = self.model
+        new = torch.as_tensor(np.asarray(block, dtype=np.float32), device=self.device)
+        buffer = torch.cat([self.history, new])
+        buffer_start = self.position - len(self.history)
+        first, last = self.position // model.block, (self.position + len(new) - 1) // model.block
+        filters = []
+        for index in range(first, last + 1):
+            current = self._block_filter(index, buffer, buffer_start)
+            previous = self._block_filter(max(index - 1, 0), buffer, buffer_start)
+            ramp = torch.arange(1, model.block + 1, device=self.device, dtype=current.dtype) / model.block
+            filters.append(previous + (current - previous) * ramp[:, None])
+        per_sample = torch.cat(filters)[self.position - first * model.block :][: len(new)]
+        # Pad the front so the FIR sees the past it needs; only the last len(new) outputs are new.
+        padding = torch.zeros(len(buffer) - len(new), model.filter_taps, device=self.device)
+        inverse = apply_time_varying_fir(buffer[None], torch.cat([padding, per_sample])[None], model.latency)[0]
+        self.position += len(new)
+        self.history = buffer[-model.warmup :] if model.warmup else buffer[:0]
+        keep = self.position // model.block - 1
+        self.filters = {i: f for i, f in self.filters.items() if i >= keep}
+        self.compute_seconds += time.perf_counter() - started
+        return inverse[-len(new) :].cpu().numpy()
+
+    @property
+    def real_time_factor(self) -> float:
+        """Compute time over audio time so far; below 1 keeps up with real time."""
+        return self.compute_seconds / max(self.position / SAMPLE_RATE, 1e-12)
+
+
+def stream_inverse(model, audio: np.ndarray, block_samples: int = 320) -> tuple[np.ndarray, float]:
+    """Run ``audio`` through a ``StreamingCanceller`` in blocks; return ``(inverse, real_time_factor)``."""
+    canceller = StreamingCanceller(model)
+    inverse = np.concatenate([canceller.process(audio[i : i + block_samples]) for i in range(0, len(audio), block_samples)])
+    return inverse, canceller.real_time_factor
 
 
 def evaluate_heldout(model, clips: list[Clip], chunk_seconds: float = 10.0) -> tuple[np.ndarray, np.ndarray, list[dict]]:

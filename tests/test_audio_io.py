@@ -108,7 +108,7 @@ BAD_CASES = {
 def test_bad_input_names_file_and_problem(tmp_path, case):
     path = write_bad(tmp_path, case)
     with pytest.raises(helpers.AudioInputError) as error:
-        helpers.load_clips(path, segment_samples=16_000, heldout_fraction=0.3)
+        helpers.load_clips(path, min_train_samples=16_000, heldout_fraction=0.3)
     assert str(path) in str(error.value)
     assert BAD_CASES[case] in str(error.value)
 
@@ -117,7 +117,7 @@ def test_folder_loads_every_file_and_rejects_empty_folder(tmp_path):
     for name, frequency in [("a.wav", 300), ("b.flac", 500)]:
         sf.write(tmp_path / name, sine(16_000, seconds=2, frequency=frequency), 16_000, subtype="PCM_16")
     (tmp_path / "notes.txt").write_text("ignored")
-    clips = helpers.load_clips(tmp_path, segment_samples=16_000, heldout_fraction=0.3)
+    clips = helpers.load_clips(tmp_path, min_train_samples=16_000, heldout_fraction=0.3)
     assert [c.name for c in clips] == ["a.wav", "b.flac"]
     assert all(len(c.train) == 22_400 and len(c.heldout) == 9_600 for c in clips)
     empty = tmp_path / "empty"

@@ -25,6 +25,18 @@ def test_pairs_are_segments_and_their_negation():
     np.testing.assert_array_equal(labels, -inputs)
 
 
+def test_pairs_carry_warmup_before_the_labelled_segment():
+    audio = np.arange(12, dtype=np.float32)
+    inputs, labels = helpers.inversion_pairs(audio, segment_samples=4, hop_samples=4, warmup_samples=2)
+    np.testing.assert_array_equal(inputs, [[0, 1, 2, 3, 4, 5], [4, 5, 6, 7, 8, 9], [6, 7, 8, 9, 10, 11]])
+    np.testing.assert_array_equal(labels, [[-2, -3, -4, -5], [-6, -7, -8, -9], [-8, -9, -10, -11]])
+
+
+def test_warmup_covers_context_latency_taps_and_a_block():
+    assert helpers.warmup_samples(filter_taps=64, latency_samples=16, block_samples=800, context_samples=4000) == 5600
+    assert helpers.warmup_samples(filter_taps=10, latency_samples=0, block_samples=100, context_samples=100) == 300
+
+
 def test_dataset_holds_pairs_of_every_clip():
     clips = [
         helpers.Clip("a", train=np.ones(8, np.float32), heldout=np.ones(2, np.float32)),

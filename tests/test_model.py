@@ -12,7 +12,7 @@ def test_output_has_exactly_the_input_length(tiny_model, samples):
     x = torch.randn(3, samples)
     out = tiny_model(x)
     assert out.inverse.shape == (3, samples)
-    assert out.filters.shape == (3, samples, tiny_model.filter_taps)
+    assert out.block_filters.shape == (3, -(-samples // tiny_model.block), tiny_model.filter_taps)
 
 
 def test_output_is_sample_aligned():
@@ -76,8 +76,9 @@ def test_freeze_feature_encoder(tiny_model):
 
 def test_without_encoder_only_the_shared_filter_acts(tiny_model):
     x = torch.randn(1, 2000)
-    bias = tiny_model.filter_head.bias.detach()
-    expected = helpers.apply_time_varying_fir(x, bias.expand(1, 2000, -1))
+    bias = tiny_model.filter_head.bias.detach().numpy().astype(np.float64)
+    expected = np.convolve(x[0].numpy().astype(np.float64), bias)[:2000]
+    expected = torch.tensor(expected, dtype=torch.float32)[None]
     torch.testing.assert_close(tiny_model(x, use_encoder=False).inverse, expected)
 
 
@@ -85,7 +86,8 @@ def test_save_and_load_give_identical_output(tiny_model, tmp_path):
     x = torch.randn(1, 5000)
     tiny_model.save_pretrained(tmp_path / "model")
     loaded = helpers.build_model(str(tmp_path / "model")).eval()
-    assert loaded.filter_taps == tiny_model.filter_taps
+    assert (loaded.filter_taps, loaded.latency, loaded.block, loaded.context) == (
+        tiny_model.filter_taps, tiny_model.latency, tiny_model.block, tiny_model.context)
     torch.testing.assert_close(loaded(x).inverse, tiny_model(x).inverse, rtol=0, atol=0)
 
 
@@ -96,8 +98,8 @@ def test_encoder_only_checkpoint_gets_a_fresh_head(tmp_path):
     config = Wav2Vec2Config(**helpers.SCRATCH_CONFIGS["tiny"])
     encoder = Wav2Vec2Model(config)
     encoder.save_pretrained(tmp_path / "encoder")
-    model = helpers.build_model(str(tmp_path / "encoder"), filter_taps=12)
-    assert model.filter_taps == 12
+    model = helpers.build_model(str(tmp_path / "encoder"), filter_taps=12, latency_samples=16)
+    assert model.filter_taps == 12 and model.latency == 16
     assert torch.count_nonzero(model.filter_head.weight) == 0
     assert model.config.mask_time_prob == 0.0 and model.config.layerdrop == 0.0
     torch.testing.assert_close(
@@ -105,6 +107,28 @@ def test_encoder_only_checkpoint_gets_a_fresh_head(tmp_path):
     )
 
 
-def test_unknown_scratch_size_is_rejected():
+def test_unknown_settings_are_rejected():
     with pytest.raises(ValueError, match="scratch:huge"):
         helpers.build_model("scratch:huge")
+    with pytest.raises(ValueError, match="filter_tap"):
+        helpers.build_model("scratch:tiny", filter_tap=3)
+
+
+def test_latency_in_samples():
+    assert [helpers.latency_samples(ms) for ms in (0, 1, 5, 20, 0.5)] == [0, 16, 80, 320, 8]
+
+
+def test_context_windows_end_latency_before_each_block():
+    x = torch.arange(1, 21, dtype=torch.float32)[None]  # x[i] = i + 1, so 0 marks padding
+    windows = helpers.context_windows(x, block=5, context=4, delay=2)
+    assert windows.shape == (1, 4, 4)
+    # block b starts at 5b; its window is x[5b-2-3 .. 5b-2]
+    assert windows[0, 0].tolist() == [0, 0, 0, 0]
+    assert windows[0, 1].tolist() == [1, 2, 3, 4]  # x[0..3]
+    assert windows[0, 3].tolist() == [11, 12, 13, 14]  # x[10..13]
+
+
+def test_filters_glide_from_block_to_block():
+    block_filters = torch.tensor([[[0.0], [4.0]]])  # two blocks, one tap
+    filters = helpers.ramp_filters(block_filters, block=4, samples=7)
+    assert filters[0, :, 0].tolist() == [0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 3.0]
