@@ -14,6 +14,7 @@ Nothing runs at import time; heavy or optional imports (``google.colab``,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -356,7 +357,7 @@ SCRATCH_CONFIGS = {
 # sample-exact regression target, so they are off for this task.
 REGRESSION_OVERRIDES = dict(apply_spec_augment=False, mask_time_prob=0.0, layerdrop=0.0)
 # Head defaults, stored in the model's config so a saved model knows its own timing.
-HEAD_DEFAULTS = dict(filter_taps=64, latency_samples=0, block_samples=800, context_samples=4000)
+HEAD_DEFAULTS = dict(filter_taps=512, latency_samples=0, block_samples=800, context_samples=4000, adaptive_rank=8)
 
 
 def latency_samples(latency_ms: float) -> int:
@@ -366,7 +367,7 @@ def latency_samples(latency_ms: float) -> int:
     return int(round(latency_ms * SAMPLE_RATE / 1000))
 
 
-def warmup_samples(filter_taps: int, latency_samples: int, block_samples: int, context_samples: int) -> int:
+def warmup_samples(filter_taps: int, latency_samples: int, block_samples: int, context_samples: int, **_) -> int:
     """Past samples the model needs before its first fully informed output, rounded up to whole blocks.
 
     Takes the ``HEAD_DEFAULTS`` settings by name: ``warmup_samples(**head)``.
@@ -383,7 +384,7 @@ class NoiseCancellationOutput(ModelOutput):
     Attributes:
         loss: mean normalised squared error against ``labels``, scalar (only with labels).
         inverse: predicted anti-noise, shape ``(batch, samples)``, same length and scale as the input.
-        block_filters: the control filter of each block, shape ``(batch, blocks, filter_taps)``.
+        block_filters: the control filter of each block, shape ``(batch, blocks, filter_taps)`` (for inspection).
     """
 
     loss: torch.Tensor | None = None
@@ -392,49 +393,44 @@ class NoiseCancellationOutput(ModelOutput):
 
 
 class FIRFilterHead(nn.Module):
-    """Maps pooled encoder features to FIR control-filter taps: ``taps = features @ weight.T + bias``.
+    """The control filter of each block: ``h_b = shared + basis @ (projection @ features_b)``.
 
-    ``bias`` is the filter shared by all blocks; ``weight`` adapts it to what the encoder hears.
-    Both start at zero, so an untrained model outputs silence rather than noise.
+    ``shared`` (``K`` taps) serves every block; the encoder steers ``rank`` filters of ``basis`` on top
+    of it through ``projection``. ``shared`` and ``basis`` start at zero, so an untrained model outputs
+    silence; a low rank keeps long filters cheap (one convolution per basis filter).
     """
 
-    def __init__(self, hidden_size: int, filter_taps: int):
+    def __init__(self, hidden_size: int, filter_taps: int, rank: int):
         super().__init__()
-        self.weight = nn.Parameter(torch.zeros(filter_taps, hidden_size))
-        self.bias = nn.Parameter(torch.zeros(filter_taps))
+        self.shared = nn.Parameter(torch.zeros(filter_taps))
+        self.basis = nn.Parameter(torch.zeros(filter_taps, rank))
+        self.projection = nn.Parameter(torch.zeros(rank, hidden_size))
+
+    def gains(self, features: torch.Tensor) -> torch.Tensor:
+        """How much of each basis filter to add: ``(..., hidden)`` → ``(..., rank)``."""
+        return features @ self.projection.T
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """``(..., hidden)`` → ``(..., filter_taps)``."""
-        return F.linear(features, self.weight, self.bias)
+        """The filter taps themselves: ``(..., hidden)`` → ``(..., filter_taps)``."""
+        return self.shared + self.gains(features) @ self.basis.T
 
 
-def past_windows(x: torch.Tensor, filter_taps: int, delay: int = 0) -> torch.Tensor:
-    """Delay lines: ``out[b, n, k] = x[b, n - delay - k]``, zero before the start.
+def causal_fir(x: torch.Tensor, kernels: torch.Tensor, delay: int = 0) -> torch.Tensor:
+    """Filter ``x`` with several FIR kernels, delayed: ``out[b, c, n] = Σₖ kernels[c, k]·x[b, n − delay − k]``.
+
+    Uses FFTs sized for linear (not circular) convolution, so long kernels stay cheap.
 
     Args:
         x: shape ``(batch, samples)``.
-        filter_taps: number of taps ``K``.
-        delay: samples of delay ``D`` ≥ 0.
+        kernels: shape ``(channels, K)``.
 
     Returns:
-        shape ``(batch, samples, K)``.
+        shape ``(batch, channels, samples)``; zero input is assumed before the start.
     """
     samples = x.shape[-1]
-    padded = F.pad(x, (filter_taps - 1 + delay, 0))[..., : samples + filter_taps - 1]
-    return padded.unfold(-1, filter_taps, 1).flip(-1)
-
-
-def apply_time_varying_fir(x: torch.Tensor, filters: torch.Tensor, delay: int = 0) -> torch.Tensor:
-    """``y[n] = Σ_k filters[n, k] · x[n - delay - k]``, zero input before the start.
-
-    Args:
-        x: shape ``(batch, samples)``.
-        filters: shape ``(batch, samples, K)``.
-
-    Returns:
-        shape ``(batch, samples)``.
-    """
-    return (past_windows(x, filters.shape[-1], delay) * filters).sum(-1)
+    size = 1 << (samples + delay + kernels.shape[-1] - 1).bit_length()
+    spectrum = torch.fft.rfft(x.float(), size)[:, None] * torch.fft.rfft(F.pad(kernels.float(), (delay, 0)), size)
+    return torch.fft.irfft(spectrum, size)[..., :samples]
 
 
 def context_windows(x: torch.Tensor, block: int, context: int, delay: int) -> torch.Tensor:
@@ -456,24 +452,22 @@ def context_windows(x: torch.Tensor, block: int, context: int, delay: int) -> to
     return padded[:, index]
 
 
-def ramp_filters(block_filters: torch.Tensor, block: int, samples: int, previous: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-sample filters: across block ``b`` the filter glides from block ``b−1``'s to block ``b``'s.
+def ramp_blocks(per_block: torch.Tensor, block: int, samples: int) -> torch.Tensor:
+    """Per-sample values: across block ``b`` they glide from block ``b−1``'s to block ``b``'s.
 
-    The glide avoids clicks at block edges and stays causal (it never looks at block ``b+1``).
+    The glide avoids clicks at block edges and stays causal (it never looks at block ``b+1``);
+    before the first block the first block's values hold.
 
     Args:
-        block_filters: shape ``(batch, blocks, K)``.
-        previous: the filter before the first block, shape ``(batch, K)``; default: the first block's.
+        per_block: shape ``(batch, blocks, channels)``.
 
     Returns:
-        shape ``(batch, samples, K)``.
+        shape ``(batch, samples, channels)``.
     """
-    if previous is None:
-        previous = block_filters[:, 0]
-    before = torch.cat([previous[:, None], block_filters[:, :-1]], dim=1)
-    ramp = torch.arange(1, block + 1, device=block_filters.device, dtype=block_filters.dtype) / block
-    filters = before[:, :, None] + (block_filters - before)[:, :, None] * ramp[:, None]
-    return filters.flatten(1, 2)[:, :samples]
+    before = torch.cat([per_block[:, :1], per_block[:, :-1]], dim=1)
+    ramp = torch.arange(1, block + 1, device=per_block.device, dtype=per_block.dtype) / block
+    glide = before[:, :, None] + (per_block - before)[:, :, None] * ramp[:, None]
+    return glide.flatten(1, 2)[:, :samples]
 
 
 class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
@@ -497,7 +491,7 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
             if not hasattr(config, name):
                 setattr(config, name, value)
         self.wav2vec2 = Wav2Vec2Model(config)
-        self.filter_head = FIRFilterHead(config.hidden_size, config.filter_taps)
+        self.filter_head = FIRFilterHead(config.hidden_size, config.filter_taps, config.adaptive_rank)
         self.post_init()
 
     @property
@@ -533,8 +527,10 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, FIRFilterHead):
-            init.zeros_(module.weight)
-            init.zeros_(module.bias)
+            init.zeros_(module.shared)
+            init.zeros_(module.basis)
+            # Non-zero so the basis gets a gradient from the first step.
+            init.normal_(module.projection, std=module.projection.shape[1] ** -0.5)
 
     def freeze_feature_encoder(self):
         """Stop gradient updates of the convolutional feature encoder."""
@@ -551,14 +547,24 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
             normalised = F.pad(normalised, (0, shortfall))
         return self.wav2vec2(normalised).last_hidden_state.mean(1)
 
-    def block_filters(self, windows: torch.Tensor, use_encoder: bool = True) -> torch.Tensor:
-        """Control filters from context windows: ``(batch, blocks, context)`` → ``(batch, blocks, K)``."""
+    def block_gains(self, windows: torch.Tensor, use_encoder: bool = True) -> torch.Tensor:
+        """Basis-filter gains from context windows: ``(batch, blocks, context)`` → ``(batch, blocks, rank)``."""
         batch, blocks, context = windows.shape
-        if use_encoder:
-            features = self.encoder_features(windows.reshape(batch * blocks, context)).reshape(batch, blocks, -1)
-        else:
-            features = windows.new_zeros(batch, blocks, self.config.hidden_size)
-        return self.filter_head(features)
+        if not use_encoder:
+            return windows.new_zeros(batch, blocks, self.filter_head.projection.shape[0])
+        features = self.encoder_features(windows.reshape(batch * blocks, context)).reshape(batch, blocks, -1)
+        return self.filter_head.gains(features)
+
+    def filter_outputs(self, input_values: torch.Tensor, gains: torch.Tensor) -> torch.Tensor:
+        """Anti-noise from per-sample gains: ``y = shared∗x_D + Σⱼ gains[:, :, j]·(basisⱼ∗x_D)``.
+
+        Args:
+            input_values: shape ``(batch, samples)``.
+            gains: shape ``(batch, samples, rank)``.
+        """
+        head = self.filter_head
+        filtered = causal_fir(input_values, torch.cat([head.shared[None], head.basis.T]), self.latency)
+        return filtered[:, 0] + (filtered[:, 1:] * gains.transpose(1, 2)).sum(1)
 
     def forward(
         self,
@@ -578,13 +584,37 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         """
         samples = input_values.shape[-1]
         windows = context_windows(input_values, self.block, self.context, self.latency)
-        block_filters = self.block_filters(windows, use_encoder)
-        filters = ramp_filters(block_filters, self.block, samples)
-        inverse = apply_time_varying_fir(input_values, filters.to(input_values.dtype), self.latency)
+        gains = self.block_gains(windows, use_encoder)
+        inverse = self.filter_outputs(input_values, ramp_blocks(gains, self.block, samples)).to(input_values.dtype)
         loss = None
         if labels is not None:
             loss = normalised_mse(inverse[..., samples - labels.shape[-1] :], labels)
-        return NoiseCancellationOutput(loss=loss, inverse=inverse, block_filters=block_filters)
+        return NoiseCancellationOutput(loss=loss, inverse=inverse, block_filters=self.filter_head.shared + gains @ self.filter_head.basis.T)
+
+    def start_shared_filter(self, clips: list[Clip], mode: str) -> bool:
+        """Set the shared filter's start: ``"wiener"`` (closed form, then held fixed) or ``"learned"`` (zero).
+
+        Returns:
+            Whether fine-tuning should train the shared filter.
+        """
+        if mode == "wiener":
+            self.init_shared_filter_from_wiener(np.concatenate([clip.train for clip in clips]))
+            return False
+        if mode == "learned":
+            with torch.no_grad():
+                self.filter_head.shared.zero_()
+            return True
+        raise ValueError(f"shared filter mode must be 'wiener' or 'learned', got {mode!r}")
+
+    def init_shared_filter_from_wiener(self, train: np.ndarray) -> None:
+        """Start the shared filter at the optimal linear predictor of ``train`` for this latency, negated.
+
+        The closed form (``fit_wiener_predictor``) is exact where gradient descent on a long filter
+        converges slowly, on tones above all; the encoder then learns what varies around it.
+        """
+        coefficients = fit_wiener_predictor(train, self.latency, self.filter_taps)
+        with torch.no_grad():
+            self.filter_head.shared.copy_(torch.as_tensor(-coefficients, dtype=self.filter_head.shared.dtype))
 
 
 def normalised_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -638,6 +668,7 @@ class TrainSettings:
     batch_size: int = 8
     learning_rate: float = 1e-4
     head_learning_rate: float = 1e-2
+    train_shared_filter: bool = True  # False when it starts at the closed-form Wiener solution
     freeze_feature_encoder: bool = True
     seed: int = 0
     save_steps: int = 100
@@ -646,11 +677,12 @@ class TrainSettings:
 
 
 def make_optimizer(model: Wav2Vec2ForNoiseCancellation, settings: TrainSettings) -> torch.optim.Optimizer:
-    """AdamW with two learning rates: a fast one for the shared filter, a gentle one for everything
-    that depends on the encoder (the head's weights and the encoder itself)."""
-    shared_filter = model.filter_head.bias
-    rest = [p for p in model.parameters() if p.requires_grad and p is not shared_filter]
-    groups = [{"params": [shared_filter], "lr": settings.head_learning_rate}, {"params": rest, "lr": settings.learning_rate}]
+    """AdamW with two learning rates: a fast one for the shared filter (0 when it is held fixed), a
+    gentle one for everything that depends on the encoder (the basis, projection and encoder)."""
+    shared = model.filter_head.shared
+    rest = [p for p in model.parameters() if p.requires_grad and p is not shared]
+    shared_rate = settings.head_learning_rate if settings.train_shared_filter else 0.0
+    groups = [{"params": [shared], "lr": shared_rate}, {"params": rest, "lr": settings.learning_rate}]
     return torch.optim.AdamW(groups, weight_decay=0.0)
 
 
@@ -752,8 +784,9 @@ def predict_inverse(
 class StreamingCanceller:
     """Feed blocks of input of any size, get back the anti-noise of the same samples.
 
-    It keeps only the past the model needs (``warmup`` samples) and the current block's filters, so
-    memory is flat however long the stream. The output equals ``model(whole_stream).inverse``.
+    It keeps only the past the model needs (``warmup`` samples) and the gains of the current and
+    previous block, so memory is flat however long the stream. The output equals
+    ``model(whole_stream).inverse``.
 
     Example:
         >>> canceller = StreamingCanceller(model)
@@ -767,17 +800,17 @@ class StreamingCanceller:
         self.device = next(model.parameters()).device
         self.history = torch.zeros(model.warmup, device=self.device)  # x before the stream counts as silence
         self.position = 0  # samples consumed so far
-        self.filters: dict[int, torch.Tensor] = {}  # block index → (K,)
+        self.gains: dict[int, torch.Tensor] = {}  # block index → (rank,)
         self.compute_seconds = 0.0
 
-    def _block_filter(self, index: int, buffer: torch.Tensor, buffer_start: int) -> torch.Tensor:
-        """Filter of block ``index`` from ``buffer`` (samples from absolute index ``buffer_start``)."""
-        if index not in self.filters:
+    def _block_gains(self, index: int, buffer: torch.Tensor, buffer_start: int) -> torch.Tensor:
+        """Gains of block ``index`` from ``buffer`` (which starts at absolute sample ``buffer_start``)."""
+        if index not in self.gains:
             model = self.model
             end = index * model.block - model.latency + 1 - buffer_start  # window ends at b·block − D
             window = buffer[end - model.context : end]
-            self.filters[index] = model.block_filters(window[None, None], self.use_encoder)[0, 0]
-        return self.filters[index]
+            self.gains[index] = model.block_gains(window[None, None], self.use_encoder)[0, 0]
+        return self.gains[index]
 
     @torch.no_grad()
     def process(self, block: np.ndarray) -> np.ndarray:
@@ -790,22 +823,20 @@ class StreamingCanceller:
         buffer = torch.cat([self.history, new])
         buffer_start = self.position - len(self.history)
         first, last = self.position // model.block, (self.position + len(new) - 1) // model.block
-        filters = []
-        for index in range(first, last + 1):
-            current = self._block_filter(index, buffer, buffer_start)
-            previous = self._block_filter(max(index - 1, 0), buffer, buffer_start)
-            ramp = torch.arange(1, model.block + 1, device=self.device, dtype=current.dtype) / model.block
-            filters.append(previous + (current - previous) * ramp[:, None])
-        per_sample = torch.cat(filters)[self.position - first * model.block :][: len(new)]
-        # Pad the front so the FIR sees the past it needs; only the last len(new) outputs are new.
-        padding = torch.zeros(len(buffer) - len(new), model.filter_taps, device=self.device)
-        inverse = apply_time_varying_fir(buffer[None], torch.cat([padding, per_sample])[None], model.latency)[0]
+        per_block = torch.stack(
+            [self._block_gains(max(first - 1, 0), buffer, buffer_start)]
+            + [self._block_gains(index, buffer, buffer_start) for index in range(first, last + 1)]
+        )
+        # ramp_blocks glides within each block from the block before; drop the extra leading block.
+        gains = ramp_blocks(per_block[None], model.block, (last - first + 2) * model.block)[0, model.block :]
+        gains = gains[self.position - first * model.block :][: len(new)]
+        padded = torch.cat([gains.new_zeros(len(buffer) - len(new), gains.shape[1]), gains])
+        inverse = model.filter_outputs(buffer[None], padded[None])[0, -len(new) :]
         self.position += len(new)
-        self.history = buffer[-model.warmup :] if model.warmup else buffer[:0]
-        keep = self.position // model.block - 1
-        self.filters = {i: f for i, f in self.filters.items() if i >= keep}
+        self.history = buffer[len(buffer) - model.warmup :]
+        self.gains = {i: g for i, g in self.gains.items() if i >= self.position // model.block - 1}
         self.compute_seconds += time.perf_counter() - started
-        return inverse[-len(new) :].cpu().numpy()
+        return inverse.cpu().numpy()
 
     @property
     def real_time_factor(self) -> float:
@@ -855,6 +886,8 @@ def cancel_file(model, path, output_dir, chunk_seconds: float = 10.0) -> tuple[n
 
 # ────────────────────────────── metrics ───────────────────────────────
 
+OCTAVE_CENTRES_HZ = (63, 125, 250, 500, 1000, 2000, 4000, 8000)
+
 
 def noise_reduction_db(noise: np.ndarray, inverse: np.ndarray) -> float:
     """NR = 10·log10(Σx² / Σ(x + y)²) in dB; +inf when the residual is exactly zero.
@@ -865,19 +898,173 @@ def noise_reduction_db(noise: np.ndarray, inverse: np.ndarray) -> float:
     """
     noise = np.asarray(noise, dtype=np.float64)
     residual = noise + np.asarray(inverse, dtype=np.float64)
-    noise_energy = float(np.sum(noise**2))
-    residual_energy = float(np.sum(residual**2))
+    return _ratio_db(float(np.sum(noise**2)), float(np.sum(residual**2)))
+
+
+def _ratio_db(noise_energy: float, residual_energy: float) -> float:
+    if noise_energy == 0.0:
+        return math.nan
     if residual_energy == 0.0:
         return math.inf
     return 10.0 * math.log10(noise_energy / residual_energy)
 
 
+def octave_band_noise_reduction_db(noise: np.ndarray, inverse: np.ndarray, centres=OCTAVE_CENTRES_HZ) -> dict[int, float]:
+    """NR per octave band, from the FFT energies of noise and residual (Parseval).
+
+    A band spans ``[centre/√2, centre·√2)``, cut at the Nyquist frequency (so the 8 kHz band is
+    5.7–8 kHz). A band the noise has no energy in is NaN.
+
+    Returns:
+        ``{centre_hz: dB}``.
+    """
+    noise = np.asarray(noise, dtype=np.float64)
+    noise_power = np.abs(np.fft.rfft(noise)) ** 2
+    residual_power = np.abs(np.fft.rfft(noise + np.asarray(inverse, dtype=np.float64))) ** 2
+    frequencies = np.fft.rfftfreq(len(noise), 1 / SAMPLE_RATE)
+    bands = {}
+    for centre in centres:
+        inside = (frequencies >= centre / math.sqrt(2)) & (frequencies < centre * math.sqrt(2))
+        bands[int(centre)] = _ratio_db(float(noise_power[inside].sum()), float(residual_power[inside].sum()))
+    return bands
+
+
+def segment_noise_reduction_db(noise: np.ndarray, inverse: np.ndarray, segment_seconds: float = 1.0) -> np.ndarray:
+    """NR of each non-overlapping segment; a trailing part shorter than half a segment is dropped.
+
+    Returns:
+        shape ``(segments,)``, dB.
+    """
+    length = int(segment_seconds * SAMPLE_RATE)
+    starts = [s for s in range(0, len(noise), length) if len(noise) - s >= length / 2 or s == 0]
+    return np.array([noise_reduction_db(noise[s : s + length], inverse[s : s + length]) for s in starts])
+
+
+def segment_nr_summary(noise: np.ndarray, inverse: np.ndarray, segment_seconds: float = 1.0) -> dict[str, float]:
+    """Median and worst-10% (10th percentile, taken from the segments themselves) of the per-segment NR in dB."""
+    values = segment_noise_reduction_db(noise, inverse, segment_seconds)
+    # "lower" picks a real segment's value, so exact cancellation (inf) never turns into NaN.
+    return {"median": float(np.percentile(values, 50, method="lower")), "worst10": float(np.percentile(values, 10, method="lower"))}
+
+
+def a_weighting_db(frequencies_hz: np.ndarray) -> np.ndarray:
+    """The IEC 61672-1 A-weighting curve in dB (0 dB at 1 kHz)."""
+    f2 = np.asarray(frequencies_hz, dtype=np.float64) ** 2
+    with np.errstate(divide="ignore"):
+        response = (12194.0**2 * f2**2) / (
+            (f2 + 20.6**2) * np.sqrt((f2 + 107.7**2) * (f2 + 737.9**2)) * (f2 + 12194.0**2)
+        )
+        return 20 * np.log10(response) + 2.0
+
+
+def a_weighted_noise_reduction_db(noise: np.ndarray, inverse: np.ndarray) -> float:
+    """NR of A-weighted Welch spectra: 10·log10(Σ S_x·w / Σ S_e·w) with w = 10^(A(f)/10)."""
+    from scipy.signal import welch
+
+    noise = np.asarray(noise, dtype=np.float64)
+    segment = min(1024, len(noise))
+    frequencies, noise_psd = welch(noise, SAMPLE_RATE, nperseg=segment)
+    _, residual_psd = welch(noise + np.asarray(inverse, dtype=np.float64), SAMPLE_RATE, nperseg=segment)
+    weights = 10 ** (a_weighting_db(frequencies) / 10)  # 0 at DC
+    return _ratio_db(float(np.sum(noise_psd * weights)), float(np.sum(residual_psd * weights)))
+
+
+def all_metrics(noise: np.ndarray, inverse: np.ndarray) -> dict:
+    """Every metric of one result: ``nr_db``, the 1-s median and worst 10%, ``nr_dba`` and ``octave_nr_db``."""
+    segments = segment_nr_summary(noise, inverse)
+    return {
+        "nr_db": noise_reduction_db(noise, inverse),
+        "nr_db_median_1s": segments["median"],
+        "nr_db_worst10_1s": segments["worst10"],
+        "nr_dba": a_weighted_noise_reduction_db(noise, inverse),
+        "octave_nr_db": {str(k): v for k, v in octave_band_noise_reduction_db(noise, inverse).items()},
+    }
+
+
 # ───────────────────────────── baselines ──────────────────────────────
+# Each returns the anti-noise ``y`` of the same length as the noise, so ``x + y`` is the residual,
+# and honours a latency of D samples: y[n] uses x[m] with m ≤ n − D only.
 
 
 def exact_negation(noise: np.ndarray) -> np.ndarray:
     """The zero-delay exact inverse ``−x``."""
     return -np.asarray(noise, dtype=np.float32)
+
+
+def delayed_negation(noise: np.ndarray, delay: int) -> np.ndarray:
+    """``y[n] = −x[n − D]``: negation with D samples of uncompensated delay."""
+    noise = np.asarray(noise, dtype=np.float32)
+    return -np.concatenate([np.zeros(delay, np.float32), noise[: len(noise) - delay]])[: len(noise)]
+
+
+def _nlms_loop(noise, delay, taps, step_size, eps):
+    inverse = np.zeros_like(noise)
+    weights = np.zeros(taps)
+    reference = np.zeros(taps)  # x[n−D], x[n−D−1], …
+    power = 0.0
+    for n in range(len(noise)):
+        newest = noise[n - delay] if n >= delay else 0.0
+        power += newest * newest - reference[-1] * reference[-1]
+        reference[1:] = reference[:-1]
+        reference[0] = newest
+        prediction = np.dot(weights, reference)
+        inverse[n] = -prediction
+        error = noise[n] - prediction
+        weights += (step_size * error / (eps + power)) * reference
+    return inverse
+
+
+def nlms_inverse(noise: np.ndarray, delay: int = 0, taps: int = 64, step_size: float = 0.1, eps: float = 1e-6) -> np.ndarray:
+    """Online NLMS adaptive predictor, run sample by sample as a feedforward noise controller runs.
+
+    At each n it emits ``y[n] = −w·u`` with ``u = [x[n−D], …, x[n−D−taps+1]]``, sees the residual
+    ``e[n] = x[n] + y[n]``, and adapts ``w += μ·e[n]·u / (ε + u·u)``. Compiled with numba (a
+    dependency of librosa) so it runs far faster than real time.
+
+    Args:
+        noise: shape ``(samples,)``.
+        delay: D, samples.
+
+    Returns:
+        float32 of shape ``(samples,)``.
+    """
+    noise64 = np.asarray(noise, dtype=np.float64)
+    return _compiled_nlms()(noise64, int(delay), int(taps), float(step_size), float(eps)).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_nlms():
+    import numba
+
+    return numba.njit(_nlms_loop)
+
+
+def fit_wiener_predictor(train: np.ndarray, delay: int = 0, order: int = 64) -> np.ndarray:
+    """The optimal linear D-step predictor fitted on ``train``: ``h`` minimising E[(x[n] − Σₖ h[k]·x[n−D−k])²].
+
+    Solves the normal equations ``R h = r[D : D+order]`` (Toeplitz ``R`` from the autocorrelation)
+    with ``scipy.linalg.solve_toeplitz``. At D = 0 the answer is ``[1, 0, …]``: negation.
+
+    Returns:
+        ``h``, shape ``(order,)``.
+    """
+    from scipy.linalg import solve_toeplitz
+    from scipy.signal import fftconvolve
+
+    x = np.asarray(train, dtype=np.float64)
+    lags = delay + order
+    autocorrelation = fftconvolve(x, x[::-1], mode="full")[len(x) - 1 : len(x) - 1 + lags] / len(x)
+    column = autocorrelation[:order].copy()
+    column[0] *= 1 + 1e-9  # a whisper of diagonal loading keeps pure tones solvable
+    return solve_toeplitz(column, autocorrelation[delay : delay + order])
+
+
+def wiener_inverse(noise: np.ndarray, coefficients: np.ndarray, delay: int = 0) -> np.ndarray:
+    """Anti-noise from a fixed predictor: ``y[n] = −Σₖ h[k]·x[n−D−k]``."""
+    from scipy.signal import lfilter
+
+    impulse_response = np.concatenate([np.zeros(delay), coefficients])
+    return (-lfilter(impulse_response, [1.0], np.asarray(noise, dtype=np.float64))).astype(np.float32)
 
 
 # ─────────────────────────────── outputs ──────────────────────────────

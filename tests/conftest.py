@@ -26,8 +26,9 @@ def tiny_model():
     import torch
 
     model = helpers.build_model("scratch:tiny", filter_taps=16, seed=0)
+    head = model.filter_head
     with torch.no_grad():
         generator = torch.Generator().manual_seed(1)
-        model.filter_head.weight.copy_(0.05 * torch.randn(model.filter_head.weight.shape, generator=generator))
-        model.filter_head.bias.copy_(0.2 * torch.randn(model.filter_head.bias.shape, generator=generator))
+        head.basis.copy_(0.2 * torch.randn(head.basis.shape, generator=generator))
+        head.shared.copy_(0.2 * torch.randn(head.shared.shape, generator=generator))
     return model.eval()

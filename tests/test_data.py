@@ -33,7 +33,7 @@ def test_pairs_carry_warmup_before_the_labelled_segment():
 
 
 def test_warmup_covers_context_latency_taps_and_a_block():
-    assert helpers.warmup_samples(filter_taps=64, latency_samples=16, block_samples=800, context_samples=4000) == 5600
+    assert helpers.warmup_samples(filter_taps=64, latency_samples=16, block_samples=800, context_samples=4000) == 5600  # 4880 → 7 blocks
     assert helpers.warmup_samples(filter_taps=10, latency_samples=0, block_samples=100, context_samples=100) == 300
 
 

@@ -35,8 +35,10 @@ def test_output_never_depends_on_input_newer_than_latency(tiny_model, latency):
         perturbed = x.clone()
         perturbed[:, max(0, n - latency + 1) :] += torch.randn(1, x.shape[1] - max(0, n - latency + 1))
         y_perturbed = tiny_model(perturbed).inverse
-        assert torch.equal(y_perturbed[:, : n + 1], y[:, : n + 1]), f"y[..{n}] changed at latency {latency}"
-        assert not torch.equal(y_perturbed, y)
+        # The FFT convolution spreads float rounding (~1e-7) everywhere; a real dependence is ~1e-1.
+        before = (y_perturbed[:, : n + 1] - y[:, : n + 1]).abs().max()
+        assert before < 1e-5, f"y[..{n}] changed by {before} at latency {latency}"
+        assert (y_perturbed[:, n + 1 :] - y[:, n + 1 :]).abs().max() > 1e-2
 
 
 @pytest.mark.parametrize("latency", [0, 80])
@@ -51,7 +53,7 @@ def test_streaming_equals_offline_for_any_block_sizes(tiny_model, latency):
     np.testing.assert_allclose(streamed, offline[: len(streamed)], atol=1e-5)
     assert len(streamed) == len(audio)
     # Memory is flat: only the warm-up of past input and two blocks' filters are kept.
-    assert len(canceller.history) == tiny_model.warmup and len(canceller.filters) <= 2
+    assert len(canceller.history) == tiny_model.warmup and len(canceller.gains) <= 2
     assert canceller.real_time_factor > 0
 
 

@@ -21,20 +21,34 @@ def test_output_is_sample_aligned():
     x = torch.randn(1, 2000)
     for k in (0, 3):
         with torch.no_grad():
-            model.filter_head.bias.zero_()
-            model.filter_head.bias[k] = -1.0
+            model.filter_head.shared.zero_()
+            model.filter_head.shared[k] = -1.0
         y = model(x).inverse
         expected = -torch.cat([torch.zeros(1, k), x[:, : 2000 - k]], dim=1)
         torch.testing.assert_close(y, expected)
 
 
-def test_fir_matches_direct_convolution():
+def test_causal_fir_matches_direct_convolution():
     rng = np.random.default_rng(0)
-    x = rng.standard_normal(50)
-    taps = rng.standard_normal((50, 4))
-    expected = [sum(taps[n, k] * x[n - 2 - k] for k in range(4) if n - 2 - k >= 0) for n in range(50)]
-    y = helpers.apply_time_varying_fir(torch.tensor(x)[None], torch.tensor(taps)[None], delay=2)
-    np.testing.assert_allclose(y[0].numpy(), expected, atol=1e-12)
+    x = rng.standard_normal((2, 50))
+    kernels = rng.standard_normal((3, 4))
+    expected = [
+        [[sum(kernels[c, k] * x[b, n - 2 - k] for k in range(4) if n - 2 - k >= 0) for n in range(50)] for c in range(3)]
+        for b in range(2)
+    ]
+    y = helpers.causal_fir(torch.tensor(x), torch.tensor(kernels), delay=2)
+    np.testing.assert_allclose(y.numpy(), expected, atol=1e-5)
+
+
+def test_block_filter_is_shared_plus_steered_basis(tiny_model):
+    """The filter the head reports equals the impulse response the model actually applies in a block."""
+    x = torch.randn(1, 4000)
+    out = tiny_model(x)
+    block = 3  # samples 2400..3199; its last sample has glided fully to this block's filter
+    n = (block + 1) * tiny_model.block - 1
+    taps = out.block_filters[0, block]
+    expected = sum(taps[k] * x[0, n - k] for k in range(tiny_model.filter_taps))
+    torch.testing.assert_close(out.inverse[0, n], expected, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("gain", [2.0, 1e-3, 50.0])
@@ -56,14 +70,15 @@ def test_loss_is_normalised_mse_and_backpropagates(tiny_model):
     expected = ((out.inverse + x) ** 2).sum(-1) / (x**2).sum(-1)
     torch.testing.assert_close(out.loss, expected.mean())
     out.loss.backward()
-    assert tiny_model.filter_head.weight.grad.abs().sum() > 0
+    assert tiny_model.filter_head.basis.grad.abs().sum() > 0
+    assert tiny_model.filter_head.projection.grad.abs().sum() > 0
     assert all(torch.isfinite(p.grad).all() for p in tiny_model.parameters() if p.grad is not None)
 
 
 def test_perfect_inverse_has_zero_loss():
     model = helpers.build_model("scratch:tiny", filter_taps=4)
     with torch.no_grad():
-        model.filter_head.bias[0] = -1.0
+        model.filter_head.shared[0] = -1.0
     x = torch.randn(2, 1000)
     assert model(x, labels=-x).loss.item() == pytest.approx(0.0, abs=1e-12)
 
@@ -76,8 +91,8 @@ def test_freeze_feature_encoder(tiny_model):
 
 def test_without_encoder_only_the_shared_filter_acts(tiny_model):
     x = torch.randn(1, 2000)
-    bias = tiny_model.filter_head.bias.detach().numpy().astype(np.float64)
-    expected = np.convolve(x[0].numpy().astype(np.float64), bias)[:2000]
+    shared = tiny_model.filter_head.shared.detach().numpy().astype(np.float64)
+    expected = np.convolve(x[0].numpy().astype(np.float64), shared)[:2000]
     expected = torch.tensor(expected, dtype=torch.float32)[None]
     torch.testing.assert_close(tiny_model(x, use_encoder=False).inverse, expected)
 
@@ -100,7 +115,7 @@ def test_encoder_only_checkpoint_gets_a_fresh_head(tmp_path):
     encoder.save_pretrained(tmp_path / "encoder")
     model = helpers.build_model(str(tmp_path / "encoder"), filter_taps=12, latency_samples=16)
     assert model.filter_taps == 12 and model.latency == 16
-    assert torch.count_nonzero(model.filter_head.weight) == 0
+    assert torch.count_nonzero(model.filter_head.basis) == 0 and torch.count_nonzero(model.filter_head.shared) == 0
     assert model.config.mask_time_prob == 0.0 and model.config.layerdrop == 0.0
     torch.testing.assert_close(
         model.wav2vec2.feature_projection.projection.weight, encoder.feature_projection.projection.weight
@@ -128,7 +143,15 @@ def test_context_windows_end_latency_before_each_block():
     assert windows[0, 3].tolist() == [11, 12, 13, 14]  # x[10..13]
 
 
-def test_filters_glide_from_block_to_block():
-    block_filters = torch.tensor([[[0.0], [4.0]]])  # two blocks, one tap
-    filters = helpers.ramp_filters(block_filters, block=4, samples=7)
-    assert filters[0, :, 0].tolist() == [0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 3.0]
+def test_values_glide_from_block_to_block():
+    per_block = torch.tensor([[[0.0], [4.0]]])  # two blocks, one channel
+    per_sample = helpers.ramp_blocks(per_block, block=4, samples=7)
+    assert per_sample[0, :, 0].tolist() == [0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 3.0]
+
+
+def test_wiener_start_predicts_like_the_closed_form(tone):
+    model = helpers.build_model("scratch:tiny", filter_taps=32, latency_samples=8).eval()
+    model.init_shared_filter_from_wiener(tone[:20_000])
+    coefficients = helpers.fit_wiener_predictor(tone[:20_000], delay=8, order=32)
+    expected = helpers.wiener_inverse(tone, coefficients, delay=8)
+    np.testing.assert_allclose(helpers.predict_inverse(model, tone, use_encoder=False), expected, atol=1e-4)
