@@ -1,0 +1,148 @@
+"""Metrics against hand-computed values; baselines against closed-form results."""
+
+import math
+
+import numpy as np
+import pytest
+
+import helpers
+
+RATE = helpers.SAMPLE_RATE
+
+
+def sine(frequency, seconds=1.0, amplitude=1.0):
+    return amplitude * np.sin(2 * np.pi * frequency * np.arange(int(seconds * RATE)) / RATE)
+
+
+def ar1(a, samples, seed=0):
+    """x[n] = a·x[n−1] + w[n]."""
+    from scipy.signal import lfilter
+
+    return lfilter([1.0], [1.0, -a], np.random.default_rng(seed).standard_normal(samples))
+
+
+# ── metrics ──
+
+
+def test_octave_band_sees_only_the_band_that_changed():
+    x = sine(1000) + sine(250)
+    inverse = -0.9 * sine(1000) - sine(250)  # residual: 0.1 of the 1 kHz tone, none of the 250 Hz one
+    bands = helpers.octave_band_noise_reduction_db(x, inverse)
+    assert bands[1000] == pytest.approx(20.0, abs=0.01)
+    assert bands[250] > 100
+
+
+def test_band_without_noise_is_nan():
+    bands = helpers.octave_band_noise_reduction_db(np.zeros(16_000), np.zeros(16_000))
+    assert all(math.isnan(v) for v in bands.values())
+
+
+def test_octave_bands_split_at_the_band_edges():
+    # 1.5 kHz is above the 1 kHz band's top edge (1414 Hz), so it falls in the 2 kHz band.
+    x = sine(1500)
+    bands = helpers.octave_band_noise_reduction_db(x, -0.5 * x)
+    assert bands[2000] == pytest.approx(20 * math.log10(2), abs=0.01)
+
+
+def test_segment_summary_of_known_segments():
+    # Five 1-s segments whose residual is 10^(-k/20) of the noise: NR = k dB for k = 10, 20, 30, 40, 50.
+    x = np.tile(sine(440), 5)
+    gains = np.repeat([10 ** (-k / 20) for k in (30, 10, 50, 20, 40)], RATE)
+    inverse = -(1 - gains) * x
+    np.testing.assert_allclose(helpers.segment_noise_reduction_db(x, inverse), [30, 10, 50, 20, 40], atol=1e-6)
+    summary = helpers.segment_nr_summary(x, inverse)
+    assert summary["median"] == pytest.approx(30)
+    assert summary["worst10"] == pytest.approx(10)
+
+
+def test_short_tail_segment_is_dropped_and_long_one_kept():
+    x = sine(440, seconds=2.4)
+    assert len(helpers.segment_noise_reduction_db(x, -0.5 * x)) == 2
+    assert len(helpers.segment_noise_reduction_db(sine(440, seconds=2.6), -0.5 * sine(440, seconds=2.6))) == 3
+
+
+def test_exact_cancellation_summarises_to_infinity_not_nan():
+    x = sine(440, seconds=3)
+    summary = helpers.segment_nr_summary(x, -x)
+    assert summary == {"median": math.inf, "worst10": math.inf}
+
+
+def test_a_weighting_matches_the_standard_table():
+    # IEC 61672-1 table values, which are rounded and given at nominal frequencies.
+    expected = {31.5: -39.4, 100: -19.1, 1000: 0.0, 4000: 1.0, 10000: -2.5}
+    values = helpers.a_weighting_db(np.array(list(expected)))
+    np.testing.assert_allclose(values, list(expected.values()), atol=0.15)
+
+
+def test_a_weighted_nr_discounts_low_frequencies():
+    x = sine(1000) + sine(50)
+    # Cancel only the 1 kHz tone perfectly: unweighted NR is 3 dB, but A-weighting all but ignores 50 Hz.
+    inverse = -sine(1000)
+    assert helpers.noise_reduction_db(x, inverse) == pytest.approx(10 * math.log10(2), abs=0.01)
+    assert helpers.a_weighted_noise_reduction_db(x, inverse) > 25
+
+
+# ── baselines ──
+
+
+def test_delayed_negation_of_a_tone_follows_the_delay_formula():
+    # NR = −20·log10|2·sin(π f τ)|: one sample at 16 kHz gives 8.2 dB at 1 kHz (REFERENCES.md).
+    x = sine(1000, seconds=2)
+    nr = helpers.noise_reduction_db(x[1:], helpers.delayed_negation(x, 1)[1:])
+    assert nr == pytest.approx(-20 * math.log10(2 * math.sin(math.pi * 1000 / RATE)), abs=0.05)
+    assert nr == pytest.approx(8.2, abs=0.1)
+
+
+def test_wiener_at_zero_delay_is_negation():
+    coefficients = helpers.fit_wiener_predictor(ar1(0.9, 20_000), delay=0, order=8)
+    np.testing.assert_allclose(coefficients, [1, 0, 0, 0, 0, 0, 0, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("delay", [1, 2, 5])
+def test_wiener_on_ar1_reaches_the_theoretical_bound(delay):
+    a = 0.9
+    x = ar1(a, 200_000)
+    train, heldout = x[:140_000], x[140_000:]
+    coefficients = helpers.fit_wiener_predictor(train, delay=delay, order=8)
+    np.testing.assert_allclose(coefficients, [a**delay] + [0] * 7, atol=0.01)
+    inverse = helpers.wiener_inverse(x, coefficients, delay)[140_000:]
+    bound = -10 * math.log10(1 - a ** (2 * delay))
+    assert helpers.noise_reduction_db(heldout, inverse) == pytest.approx(bound, abs=0.1)
+
+
+def test_nlms_converges_to_negation_at_zero_delay():
+    x = np.random.default_rng(0).standard_normal(32_000)
+    inverse = helpers.nlms_inverse(x, delay=0, taps=32, step_size=0.5)
+    assert helpers.noise_reduction_db(x[16_000:], inverse[16_000:]) > 60
+
+
+def test_nlms_predicts_a_tone_ahead_and_cannot_predict_white_noise():
+    tone = sine(200, seconds=4)
+    inverse = helpers.nlms_inverse(tone, delay=16)
+    assert helpers.noise_reduction_db(tone[32_000:], inverse[32_000:]) > 20
+    white = np.random.default_rng(1).standard_normal(64_000)
+    inverse = helpers.nlms_inverse(white, delay=16)
+    assert abs(helpers.noise_reduction_db(white[32_000:], inverse[32_000:])) < 0.5
+
+
+def test_nlms_matches_a_plain_reference_and_is_causal():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(300)
+    delay, taps, mu, eps = 3, 4, 0.2, 1e-6
+
+    def reference(t):  # [x[t], x[t−1], …], zeros before the start
+        return np.array([x[t - k] if t - k >= 0 else 0.0 for k in range(taps)])
+
+    weights, prediction = np.zeros(taps), np.zeros(300 + delay)
+    for t in range(300):
+        error = x[t] - prediction[t]  # prediction[t] was made at t − D
+        u = reference(t - delay)
+        weights += mu * error * u / (eps + u @ u)
+        prediction[t + delay] = weights @ reference(t)
+    np.testing.assert_allclose(helpers.nlms_inverse(x, delay, taps, mu, eps), -prediction[:300], atol=1e-5)
+
+    for n in (0, 150, 298):
+        perturbed = x.copy()
+        perturbed[n - delay + 1 :] += 1.0
+        np.testing.assert_array_equal(helpers.nlms_inverse(perturbed, delay, taps, mu, eps)[: n + 1],
+                                      helpers.nlms_inverse(x, delay, taps, mu, eps)[: n + 1])
