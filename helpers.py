@@ -305,6 +305,12 @@ def shaped_noise(seconds: float, exponent: float, seed: int = 0) -> np.ndarray:
     return _at_rms(np.fft.irfft(spectrum * frequencies ** (-exponent / 2), n=samples))
 
 
+def shaped_noise_spectrum(exponent: float, size: int = 1 << 16) -> np.ndarray:
+    """The two-sided power spectrum ``shaped_noise`` draws from, on a ``size``-point FFT grid (arbitrary scale)."""
+    frequencies = np.maximum(np.abs(np.fft.fftfreq(size, 1 / SAMPLE_RATE)), 20.0)
+    return frequencies ** (-exponent)
+
+
 def harmonic_noise(seconds: float, fundamental_hz, harmonics: int, floor_db: float = -40.0, seed: int = 0) -> np.ndarray:
     """A sum of ``harmonics`` harmonics of ``fundamental_hz`` (a number, or an array of one value per sample)
     with amplitudes 1/k, plus white noise ``floor_db`` below the tones."""
@@ -851,23 +857,53 @@ def stream_inverse(model, audio: np.ndarray, block_samples: int = 320) -> tuple[
     return inverse, canceller.real_time_factor
 
 
-def evaluate_heldout(model, clips: list[Clip], chunk_seconds: float = 10.0) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """Predict the inverse of every clip's held-out tail.
+def heldout_inverses(model, clips: list[Clip], chunk_seconds: float = 10.0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The held-out anti-noise of the model and of every baseline, at the model's latency.
+
+    Each clip's tail is predicted with the clip's own past as context: the model, negation and NLMS
+    run over the whole clip (NLMS online, as a controller would, so it has adapted by the tail); the
+    Wiener predictor is fitted on the training parts only.
 
     Returns:
-        ``(heldout, inverse, per_file)``: the tails and their predicted inverses, concatenated in
-        file order (float32, shape ``(samples,)``), and per file its name, length in seconds and NR.
+        ``(heldout, inverses)``: the tails concatenated in file order, shape ``(samples,)``, and for
+        ``negation``, ``nlms``, ``wiener``, ``model`` and ``model_no_encoder`` the anti-noise of the same
+        samples.
     """
-    inverses = [predict_inverse(model, clip.heldout, chunk_seconds) for clip in clips]
-    per_file = [
-        {
-            "file": clip.name,
-            "heldout_seconds": len(clip.heldout) / SAMPLE_RATE,
-            "noise_reduction_db": noise_reduction_db(clip.heldout, inverse),
-        }
-        for clip, inverse in zip(clips, inverses)
+    delay = model.latency
+    coefficients = fit_wiener_predictor(np.concatenate([clip.train for clip in clips]), delay, model.filter_taps)
+    methods = {
+        "negation": lambda audio: delayed_negation(audio, delay),
+        "nlms": lambda audio: nlms_inverse(audio, delay),
+        "wiener": lambda audio: wiener_inverse(audio, coefficients, delay),
+        "model": lambda audio: predict_inverse(model, audio, chunk_seconds),
+        "model_no_encoder": lambda audio: predict_inverse(model, audio, chunk_seconds, use_encoder=False),
+    }
+    inverses = {name: [] for name in methods}
+    for clip in clips:
+        audio = np.concatenate([clip.train, clip.heldout])
+        for name, method in methods.items():
+            inverses[name].append(method(audio)[len(clip.train) :])
+    heldout = np.concatenate([clip.heldout for clip in clips])
+    return heldout, {name: np.concatenate(parts) for name, parts in inverses.items()}
+
+
+def per_file_metrics(clips: list[Clip], heldout: np.ndarray, inverse: np.ndarray) -> list[dict]:
+    """Name, held-out seconds and NR of each file, from the concatenated held-out tails and their inverse."""
+    bounds = np.cumsum([0] + [len(clip.heldout) for clip in clips])
+    return [
+        {"file": clip.name, "heldout_seconds": (stop - start) / SAMPLE_RATE,
+         "noise_reduction_db": noise_reduction_db(heldout[start:stop], inverse[start:stop])}
+        for clip, start, stop in zip(clips, bounds[:-1], bounds[1:])
     ]
-    return np.concatenate([c.heldout for c in clips]), np.concatenate(inverses), per_file
+
+
+def format_comparison(heldout: np.ndarray, inverses: dict[str, np.ndarray]) -> str:
+    """A small table: NR, 1-s median and worst 10 %, and A-weighted NR of every method, in dB."""
+    lines = [f"{'method':<18}{'NR':>8}{'median 1s':>11}{'worst 10%':>11}{'NR(A)':>8}"]
+    for name, inverse in inverses.items():
+        m = all_metrics(heldout, inverse)
+        lines.append(f"{name:<18}{m['nr_db']:>8.1f}{m['nr_db_median_1s']:>11.1f}{m['nr_db_worst10_1s']:>11.1f}{m['nr_dba']:>8.1f}")
+    return "\n".join(lines)
 
 
 def cancel_file(model, path, output_dir, chunk_seconds: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
@@ -1076,6 +1112,30 @@ def wiener_inverse(noise: np.ndarray, coefficients: np.ndarray, delay: int = 0) 
 
     impulse_response = np.concatenate([np.zeros(delay), coefficients])
     return (-lfilter(impulse_response, [1.0], np.asarray(noise, dtype=np.float64))).astype(np.float32)
+
+
+def linear_prediction_bound_db(power_spectrum: np.ndarray, delay: int) -> float:
+    """Best NR any causal linear predictor can reach D samples ahead on a stationary process.
+
+    Kolmogorov–Szegő: factor the spectrum into a minimum-phase ``ψ`` (ψ₀ = 1) through the cepstrum;
+    then ``NR_max(D) = −10·log10(Σ_{k<D} ψₖ² / Σₖ ψₖ²)``.
+
+    Args:
+        power_spectrum: two-sided spectrum on a uniform FFT grid, shape ``(N,)``, any scale.
+        delay: D, samples; D = 0 gives +inf (negation is exact).
+    """
+    if delay == 0:
+        return math.inf
+    size = len(power_spectrum)
+    cepstrum = np.fft.ifft(np.log(power_spectrum)).real
+    folded = np.zeros(size)
+    folded[0] = cepstrum[0] / 2
+    folded[1 : (size + 1) // 2] = cepstrum[1 : (size + 1) // 2]
+    if size % 2 == 0:
+        folded[size // 2] = cepstrum[size // 2] / 2
+    psi = np.fft.ifft(np.exp(np.fft.fft(folded))).real
+    energy = psi**2
+    return _ratio_db(float(energy.sum()), float(energy[:delay].sum()))
 
 
 # ─────────────────────────────── outputs ──────────────────────────────

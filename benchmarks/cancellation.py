@@ -2,12 +2,17 @@
 
 Usage:
     python benchmarks/cancellation.py [--clips DIR] [--out results.json] [--model MODEL_NAME]
-                                      [--max-steps N] [--latency-ms 0] [--plot results.png]
+                                      [--max-steps N] [--latency-ms 0,1,5,20] [--shared-filter wiener]
+                                      [--plot results.png]
 
-For each clip it trains on the first 70 % and evaluates on the last 30 %. With no ``--clips`` it runs
-the built-in suite: white, pink and brown noise, 50 Hz mains hum with harmonics and a drifting engine
-tone (20 s each, generated), and the recordings in ``sample_audio/``. It prints a table and writes a
-JSON list of records, one per clip × method × latency.
+For each clip it trains on the first 70 % and evaluates on the last 30 %, for every method and
+latency. With no ``--clips`` it runs the built-in suite: white, pink and brown noise, 50 Hz mains hum
+with harmonics and a drifting engine tone (20 s each, generated), and the recordings in
+``sample_audio/``. It prints a table and writes a JSON list of records, one per clip × method ×
+latency. Methods: ``negation`` (delayed by the latency), ``nlms``, ``wiener``, ``model``,
+``model_no_encoder`` (the model with the encoder's features zeroed: its shared filter alone), and for
+the generated stationary noises ``linear_bound``, the best any causal linear predictor can do
+(computed from the spectrum; only ``nr_db`` is set).
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ sys.path.insert(0, str(REPO))
 import helpers  # noqa: E402
 
 HELDOUT_FRACTION = 0.3
-METHODS = ("negation", "nlms", "wiener", "model", "model_no_encoder")
+METHODS = ("negation", "nlms", "wiener", "model", "model_no_encoder", "linear_bound")
+# Spectral exponents of the generated stationary noises, for their linear-prediction bound.
+STATIONARY_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
 
 
 def load_suite(clips_dir: str | None, seconds: float) -> dict[str, np.ndarray]:
@@ -40,18 +47,13 @@ def load_suite(clips_dir: str | None, seconds: float) -> dict[str, np.ndarray]:
     return suite
 
 
-def evaluate(clip: str, method: str, latency_ms: float, noise: np.ndarray, inverse: np.ndarray, **extra) -> dict:
-    """One record: every metric of ``inverse`` against ``noise`` (both the held-out part)."""
-    segments = helpers.segment_nr_summary(noise, inverse)
+def record(clip: str, method: str, latency_ms: float, metrics: dict, **extra) -> dict:
+    """One JSON record; every record has the same keys."""
     return {
         "clip": clip,
         "method": method,
         "latency_ms": latency_ms,
-        "nr_db": helpers.noise_reduction_db(noise, inverse),
-        "nr_db_median_1s": segments["median"],
-        "nr_db_worst10_1s": segments["worst10"],
-        "nr_dba": helpers.a_weighted_noise_reduction_db(noise, inverse),
-        "octave_nr_db": {str(k): v for k, v in helpers.octave_band_noise_reduction_db(noise, inverse).items()},
+        **metrics,
         "train_seconds": extra.pop("train_seconds", 0.0),
         "model_name": extra.pop("model_name", None),
         **extra,
@@ -61,84 +63,84 @@ def evaluate(clip: str, method: str, latency_ms: float, noise: np.ndarray, inver
 def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work_dir: Path) -> list[dict]:
     """All methods at all latencies on one clip."""
     train, heldout = helpers.split_heldout(audio, HELDOUT_FRACTION)
-    split = len(train)
+    clips = [helpers.Clip(name=name, train=train, heldout=heldout)]
     records = []
     for latency_ms in latencies_ms:
         delay = helpers.latency_samples(latency_ms)
-        records.append(evaluate(name, "negation", latency_ms, heldout, helpers.delayed_negation(audio, delay)[split:]))
-
-        start = time.perf_counter()
-        # Run online over the whole clip, as a controller would: it has adapted by the held-out part.
-        nlms = helpers.nlms_inverse(audio, delay)[split:]
-        records.append(evaluate(name, "nlms", latency_ms, heldout, nlms, run_seconds=time.perf_counter() - start))
-
-        start = time.perf_counter()
-        coefficients = helpers.fit_wiener_predictor(train, delay)
-        fit_seconds = time.perf_counter() - start
-        wiener = helpers.wiener_inverse(audio, coefficients, delay)[split:]
-        records.append(evaluate(name, "wiener", latency_ms, heldout, wiener, train_seconds=fit_seconds))
-
-        if delay == 0:
-            records.extend(run_model(name, train, heldout, audio, latency_ms, args, work_dir))
+        if name in STATIONARY_EXPONENTS:
+            bound = helpers.linear_prediction_bound_db(helpers.shaped_noise_spectrum(STATIONARY_EXPONENTS[name]), delay)
+            empty = dict.fromkeys(["nr_db_median_1s", "nr_db_worst10_1s", "nr_dba", "octave_nr_db"])
+            records.append(record(name, "linear_bound", latency_ms, {**empty, "nr_db": bound}))
+        model, train_seconds = fine_tune(clips, latency_ms, args, work_dir / f"{name}_{latency_ms:g}ms")
+        _, inverses = helpers.heldout_inverses(model, clips)
+        # Streamed in 20 ms blocks over the whole clip, to measure the real-time factor.
+        _, stream_rtf = helpers.stream_inverse(model, audio, block_samples=helpers.latency_samples(20))
+        for method, inverse in inverses.items():
+            extra = dict(train_seconds=train_seconds, model_name=args.model) if method.startswith("model") else {}
+            if method == "model":
+                extra["stream_rtf"] = stream_rtf
+            records.append(record(name, method, latency_ms, helpers.all_metrics(heldout, inverse), **extra))
     return records
 
 
-def run_model(name, train, heldout, audio, latency_ms, args, work_dir: Path) -> list[dict]:
-    """Fine-tune the model on the training part and evaluate it, with and without the encoder's features."""
-    segment_samples = helpers.SAMPLE_RATE
-    clip = helpers.Clip(name=name, train=train, heldout=heldout)
-    dataset = helpers.build_dataset([clip], segment_samples, segment_samples // 4)
-    model = helpers.build_model(args.model, seed=args.seed)
+def fine_tune(clips, latency_ms: float, args, output_dir: Path):
+    """A model for this latency, fine-tuned on the clips' training parts; returns it and the seconds it took."""
+    model = helpers.build_model(args.model, seed=args.seed, filter_taps=args.filter_taps,
+                                latency_samples=helpers.latency_samples(latency_ms))
+    train_shared_filter = model.start_shared_filter(clips, args.shared_filter)
+    dataset = helpers.build_dataset(clips, helpers.SAMPLE_RATE, helpers.SAMPLE_RATE // 4, model.warmup)
     settings = helpers.TrainSettings(
-        output_dir=str(work_dir / name), max_steps=args.max_steps, seed=args.seed, save_steps=args.max_steps,
+        output_dir=str(output_dir), max_steps=args.max_steps, seed=args.seed,
+        train_shared_filter=train_shared_filter, save_steps=args.max_steps,
         logging_steps=max(1, args.max_steps // 10), progress_bar=False,
     )
     start = time.perf_counter()
     helpers.train(model, dataset, settings)
-    train_seconds = time.perf_counter() - start
-    common = dict(train_seconds=train_seconds, model_name=args.model)
-    return [
-        evaluate(name, "model", latency_ms, heldout, helpers.predict_inverse(model, heldout), **common),
-        evaluate(name, "model_no_encoder", latency_ms, heldout,
-                 helpers.predict_inverse(model, heldout, use_encoder=False), **common),
-    ]
+    return model, time.perf_counter() - start
 
 
 def format_table(records: list[dict]) -> str:
     """A fixed-width table: one row per clip × latency × method."""
     header = f"{'clip':<24} {'ms':>4} {'method':<17} {'NR dB':>7} {'med 1s':>7} {'worst10':>7} {'dBA':>7} {'train s':>7}"
     rows = [header, "-" * len(header)]
+    cell = lambda value: f"{value:>7.1f}" if value is not None else f"{'':>7}"  # noqa: E731
     for r in records:
         rows.append(
-            f"{r['clip']:<24} {r['latency_ms']:>4g} {r['method']:<17} {r['nr_db']:>7.1f} {r['nr_db_median_1s']:>7.1f} "
-            f"{r['nr_db_worst10_1s']:>7.1f} {r['nr_dba']:>7.1f} {r['train_seconds']:>7.1f}"
+            f"{r['clip']:<24} {r['latency_ms']:>4g} {r['method']:<17} {cell(r['nr_db'])} {cell(r['nr_db_median_1s'])} "
+            f"{cell(r['nr_db_worst10_1s'])} {cell(r['nr_dba'])} {cell(r['train_seconds'])}"
         )
     return "\n".join(rows)
 
 
-def plot_results(records: list[dict], path: Path, latency_ms: float = 0.0, ceiling_db: float = 80.0):
-    """Bars of the median 1-s NR per clip and method at one latency; exact cancellation is drawn at the ceiling."""
+def plot_results(records: list[dict], path: Path, ceiling_db: float = 60.0):
+    """One panel per clip: held-out NR against latency for every method (exact cancellation drawn at the ceiling)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in records if r["latency_ms"] == latency_ms]
-    clips = list(dict.fromkeys(r["clip"] for r in rows))
-    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
-    width = 0.8 / len(methods)
-    fig, ax = plt.subplots(figsize=(12, 4.5))
-    for i, method in enumerate(methods):
-        values = [next((r["nr_db_median_1s"] for r in rows if r["clip"] == c and r["method"] == method), np.nan) for c in clips]
-        ax.bar(np.arange(len(clips)) + i * width, np.minimum(values, ceiling_db), width, label=method)
-    ax.axhline(30, color="k", linestyle="--", linewidth=0.8, label="30 dB target")
-    ax.set_xticks(np.arange(len(clips)) + 0.4 - width / 2, clips, rotation=20, ha="right")
-    ax.set_ylabel(f"median 1-s noise reduction (dB, capped at {ceiling_db:g})")
-    ax.set_title(f"Held-out noise reduction at {latency_ms:g} ms latency")
-    ax.legend(ncol=len(methods) + 1, fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
+    clips = list(dict.fromkeys(r["clip"] for r in records))
+    columns = 4
+    fig, axes = plt.subplots(-(-len(clips) // columns), columns, figsize=(16, 3.6 * -(-len(clips) // columns)), squeeze=False)
+    styles = {"linear_bound": dict(color="k", linestyle=":", marker=None)}
+    for ax, clip in zip(axes.flat, clips):
+        for method in METHODS:
+            rows = sorted((r for r in records if r["clip"] == clip and r["method"] == method), key=lambda r: r["latency_ms"])
+            if rows:
+                latencies = [r["latency_ms"] for r in rows]
+                values = np.clip([r["nr_db"] for r in rows], -10, ceiling_db)
+                ax.plot(latencies, values, **{"marker": "o", "label": method, **styles.get(method, {})})
+        ax.set_title(clip, fontsize=10)
+        ax.set_xlabel("latency (ms)")
+        ax.set_ylabel("held-out NR (dB)")
+        ax.set_ylim(-10, ceiling_db + 2)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(clips):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle(f"Noise reduction against latency (values beyond {ceiling_db:g} dB, such as exact cancellation, drawn at {ceiling_db:g})")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
 
 
 def main(argv=None) -> list[dict]:
@@ -146,8 +148,12 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--clips", help="folder of audio files (default: the built-in suite)")
     parser.add_argument("--out", default="results.json", help="JSON records (default: results.json)")
     parser.add_argument("--model", default="scratch:tiny", help="MODEL_NAME for the model rows (default: scratch:tiny)")
-    parser.add_argument("--max-steps", type=int, default=1000, help="fine-tuning steps per clip (default: 1000)")
+    parser.add_argument("--max-steps", type=int, default=500, help="fine-tuning steps per clip and latency (default: 500)")
     parser.add_argument("--latency-ms", default="0", help="comma-separated latencies in ms (default: 0)")
+    parser.add_argument("--shared-filter", default="wiener", choices=["wiener", "learned"],
+                        help="the model's shared filter: closed-form Wiener start, held fixed, or learned from zero")
+    parser.add_argument("--filter-taps", type=int, default=helpers.HEAD_DEFAULTS["filter_taps"],
+                        help="taps of the model's filter and of the Wiener predictor (default: 512)")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each generated clip (default: 20)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", help="also save a bar chart of the results here (PNG)")
@@ -162,10 +168,11 @@ def main(argv=None) -> list[dict]:
     with tempfile.TemporaryDirectory() as work_dir:
         for name, audio in tqdm(suite.items(), desc="clips", unit="clip"):
             records.extend(run_clip(name, audio, latencies, args, Path(work_dir)))
+            Path(args.out).write_text(json.dumps(records, indent=1))  # an interrupted run keeps what it finished
     print(format_table(records))
     Path(args.out).write_text(json.dumps(records, indent=1))
     if args.plot:
-        plot_results(records, Path(args.plot), latencies[0])
+        plot_results(records, Path(args.plot))
     return records
 
 

@@ -146,3 +146,26 @@ def test_nlms_matches_a_plain_reference_and_is_causal():
         perturbed[n - delay + 1 :] += 1.0
         np.testing.assert_array_equal(helpers.nlms_inverse(perturbed, delay, taps, mu, eps)[: n + 1],
                                       helpers.nlms_inverse(x, delay, taps, mu, eps)[: n + 1])
+
+
+@pytest.mark.parametrize("delay", [1, 2, 5, 16])
+def test_linear_bound_of_ar1_matches_the_closed_form(delay):
+    a, size = 0.9, 4096
+    spectrum = 1 / np.abs(1 - a * np.exp(-2j * np.pi * np.arange(size) / size)) ** 2
+    expected = -10 * math.log10(1 - a ** (2 * delay))
+    assert helpers.linear_prediction_bound_db(spectrum, delay) == pytest.approx(expected, abs=0.01)
+
+
+def test_linear_bound_of_white_noise_is_zero_and_negation_is_exact():
+    flat = np.ones(1024)
+    assert helpers.linear_prediction_bound_db(flat, 1) == pytest.approx(0.0, abs=1e-9)
+    assert helpers.linear_prediction_bound_db(flat, 0) == math.inf
+
+
+def test_wiener_reaches_the_bound_on_generated_brown_noise():
+    """Generated noise, fitted predictor and spectral bound must agree: three independent routes."""
+    x = helpers.shaped_noise(20.0, 2.0, seed=5)
+    train, heldout = helpers.split_heldout(x, 0.3)
+    inverse = helpers.wiener_inverse(x, helpers.fit_wiener_predictor(train, 16, 512), 16)[len(train):]
+    bound = helpers.linear_prediction_bound_db(helpers.shaped_noise_spectrum(2.0), 16)
+    assert helpers.noise_reduction_db(heldout, inverse) == pytest.approx(bound, abs=0.5)
