@@ -363,7 +363,10 @@ SCRATCH_CONFIGS = {
 # sample-exact regression target, so they are off for this task.
 REGRESSION_OVERRIDES = dict(apply_spec_augment=False, mask_time_prob=0.0, layerdrop=0.0)
 # Head defaults, stored in the model's config so a saved model knows its own timing.
-HEAD_DEFAULTS = dict(filter_taps=512, latency_samples=0, block_samples=800, context_samples=4000, adaptive_rank=8)
+HEAD_DEFAULTS = dict(
+    filter_taps=512, latency_samples=0, block_samples=800, context_samples=4000, adaptive_rank=8,
+    safety_window_samples=4000,
+)
 
 
 def latency_samples(latency_ms: float) -> int:
@@ -373,14 +376,34 @@ def latency_samples(latency_ms: float) -> int:
     return int(round(latency_ms * SAMPLE_RATE / 1000))
 
 
-def warmup_samples(filter_taps: int, latency_samples: int, block_samples: int, context_samples: int, **_) -> int:
+def warmup_samples(
+    filter_taps: int, latency_samples: int, block_samples: int, context_samples: int, safety_window_samples: int = 0, **_
+) -> int:
     """Past samples the model needs before its first fully informed output, rounded up to whole blocks.
 
     Takes the ``HEAD_DEFAULTS`` settings by name: ``warmup_samples(**head)``.
     """
     # The first kept block glides from the previous block's filter, whose window must be inside too.
-    need = block_samples + context_samples + latency_samples + filter_taps
+    need = block_samples + latency_samples + context_samples + filter_taps
+    if safety_window_samples:
+        # The safety gain judges raw outputs up to D before its block (gliding from the block before),
+        # and each of those outputs needed the warm-up above.
+        need += safety_window_samples + latency_samples + 2 * block_samples
     return -(-need // block_samples) * block_samples
+
+
+def safety_gains(x_windows: torch.Tensor, y_windows: torch.Tensor) -> torch.Tensor:
+    """"Do no harm": the gain in [0, 1] that would have minimised the residual ``x + g·y`` over each window.
+
+    Args:
+        x_windows, y_windows: input and raw anti-noise, shape ``(..., window)``.
+
+    Returns:
+        shape ``(...)``: ``clip(−Σxy / Σy², 0, 1)``; 0 where the anti-noise was silent.
+    """
+    cross = (x_windows * y_windows).sum(-1)
+    power = (y_windows * y_windows).sum(-1)
+    return torch.where(power > 0, -cross / power.clamp_min(1e-30), torch.zeros_like(power)).clamp(0.0, 1.0)
 
 
 @dataclasses.dataclass
@@ -481,14 +504,18 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
 
     Every ``block_samples`` (50 ms by default) the encoder hears the last ``context_samples`` of
     input that are at least ``latency_samples`` (D) old, and the head turns its mean-pooled features
-    into a short FIR control filter. The filter runs sample by sample on the input delayed by D:
-    ``y[n] = Σₖ hₙ[k]·x[n−D−k]``. So every output sample depends only on ``x[m]`` with ``m ≤ n − D``,
-    the output is sample-aligned and exactly as long as the input, and it is linear in the input's
-    level (wav2vec2 normalises amplitude away; the level comes back through the waveform path).
-    At D = 0 the filter can be ``[−1, 0, …]``: exact negation is within reach, as it should be.
+    into a FIR control filter. The filter runs sample by sample on the input delayed by D:
+    ``y[n] = Σₖ hₙ[k]·x[n−D−k]``. At inference a safety gain then scales each block by how well the
+    output would have cancelled over the last ``safety_window_samples`` (``safety_gains``), so a
+    prediction that stops working is turned down instead of amplifying the noise. Every output
+    sample depends only on ``x[m]`` with ``m ≤ n − D``, the output is sample-aligned and exactly as
+    long as the input, and it is linear in the input's level (wav2vec2 normalises amplitude away; the
+    level comes back through the waveform path). At D = 0 the filter can be ``[−1, 0, …]``: exact
+    negation is within reach, as it should be.
 
     Config attributes beyond ``Wav2Vec2Config``: ``filter_taps``, ``latency_samples``,
-    ``block_samples``, ``context_samples`` (defaults in ``HEAD_DEFAULTS``).
+    ``block_samples``, ``context_samples``, ``adaptive_rank``, ``safety_window_samples`` (defaults in
+    ``HEAD_DEFAULTS``).
     """
 
     def __init__(self, config: Wav2Vec2Config):
@@ -518,8 +545,18 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         return int(self.config.context_samples)
 
     @property
+    def safety_window(self) -> int:
+        """Samples of its own recent past the model judges its output by (0: no safety gain)."""
+        return int(self.config.safety_window_samples)
+
+    @property
     def warmup(self) -> int:
-        """Past samples needed before the first fully informed output (whole blocks)."""
+        """Past samples needed before the first fully informed output at inference (whole blocks)."""
+        return warmup_samples(self.filter_taps, self.latency, self.block, self.context, self.safety_window)
+
+    @property
+    def training_warmup(self) -> int:
+        """Past samples each training pair carries: the safety gain is not used in training."""
         return warmup_samples(self.filter_taps, self.latency, self.block, self.context)
 
     @property
@@ -592,6 +629,14 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         windows = context_windows(input_values, self.block, self.context, self.latency)
         gains = self.block_gains(windows, use_encoder)
         inverse = self.filter_outputs(input_values, ramp_blocks(gains, self.block, samples)).to(input_values.dtype)
+        if not self.training and self.safety_window:
+            # A deployment safeguard, not trained through: an untrained head (silent) would get no gradient.
+            window = self.safety_window
+            safety = safety_gains(
+                context_windows(input_values, self.block, window, self.latency),
+                context_windows(inverse, self.block, window, self.latency),
+            )
+            inverse = inverse * ramp_blocks(safety[..., None], self.block, samples)[..., 0]
         loss = None
         if labels is not None:
             loss = normalised_mse(inverse[..., samples - labels.shape[-1] :], labels)
@@ -790,8 +835,8 @@ def predict_inverse(
 class StreamingCanceller:
     """Feed blocks of input of any size, get back the anti-noise of the same samples.
 
-    It keeps only the past the model needs (``warmup`` samples) and the gains of the current and
-    previous block, so memory is flat however long the stream. The output equals
+    It keeps only the past the model needs (``warmup`` samples of input and of its raw output) and the
+    gains of the current and previous block, so memory is flat however long the stream. The output equals
     ``model(whole_stream).inverse``.
 
     Example:
@@ -805,6 +850,7 @@ class StreamingCanceller:
         self.use_encoder = use_encoder
         self.device = next(model.parameters()).device
         self.history = torch.zeros(model.warmup, device=self.device)  # x before the stream counts as silence
+        self.raw_history = torch.zeros(model.warmup, device=self.device)  # anti-noise before the safety gain
         self.position = 0  # samples consumed so far
         self.gains: dict[int, torch.Tensor] = {}  # block index → (rank,)
         self.compute_seconds = 0.0
@@ -829,20 +875,31 @@ class StreamingCanceller:
         buffer = torch.cat([self.history, new])
         buffer_start = self.position - len(self.history)
         first, last = self.position // model.block, (self.position + len(new) - 1) // model.block
-        per_block = torch.stack(
-            [self._block_gains(max(first - 1, 0), buffer, buffer_start)]
-            + [self._block_gains(index, buffer, buffer_start) for index in range(first, last + 1)]
-        )
-        # ramp_blocks glides within each block from the block before; drop the extra leading block.
-        gains = ramp_blocks(per_block[None], model.block, (last - first + 2) * model.block)[0, model.block :]
-        gains = gains[self.position - first * model.block :][: len(new)]
-        padded = torch.cat([gains.new_zeros(len(buffer) - len(new), gains.shape[1]), gains])
-        inverse = model.filter_outputs(buffer[None], padded[None])[0, -len(new) :]
+        indices = [max(first - 1, 0)] + list(range(first, last + 1))
+        per_block = torch.stack([self._block_gains(index, buffer, buffer_start) for index in indices])
+        raw = model.filter_outputs(buffer[None], self._per_sample(per_block, first, len(buffer), len(new)))[0]
+        raw = torch.cat([self.raw_history, raw[-len(new) :]])
+        inverse = raw[-len(new) :]
+        if model.safety_window:
+            ends = [index * model.block - model.latency + 1 - buffer_start for index in indices]
+            safety = torch.stack([
+                safety_gains(buffer[end - model.safety_window : end], raw[end - model.safety_window : end])
+                for end in ends
+            ])
+            inverse = inverse * self._per_sample(safety[:, None], first, len(new), len(new))[0, :, 0]
         self.position += len(new)
         self.history = buffer[len(buffer) - model.warmup :]
+        self.raw_history = raw[len(raw) - model.warmup :]
         self.gains = {i: g for i, g in self.gains.items() if i >= self.position // model.block - 1}
         self.compute_seconds += time.perf_counter() - started
         return inverse.cpu().numpy()
+
+    def _per_sample(self, per_block: torch.Tensor, first: int, length: int, new: int) -> torch.Tensor:
+        """Glide ``per_block`` values (blocks ``first−1 … last``) over the ``new`` samples, front-padded to ``length``."""
+        block = self.model.block
+        values = ramp_blocks(per_block[None], block, len(per_block) * block)[0, block:]
+        values = values[self.position - first * block :][:new]
+        return torch.cat([values.new_zeros(length - new, values.shape[1]), values])[None]
 
     @property
     def real_time_factor(self) -> float:

@@ -88,7 +88,7 @@ def fine_tune(clips, latency_ms: float, args, output_dir: Path):
     model = helpers.build_model(args.model, seed=args.seed, filter_taps=args.filter_taps,
                                 latency_samples=helpers.latency_samples(latency_ms))
     train_shared_filter = model.start_shared_filter(clips, args.shared_filter)
-    dataset = helpers.build_dataset(clips, helpers.SAMPLE_RATE, helpers.SAMPLE_RATE // 4, model.warmup)
+    dataset = helpers.build_dataset(clips, helpers.SAMPLE_RATE, helpers.SAMPLE_RATE // 4, model.training_warmup)
     settings = helpers.TrainSettings(
         output_dir=str(output_dir), max_steps=args.max_steps, seed=args.seed,
         train_shared_filter=train_shared_filter, save_steps=args.max_steps,

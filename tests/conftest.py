@@ -32,3 +32,22 @@ def tiny_model():
         head.basis.copy_(0.2 * torch.randn(head.basis.shape, generator=generator))
         head.shared.copy_(0.2 * torch.randn(head.shared.shape, generator=generator))
     return model.eval()
+
+
+def predictable_noise(samples: int, seed: int = 0) -> np.ndarray:
+    """AR(1) noise with a = 0.99: predictable enough that a fitted predictor cancels part of it."""
+    from scipy.signal import lfilter
+
+    return lfilter([1.0], [1.0, -0.99], np.random.default_rng(seed).standard_normal(samples)).astype(np.float32) * 0.1
+
+
+def predicting_model(latency: int, safety_window: int, audio: np.ndarray):
+    """A scratch:tiny model whose shared filter predicts ``audio`` and whose encoder steers a random basis."""
+    import torch
+
+    model = helpers.build_model("scratch:tiny", filter_taps=32, latency_samples=latency,
+                                safety_window_samples=safety_window, seed=0).eval()
+    model.init_shared_filter_from_wiener(audio)
+    with torch.no_grad():
+        model.filter_head.basis.copy_(0.02 * torch.randn(model.filter_head.basis.shape, generator=torch.Generator().manual_seed(1)))
+    return model

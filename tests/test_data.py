@@ -32,6 +32,11 @@ def test_pairs_carry_warmup_before_the_labelled_segment():
     np.testing.assert_array_equal(labels, [[-2, -3, -4, -5], [-6, -7, -8, -9], [-8, -9, -10, -11]])
 
 
+def test_warmup_with_safety_window_covers_the_outputs_it_judges():
+    # 800 + 16 + 4000 + 64 = 4880, plus 4000 + 16 + 1600 = 10496 → 14 blocks
+    assert helpers.warmup_samples(64, 16, 800, 4000, safety_window_samples=4000) == 11200
+
+
 def test_warmup_covers_context_latency_taps_and_a_block():
     assert helpers.warmup_samples(filter_taps=64, latency_samples=16, block_samples=800, context_samples=4000) == 5600  # 4880 → 7 blocks
     assert helpers.warmup_samples(filter_taps=10, latency_samples=0, block_samples=100, context_samples=100) == 300

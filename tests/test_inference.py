@@ -9,6 +9,7 @@ import soundfile as sf
 import torch
 
 import helpers
+from conftest import predictable_noise, predicting_model
 
 
 def test_chunk_spans_tile_the_signal():
@@ -25,36 +26,62 @@ def test_chunked_inference_equals_one_pass(tiny_model, latency):
     np.testing.assert_allclose(chunked, whole, atol=1e-5)
 
 
+@pytest.mark.parametrize("safety_window", [0, 4000])
 @pytest.mark.parametrize("latency", [0, 1, 16, 80])
-def test_output_never_depends_on_input_newer_than_latency(tiny_model, latency):
+def test_output_never_depends_on_input_newer_than_latency(latency, safety_window):
     """Perturb x from n − D + 1 on: y[0..n] must not change, and y after n must (the model is not inert)."""
-    tiny_model.config.latency_samples = latency
-    x = torch.randn(1, 12_000)
-    y = tiny_model(x).inverse
+    x = torch.from_numpy(predictable_noise(12_000))[None]
+    model = predicting_model(latency, safety_window, x[0].numpy())
+    y = model(x).inverse
     for n in (0, 799, 800, 5_000, 11_998 - latency):
         perturbed = x.clone()
-        perturbed[:, max(0, n - latency + 1) :] += torch.randn(1, x.shape[1] - max(0, n - latency + 1))
-        y_perturbed = tiny_model(perturbed).inverse
-        # The FFT convolution spreads float rounding (~1e-7) everywhere; a real dependence is ~1e-1.
+        perturbed[:, max(0, n - latency + 1) :] += 0.1 * torch.randn(1, x.shape[1] - max(0, n - latency + 1))
+        y_perturbed = model(perturbed).inverse
+        # The FFT convolution spreads float rounding (~1e-8 here) everywhere; a real dependence is far larger.
         before = (y_perturbed[:, : n + 1] - y[:, : n + 1]).abs().max()
-        assert before < 1e-5, f"y[..{n}] changed by {before} at latency {latency}"
-        assert (y_perturbed[:, n + 1 :] - y[:, n + 1 :]).abs().max() > 1e-2
+        assert before < 1e-6, f"y[..{n}] changed by {before} at latency {latency}"
+        assert (y_perturbed[:, n + 1 :] - y[:, n + 1 :]).abs().max() > 1e-3
 
 
+@pytest.mark.parametrize("safety_window", [0, 4000])
 @pytest.mark.parametrize("latency", [0, 80])
-def test_streaming_equals_offline_for_any_block_sizes(tiny_model, latency):
-    tiny_model.config.latency_samples = latency
-    audio = np.random.default_rng(2).standard_normal(20_000).astype(np.float32)
-    offline = tiny_model(torch.from_numpy(audio)[None]).inverse[0].detach().numpy()
-    canceller = helpers.StreamingCanceller(tiny_model)
+def test_streaming_equals_offline_for_any_block_sizes(latency, safety_window):
+    audio = predictable_noise(20_000, seed=2)
+    model = predicting_model(latency, safety_window, audio)
+    offline = model(torch.from_numpy(audio)[None]).inverse[0].detach().numpy()
+    assert np.abs(offline).max() > 0.05  # the model really produces anti-noise
+    canceller = helpers.StreamingCanceller(model)
     sizes = np.random.default_rng(3).integers(1, 1500, size=100)
     bounds = np.minimum(np.concatenate([[0], np.cumsum(sizes)]), len(audio))
     streamed = np.concatenate([canceller.process(audio[a:b]) for a, b in zip(bounds[:-1], bounds[1:]) if b > a])
     np.testing.assert_allclose(streamed, offline[: len(streamed)], atol=1e-5)
     assert len(streamed) == len(audio)
-    # Memory is flat: only the warm-up of past input and two blocks' filters are kept.
-    assert len(canceller.history) == tiny_model.warmup and len(canceller.gains) <= 2
+    # Memory is flat: only the warm-up of past input and output, and two blocks' gains, are kept.
+    assert len(canceller.history) == len(canceller.raw_history) == model.warmup and len(canceller.gains) <= 2
     assert canceller.real_time_factor > 0
+
+
+def test_safety_gain_is_the_clipped_least_squares_gain():
+    x = torch.tensor([1.0, 2.0])
+    assert helpers.safety_gains(x, -0.5 * x).item() == pytest.approx(1.0)  # best gain 2, clipped to 1
+    assert helpers.safety_gains(x, -2.0 * x).item() == pytest.approx(0.5)
+    assert helpers.safety_gains(x, x).item() == 0.0  # amplifying: switched off
+    assert helpers.safety_gains(x, torch.zeros(2)).item() == 0.0
+    y = torch.tensor([-1.0, 0.0])  # best g minimises (1 - g)² + 4: g = 1
+    assert helpers.safety_gains(x, y).item() == pytest.approx(1.0)
+
+
+def test_safety_gain_stops_a_harmful_filter_from_amplifying():
+    """A filter that doubles white noise instead of cancelling it: the gain turns it off after one window."""
+    model = helpers.build_model("scratch:tiny", filter_taps=8, latency_samples=16, seed=0).eval()
+    with torch.no_grad():
+        model.filter_head.shared[0] = 1.0
+    noise = np.random.default_rng(4).standard_normal(48_000).astype(np.float32)
+    guarded = helpers.predict_inverse(model, noise, use_encoder=False)
+    model.config.safety_window_samples = 0
+    raw = helpers.predict_inverse(model, noise, use_encoder=False)
+    assert helpers.noise_reduction_db(noise[16_000:], raw[16_000:]) == pytest.approx(-3.0, abs=0.2)
+    assert helpers.noise_reduction_db(noise[16_000:], guarded[16_000:]) == pytest.approx(0.0, abs=0.05)
 
 
 def test_noise_reduction_hand_computed():

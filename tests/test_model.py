@@ -17,7 +17,7 @@ def test_output_has_exactly_the_input_length(tiny_model, samples):
 
 def test_output_is_sample_aligned():
     """With the shared filter a unit impulse at tap k, the output is the input delayed by exactly k samples."""
-    model = helpers.build_model("scratch:tiny", filter_taps=8).eval()
+    model = helpers.build_model("scratch:tiny", filter_taps=8, safety_window_samples=0).eval()
     x = torch.randn(1, 2000)
     for k in (0, 3):
         with torch.no_grad():
@@ -42,6 +42,7 @@ def test_causal_fir_matches_direct_convolution():
 
 def test_block_filter_is_shared_plus_steered_basis(tiny_model):
     """The filter the head reports equals the impulse response the model actually applies in a block."""
+    tiny_model.config.safety_window_samples = 0
     x = torch.randn(1, 4000)
     out = tiny_model(x)
     block = 3  # samples 2400..3199; its last sample has glided fully to this block's filter
@@ -90,6 +91,7 @@ def test_freeze_feature_encoder(tiny_model):
 
 
 def test_without_encoder_only_the_shared_filter_acts(tiny_model):
+    tiny_model.config.safety_window_samples = 0
     x = torch.randn(1, 2000)
     shared = tiny_model.filter_head.shared.detach().numpy().astype(np.float64)
     expected = np.convolve(x[0].numpy().astype(np.float64), shared)[:2000]
@@ -150,7 +152,7 @@ def test_values_glide_from_block_to_block():
 
 
 def test_wiener_start_predicts_like_the_closed_form(tone):
-    model = helpers.build_model("scratch:tiny", filter_taps=32, latency_samples=8).eval()
+    model = helpers.build_model("scratch:tiny", filter_taps=32, latency_samples=8, safety_window_samples=0).eval()
     model.init_shared_filter_from_wiener(tone[:20_000])
     coefficients = helpers.fit_wiener_predictor(tone[:20_000], delay=8, order=32)
     expected = helpers.wiener_inverse(tone, coefficients, delay=8)
