@@ -113,12 +113,17 @@ def format_table(records: list[dict]) -> str:
 
 
 def plot_results(records: list[dict], path: Path, ceiling_db: float = 60.0):
-    """One panel per clip: held-out NR against latency for every method (exact cancellation drawn at the ceiling)."""
+    """One panel per clip: held-out NR against latency for every method (exact cancellation drawn at the ceiling).
+
+    With a single latency, one bar chart of the median 1-s NR instead.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if len({r["latency_ms"] for r in records}) == 1:
+        return plot_bars(records, path)
     clips = list(dict.fromkeys(r["clip"] for r in records))
     columns = 4
     fig, axes = plt.subplots(-(-len(clips) // columns), columns, figsize=(16, 3.6 * -(-len(clips) // columns)), squeeze=False)
@@ -139,6 +144,27 @@ def plot_results(records: list[dict], path: Path, ceiling_db: float = 60.0):
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
     fig.suptitle(f"Noise reduction against latency (values beyond {ceiling_db:g} dB, such as exact cancellation, drawn at {ceiling_db:g})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def plot_bars(records: list[dict], path: Path, ceiling_db: float = 150.0):
+    """Bars of the held-out median 1-s NR per clip and method, at the records' one latency."""
+    import matplotlib.pyplot as plt
+
+    clips = list(dict.fromkeys(r["clip"] for r in records))
+    methods = [m for m in METHODS if m != "linear_bound" and any(r["method"] == m for r in records)]
+    width = 0.8 / len(methods)
+    fig, ax = plt.subplots(figsize=(13, 4.5))
+    for i, method in enumerate(methods):
+        values = [next(r["nr_db_median_1s"] for r in records if r["clip"] == clip and r["method"] == method) for clip in clips]
+        ax.bar(np.arange(len(clips)) + i * width, np.minimum(values, ceiling_db), width, label=method)
+    ax.axhline(30, color="k", linestyle="--", linewidth=0.8, label="30 dB target")
+    ax.set_xticks(np.arange(len(clips)) + 0.4 - width / 2, clips, rotation=15, ha="right")
+    ax.set_ylabel(f"held-out median 1-s NR (dB, capped at {ceiling_db:g})")
+    ax.set_title(f"Noise reduction at {records[0]['latency_ms']:g} ms latency (exact negation: ∞, drawn at the cap)")
+    ax.legend(ncol=len(methods) + 1, fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
