@@ -3,7 +3,7 @@
 The notebook ``wav2vec2_noise_cancellation.ipynb`` is a thin layer over this
 module. Sections, in pipeline order:
 
-    audio I/O · data · model · training · inference · metrics · baselines · plots
+    audio I/O · data · model · training · inference · metrics · baselines · outputs · plots
 
 Conventions: audio arrays are float32, mono, shape ``(samples,)`` at
 ``SAMPLE_RATE`` (16 kHz) unless a docstring says otherwise. Levels are in dB.
@@ -29,7 +29,6 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 SAMPLE_RATE = 16_000
-PRETRAINED_MODEL_NAME = "facebook/wav2vec2-base-960h"
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif")
 SAMPLE_AUDIO_DIR = Path(__file__).resolve().parent / "sample_audio"
 DEFAULT_SAMPLE = SAMPLE_AUDIO_DIR / "engine_honda_nsx.wav"
@@ -1081,13 +1080,8 @@ def all_metrics(noise: np.ndarray, inverse: np.ndarray) -> dict:
 # and honours a latency of D samples: y[n] uses x[m] with m ≤ n − D only.
 
 
-def exact_negation(noise: np.ndarray) -> np.ndarray:
-    """The zero-delay exact inverse ``−x``."""
-    return -np.asarray(noise, dtype=np.float32)
-
-
 def delayed_negation(noise: np.ndarray, delay: int) -> np.ndarray:
-    """``y[n] = −x[n − D]``: negation with D samples of uncompensated delay."""
+    """``y[n] = −x[n − D]``: negation with D samples of uncompensated delay; at D = 0 the exact inverse."""
     noise = np.asarray(noise, dtype=np.float32)
     return -np.concatenate([np.zeros(delay, np.float32), noise[: len(noise) - delay]])[: len(noise)]
 
