@@ -57,18 +57,45 @@ def test_streaming_equals_offline_for_any_block_sizes(latency, safety_window):
     np.testing.assert_allclose(streamed, offline[: len(streamed)], atol=1e-5)
     assert len(streamed) == len(audio)
     # Memory is flat: only the warm-up of past input and output, and two blocks' gains, are kept.
-    assert len(canceller.history) == len(canceller.raw_history) == model.warmup and len(canceller.gains) <= 2
+    assert len(canceller.history) == canceller.raw_history.shape[1] == model.warmup and len(canceller.gains) <= 2
     assert canceller.real_time_factor > 0
 
 
-def test_safety_gain_is_the_clipped_least_squares_gain():
+def test_clipped_gain_is_the_clipped_least_squares_gain():
     x = torch.tensor([1.0, 2.0])
-    assert helpers.safety_gains(x, -0.5 * x).item() == pytest.approx(1.0)  # best gain 2, clipped to 1
-    assert helpers.safety_gains(x, -2.0 * x).item() == pytest.approx(0.5)
-    assert helpers.safety_gains(x, x).item() == 0.0  # amplifying: switched off
-    assert helpers.safety_gains(x, torch.zeros(2)).item() == 0.0
+    assert helpers.clipped_gain(x, -0.5 * x).item() == pytest.approx(1.0)  # best gain 2, clipped to 1
+    assert helpers.clipped_gain(x, -2.0 * x).item() == pytest.approx(0.5)
+    assert helpers.clipped_gain(x, x).item() == 0.0  # amplifying: switched off
+    assert helpers.clipped_gain(x, torch.zeros(2)).item() == 0.0
     y = torch.tensor([-1.0, 0.0])  # best g minimises (1 - g)² + 4: g = 1
-    assert helpers.safety_gains(x, y).item() == pytest.approx(1.0)
+    assert helpers.clipped_gain(x, y).item() == pytest.approx(1.0)
+
+
+def test_safety_gains_trust_the_correction_only_as_far_as_it_helped():
+    x = torch.tensor([1.0, 2.0])
+    # The shared filter cancels exactly: a correction can only add noise, so it is switched off.
+    assert [g.item() for g in helpers.safety_gains(x, -x, torch.tensor([1.0, 0.0]))] == [0.0, 1.0]
+    # The shared filter cancels half; a correction of −x is best at half strength, and then cancels all.
+    correction_gain, output_gain = helpers.safety_gains(x, -0.5 * x, -x)
+    assert (correction_gain.item(), output_gain.item()) == pytest.approx((0.5, 1.0))
+    # A correction that makes it worse is off, and the shared filter that amplifies is turned down.
+    correction_gain, output_gain = helpers.safety_gains(x, -2.0 * x, -x)
+    assert (correction_gain.item(), output_gain.item()) == pytest.approx((0.0, 0.5))
+
+
+def test_correction_cannot_spoil_exact_negation():
+    """At D = 0 a shared filter of [−1] cancels exactly; a random encoder correction must not undo that."""
+    model = helpers.build_model("scratch:tiny", filter_taps=8, latency_samples=0, seed=0).eval()
+    with torch.no_grad():
+        model.filter_head.shared[0] = -1.0
+        model.filter_head.basis.copy_(0.02 * torch.randn(model.filter_head.basis.shape, generator=torch.Generator().manual_seed(1)))
+    noise = np.random.default_rng(4).standard_normal(48_000).astype(np.float32)
+    guarded = helpers.predict_inverse(model, noise)
+    model.config.safety_window_samples = 0
+    raw = helpers.predict_inverse(model, noise)
+    assert helpers.noise_reduction_db(noise[16_000:], raw[16_000:]) < 60  # the correction is real noise
+    # float32 FFTs alone would stop near 130 dB; the float64 waveform path keeps −x exact.
+    assert helpers.noise_reduction_db(noise[16_000:], guarded[16_000:]) > 150
 
 
 def test_safety_gain_stops_a_harmful_filter_from_amplifying():
