@@ -1189,7 +1189,7 @@ def fit_wiener_predictor(train: np.ndarray, delay: int = 0, order: int = 64) -> 
     """The optimal linear D-step predictor fitted on ``train``: ``h`` minimising E[(x[n] − Σₖ h[k]·x[n−D−k])²].
 
     Solves the normal equations ``R h = r[D : D+order]`` (Toeplitz ``R`` from the autocorrelation)
-    with ``scipy.linalg.solve_toeplitz``. At D = 0 the answer is ``[1, 0, …]``: negation.
+    with ``scipy.linalg.solve_toeplitz``. At D = 0 the answer is exactly ``[1, 0, …]``: negation.
 
     Returns:
         ``h``, shape ``(order,)``.
@@ -1197,6 +1197,10 @@ def fit_wiener_predictor(train: np.ndarray, delay: int = 0, order: int = 64) -> 
     from scipy.linalg import solve_toeplitz
     from scipy.signal import fftconvolve
 
+    if delay == 0:
+        # The right side is then R's own first column, so e₀ solves it exactly, however ill-conditioned
+        # R is; solving numerically (with the loading below) would only blur it at the rounding level.
+        return np.eye(order)[0]
     x = np.asarray(train, dtype=np.float64)
     lags = delay + order
     autocorrelation = fftconvolve(x, x[::-1], mode="full")[len(x) - 1 : len(x) - 1 + lags] / len(x)
