@@ -482,7 +482,9 @@ class FIRFilterHead(nn.Module):
 def causal_fir(x: torch.Tensor, kernels: torch.Tensor, delay: int = 0) -> torch.Tensor:
     """Filter ``x`` with several FIR kernels, delayed: ``out[b, c, n] = Σₖ kernels[c, k]·x[b, n − delay − k]``.
 
-    Uses FFTs sized for linear (not circular) convolution, so long kernels stay cheap.
+    Uses FFTs sized for linear (not circular) convolution, so long kernels stay cheap. The first tap
+    is applied directly: FFT rounding, scaled to the loudest samples, would otherwise leak onto quiet
+    passages, and a pure gain-and-delay filter (exact negation above all) stays bit-exact.
 
     Args:
         x: shape ``(batch, samples)``.
@@ -492,11 +494,16 @@ def causal_fir(x: torch.Tensor, kernels: torch.Tensor, delay: int = 0) -> torch.
         shape ``(batch, channels, samples)``, in the wider of the two dtypes (at least float32); zero
         input is assumed before the start.
     """
-    samples = x.shape[-1]
-    size = 1 << (samples + delay + kernels.shape[-1] - 1).bit_length()
+    samples, taps = x.shape[-1], kernels.shape[-1]
     dtype = torch.promote_types(torch.promote_types(x.dtype, kernels.dtype), torch.float32)
-    spectrum = torch.fft.rfft(x.to(dtype), size)[:, None] * torch.fft.rfft(F.pad(kernels.to(dtype), (delay, 0)), size)
-    return torch.fft.irfft(spectrum, size)[..., :samples]
+    x, kernels = x.to(dtype), kernels.to(dtype)
+    delayed = F.pad(x, (delay, 0))[:, None, :samples]
+    direct = kernels[None, :, :1] * delayed
+    if taps == 1:
+        return direct
+    size = 1 << (samples + delay + taps - 1).bit_length()
+    spectrum = torch.fft.rfft(x, size)[:, None] * torch.fft.rfft(F.pad(kernels[:, 1:], (delay + 1, 0)), size)
+    return direct + torch.fft.irfft(spectrum, size)[..., :samples]
 
 
 def context_windows(x: torch.Tensor, block: int, context: int, delay: int) -> torch.Tensor:
@@ -778,7 +785,8 @@ def make_optimizer(model: Wav2Vec2ForNoiseCancellation, settings: TrainSettings)
     shared = model.filter_head.shared
     rest = [p for p in model.parameters() if p.requires_grad and p is not shared]
     shared_rate = settings.head_learning_rate if settings.train_shared_filter else 0.0
-    groups = [{"params": [shared], "lr": shared_rate}, {"params": rest, "lr": settings.learning_rate}]
+    # The encoder's group first: the Trainer logs the first group's learning rate.
+    groups = [{"params": rest, "lr": settings.learning_rate}, {"params": [shared], "lr": shared_rate}]
     return torch.optim.AdamW(groups, weight_decay=0.0)
 
 

@@ -99,6 +99,27 @@ def test_without_encoder_only_the_shared_filter_acts(tiny_model):
     torch.testing.assert_close(tiny_model(x, use_encoder=False).inverse, expected)
 
 
+@pytest.mark.parametrize("delay", [0, 3])
+def test_causal_fir_is_delayed_convolution(delay):
+    rng = np.random.default_rng(5)
+    x, kernels = rng.standard_normal((2, 300)), rng.standard_normal((3, 7))
+    out = helpers.causal_fir(torch.from_numpy(x), torch.from_numpy(kernels), delay).numpy()
+    for b in range(2):
+        for c in range(3):
+            expected = np.concatenate([np.zeros(delay), np.convolve(x[b], kernels[c])])[:300]
+            np.testing.assert_allclose(out[b, c], expected, atol=1e-12)
+
+
+def test_negation_through_causal_fir_is_bit_exact_on_quiet_passages():
+    """A loud passage, then one 10⁹ times quieter: FFT rounding of the loud one must not reach it."""
+    rng = np.random.default_rng(6)
+    x = np.concatenate([rng.standard_normal(4000), 1e-9 * rng.standard_normal(4000)]).astype(np.float32)
+    kernel = torch.zeros(1, 512, dtype=torch.float64)
+    kernel[0, 0] = -1.0
+    out = helpers.causal_fir(torch.from_numpy(x)[None], kernel)[0, 0].float().numpy()
+    np.testing.assert_array_equal(out, -x)
+
+
 def test_save_and_load_give_identical_output(tiny_model, tmp_path):
     x = torch.randn(1, 5000)
     tiny_model.save_pretrained(tmp_path / "model")

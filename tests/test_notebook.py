@@ -38,7 +38,7 @@ def test_committed_notebook_is_clean_and_tagged():
 def test_headless_run_writes_every_output(tmp_path):
     source = REPO / "sample_audio" / "colobot_076.wav"
     before = source.read_bytes()
-    run_notebook(tmp_path, AUDIO_PATH=str(source), MAX_STEPS=30)
+    run_notebook(tmp_path, AUDIO_PATH=str(source), MAX_STEPS=30, LATENCY_MS=1.0)
     out = tmp_path / "out"
     for name in ["inverse.wav", "residual.wav", "input.wav", "metrics.json", "loss_curve.png",
                  "waveforms.png", "spectrograms.png", "model/config.json", "model/model.safetensors"]:
@@ -46,7 +46,7 @@ def test_headless_run_writes_every_output(tmp_path):
     assert source.read_bytes() == before
 
     audio = helpers.load_audio(source)
-    _, heldout = helpers.split_heldout(audio, 0.3)
+    train, heldout = helpers.split_heldout(audio, 0.3)
     inverse, rate = sf.read(out / "inverse.wav", dtype="float32")
     residual, _ = sf.read(out / "residual.wav", dtype="float32")
     assert rate == 16_000
@@ -56,7 +56,9 @@ def test_headless_run_writes_every_output(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     energy = lambda x: float(np.sum(np.square(x, dtype=np.float64)))  # noqa: E731
     assert metrics["noise_reduction_db"] == pytest.approx(10 * math.log10(energy(heldout) / energy(residual)), abs=1e-3)
-    assert metrics["negation_noise_reduction_db"] == math.inf
+    # Negation 1 ms late: the held-out sample n meets −x[n − 16].
+    late_residual = heldout - audio[len(train) - 16 : len(audio) - 16]
+    assert metrics["negation_noise_reduction_db"] == pytest.approx(10 * math.log10(energy(heldout) / energy(late_residual)), abs=1e-3)
     assert metrics["heldout_seconds"] == pytest.approx(len(heldout) / 16_000)
     # The second bundled sample is cancelled by step 9 without retraining.
     assert (out / "slide_rock_inverse.wav").is_file() and (out / "slide_rock_residual.wav").is_file()
@@ -66,6 +68,8 @@ def test_headless_run_without_a_path_uses_the_bundled_sample(tmp_path):
     run_notebook(tmp_path, MAX_STEPS=2)
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["audio_path"] == str(helpers.DEFAULT_SAMPLE)
+    # At zero latency (the default) negation is exact, and so is the model that starts from it.
+    assert metrics["negation_noise_reduction_db"] == metrics["noise_reduction_db"] == math.inf
 
 
 def test_folder_of_files(tmp_path):
