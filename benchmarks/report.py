@@ -5,7 +5,8 @@ Usage:
 
 For each latency in the records: one row per clip, one column per method, each cell the held-out
 median 1-s NR in dB (the whole-clip NR and the worst 10 % follow in a second table for the model),
-and the model's training seconds and streaming real-time factor.
+and the model's training seconds and streaming real-time factor. Then the predict-ahead targets
+(issue 4), each with its worst case and whether it holds.
 """
 
 from __future__ import annotations
@@ -44,12 +45,48 @@ def latency_table(records: list[dict], latency_ms: float) -> str:
     return "\n".join(lines)
 
 
+def margin_db(nr_db: float, reference_db: float) -> float:
+    """``nr_db − reference_db``, with ∞ − ∞ (both exact) counted as 0."""
+    return 0.0 if nr_db == reference_db else nr_db - reference_db
+
+
+def target_checks(records: list[dict]) -> list[tuple[str, str, bool]]:
+    """The predict-ahead targets as ``(target, worst case found, holds)``.
+
+    - never amplify: the model's worst-10 % 1-s NR ≥ −0.5 dB on every clip at every latency;
+    - linear predictor: the model's NR ≥ the Wiener predictor's NR − 1 dB on every clip and latency;
+    - tones: mains hum ≥ 30 dB at 1 ms (when that row was run);
+    - streaming: every model record's ``stream_rtf`` ≤ 0.5.
+    """
+    models = [r for r in records if r["method"] == "model"]
+    wiener = {(r["clip"], r["latency_ms"]): r["nr_db"] for r in records if r["method"] == "wiener"}
+    where = lambda r: f"{r['clip']} at {r['latency_ms']:g} ms"  # noqa: E731
+    checks = []
+    worst = min(models, key=lambda r: r["nr_db_worst10_1s"])
+    checks.append(("model worst-10% 1-s NR ≥ −0.5 dB", f"{cell(worst['nr_db_worst10_1s'])} dB, {where(worst)}",
+                   worst["nr_db_worst10_1s"] >= -0.5))
+    margins = [(margin_db(r["nr_db"], wiener[r["clip"], r["latency_ms"]]), r) for r in models
+               if (r["clip"], r["latency_ms"]) in wiener]
+    margin, closest = min(margins, key=lambda pair: pair[0])
+    checks.append(("model NR ≥ Wiener NR − 1 dB", f"{margin:+.1f} dB, {where(closest)}", margin >= -1.0))
+    hum = [r for r in models if r["clip"] == "mains_hum" and r["latency_ms"] == 1.0]
+    if hum:
+        checks.append(("mains hum ≥ 30 dB at 1 ms", f"{cell(hum[0]['nr_db'])} dB", hum[0]["nr_db"] >= 30.0))
+    slowest = max(models, key=lambda r: r.get("stream_rtf", 0.0))
+    if "stream_rtf" in slowest:
+        checks.append(("stream RTF ≤ 0.5", f"{slowest['stream_rtf']:.3f}, {where(slowest)}", slowest["stream_rtf"] <= 0.5))
+    return checks
+
+
 def main(argv=None):
     paths = (argv if argv is not None else sys.argv[1:]) or ["results.json"]
     records = [r for path in paths for r in json.loads(Path(path).read_text())]
     for latency_ms in sorted({r["latency_ms"] for r in records}):
         print(f"\n**{latency_ms:g} ms** (median 1-s NR in dB; `linear_bound`: whole-clip bound)\n")
         print(latency_table(records, latency_ms))
+    print("\n**Targets**\n\n| target | worst case | holds |\n|---|---|---|")
+    for target, worst, holds in target_checks(records):
+        print(f"| {target} | {worst} | {'yes' if holds else '**no**'} |")
 
 
 if __name__ == "__main__":

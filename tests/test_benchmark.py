@@ -13,6 +13,7 @@ from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import cancellation  # noqa: E402
+import report  # noqa: E402
 
 KEYS = {"clip", "method", "latency_ms", "nr_db", "nr_db_median_1s", "nr_db_worst10_1s", "octave_nr_db",
         "train_seconds", "model_name"}
@@ -48,3 +49,22 @@ def test_benchmark_records_every_method_latency_and_metric(tmp_path):
     assert by["model", 5.0]["stream_rtf"] > 0 and by["model", 5.0]["model_name"] == "scratch:tiny"
     assert (tmp_path / "plot.png").stat().st_size > 0
     assert np.isfinite(by["model", 5.0]["nr_db"])
+
+
+def test_target_checks_find_the_worst_case():
+    def record(clip, method, latency_ms, nr_db, worst10=None, rtf=None):
+        extra = {"nr_db_worst10_1s": worst10, "stream_rtf": rtf} if method == "model" else {}
+        return {"clip": clip, "method": method, "latency_ms": latency_ms, "nr_db": nr_db, **extra}
+
+    records = [
+        record("white", "wiener", 0.0, math.inf), record("white", "model", 0.0, math.inf, math.inf, 0.1),
+        record("mains_hum", "wiener", 1.0, 36.0), record("mains_hum", "model", 1.0, 35.2, 30.0, 0.2),
+        record("pink", "wiener", 5.0, 1.0), record("pink", "model", 5.0, -0.5, -0.7, 0.6),
+    ]
+    checks = {target: (worst, holds) for target, worst, holds in report.target_checks(records)}
+    assert checks["model worst-10% 1-s NR ≥ −0.5 dB"] == ("-0.7 dB, pink at 5 ms", False)
+    assert checks["model NR ≥ Wiener NR − 1 dB"] == ("-1.5 dB, pink at 5 ms", False)
+    assert checks["mains hum ≥ 30 dB at 1 ms"] == ("35.2 dB", True)
+    assert checks["stream RTF ≤ 0.5"] == ("0.600, pink at 5 ms", False)
+    del records[-2:]  # without pink every target holds, ∞ against ∞ included
+    assert all(holds for _, _, holds in report.target_checks(records))
