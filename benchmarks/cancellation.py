@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/cancellation.py [--clips DIR] [--out results.json] [--model MODEL_NAME]
                                       [--max-steps N] [--latency-ms 0,1,5,20] [--shared-filter wiener]
+                                      [--update-ms 50] [--context-seconds 0.25]
                                       [--plot results.png]
 
 For each clip it trains on the first 70 % and evaluates on the last 30 %, for every method and
@@ -86,7 +87,9 @@ def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work
 def fine_tune(clips, latency_ms: float, args, output_dir: Path):
     """A model for this latency, fine-tuned on the clips' training parts; returns it and the seconds it took."""
     model = helpers.build_model(args.model, seed=args.seed, filter_taps=args.filter_taps,
-                                latency_samples=helpers.latency_samples(latency_ms))
+                                latency_samples=helpers.latency_samples(latency_ms),
+                                block_samples=helpers.latency_samples(args.update_ms),
+                                context_samples=int(args.context_seconds * helpers.SAMPLE_RATE))
     train_shared_filter = model.start_shared_filter(clips, args.shared_filter)
     dataset = helpers.build_dataset(clips, helpers.SAMPLE_RATE, helpers.SAMPLE_RATE // 4, model.training_warmup)
     settings = helpers.TrainSettings(
@@ -180,6 +183,10 @@ def main(argv=None) -> list[dict]:
                         help="the model's shared filter: closed-form Wiener start, held fixed, or learned from zero")
     parser.add_argument("--filter-taps", type=int, default=helpers.HEAD_DEFAULTS["filter_taps"],
                         help="taps of the model's filter and of the Wiener predictor (default: 512)")
+    parser.add_argument("--update-ms", type=float, default=50.0,
+                        help="how often the encoder updates the filter, the notebook's BLOCK_MS (default: 50)")
+    parser.add_argument("--context-seconds", type=float, default=0.25,
+                        help="what the encoder hears per update, the notebook's CONTEXT_SECONDS (default: 0.25)")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each generated clip (default: 20)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", help="also save a bar chart of the results here (PNG)")

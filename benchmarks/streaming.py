@@ -2,11 +2,14 @@
 
 Usage:
     python benchmarks/streaming.py [--model scratch:tiny] [--minutes 10] [--block-ms 20] [--latency-ms 1]
+                                   [--update-ms 50] [--context-seconds 0.25]
 
 Streams generated pink noise through ``helpers.StreamingCanceller`` in blocks and reports the
 real-time factor (compute time over audio time) and the process's resident memory after each
 minute of audio: flat memory means the canceller keeps only the past it needs. The model is
 untrained (its weights do not change the compute); the encoder is the one named by ``--model``.
+``--block-ms`` is the size of the blocks fed in; ``--update-ms`` and ``--context-seconds`` are the
+model's own ``BLOCK_MS`` (how often the encoder runs) and ``CONTEXT_SECONDS`` (what it hears).
 """
 
 from __future__ import annotations
@@ -34,10 +37,17 @@ def main(argv=None) -> dict:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--block-ms", type=float, default=20.0)
     parser.add_argument("--latency-ms", type=float, default=1.0)
+    parser.add_argument("--update-ms", type=float, default=50.0, help="the model's BLOCK_MS")
+    parser.add_argument("--context-seconds", type=float, default=0.25, help="the model's CONTEXT_SECONDS")
     args = parser.parse_args(argv)
     from tqdm.auto import tqdm
 
-    model = helpers.build_model(args.model, latency_samples=helpers.latency_samples(args.latency_ms))
+    model = helpers.build_model(
+        args.model,
+        latency_samples=helpers.latency_samples(args.latency_ms),
+        block_samples=helpers.latency_samples(args.update_ms),
+        context_samples=int(args.context_seconds * helpers.SAMPLE_RATE),
+    )
     canceller = helpers.StreamingCanceller(model)
     block = helpers.latency_samples(args.block_ms)
     minute = helpers.shaped_noise(60.0, 1.0, seed=0)  # one minute, looped: generating 10 minutes is not the point
@@ -51,6 +61,8 @@ def main(argv=None) -> dict:
         "minutes": args.minutes,
         "block_ms": args.block_ms,
         "latency_ms": args.latency_ms,
+        "update_ms": args.update_ms,
+        "context_seconds": args.context_seconds,
         "real_time_factor": canceller.real_time_factor,
         "resident_mb_after_each_minute": [round(m, 1) for m in memory],
     }
