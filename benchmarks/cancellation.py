@@ -77,7 +77,8 @@ def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work
         # Streamed in 20 ms blocks over the whole clip, to measure the real-time factor.
         _, stream_rtf = helpers.stream_inverse(model, audio, block_samples=helpers.latency_samples(20))
         for method, inverse in inverses.items():
-            extra = dict(train_seconds=train_seconds, model_name=args.model) if method.startswith("model") else {}
+            extra = dict(train_seconds=train_seconds, model_name=args.model, update_ms=args.update_ms,
+                         context_seconds=args.context_seconds) if method.startswith("model") else {}
             if method == "model":
                 extra["stream_rtf"] = stream_rtf
             records.append(record(name, method, latency_ms, helpers.all_metrics(heldout, inverse), **extra))

@@ -33,7 +33,7 @@ def test_benchmark_records_every_method_latency_and_metric(tmp_path):
     sf.write(clips / "brownish.wav", audio, 16_000, subtype="FLOAT")
     out = tmp_path / "results.json"
     cancellation.main(["--clips", str(clips), "--out", str(out), "--max-steps", "2", "--latency-ms", "0,5",
-                       "--filter-taps", "64", "--plot", str(tmp_path / "plot.png")])
+                       "--filter-taps", "64", "--update-ms", "100", "--plot", str(tmp_path / "plot.png")])
     records = json.loads(out.read_text())
     assert {(r["method"], r["latency_ms"]) for r in records} == {
         (m, latency) for m in ["negation", "nlms", "wiener", "model", "model_no_encoder"] for latency in (0.0, 5.0)
@@ -47,6 +47,7 @@ def test_benchmark_records_every_method_latency_and_metric(tmp_path):
     expected = helpers.noise_reduction_db(heldout, -audio[split - 80 : len(audio) - 80])
     assert by["negation", 5.0]["nr_db"] == pytest.approx(expected, abs=1e-4)
     assert by["model", 5.0]["stream_rtf"] > 0 and by["model", 5.0]["model_name"] == "scratch:tiny"
+    assert (by["model", 5.0]["update_ms"], by["model", 5.0]["context_seconds"]) == (100.0, 0.25)
     assert (tmp_path / "plot.png").stat().st_size > 0
     assert np.isfinite(by["model", 5.0]["nr_db"])
 
