@@ -385,7 +385,7 @@ def warmup_samples(
     # The first kept block glides from the previous block's filter, whose window must be inside too.
     need = block_samples + latency_samples + context_samples + filter_taps
     if safety_window_samples:
-        # The safety gain judges raw outputs up to D before its block (gliding from the block before),
+        # The safety gains judge raw outputs up to D before its block (gliding from the block before),
         # and each of those outputs needed the warm-up above.
         need += safety_window_samples + latency_samples + 2 * block_samples
     return -(-need // block_samples) * block_samples
@@ -591,7 +591,7 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
 
     @property
     def safety_window(self) -> int:
-        """Samples of its own recent past the model judges its output by (0: no safety gain)."""
+        """Samples of its own recent past the model judges its output by (0: no safety gains)."""
         return int(self.config.safety_window_samples)
 
     @property
@@ -601,7 +601,7 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
 
     @property
     def training_warmup(self) -> int:
-        """Past samples each training pair carries: the safety gain is not used in training."""
+        """Past samples each training pair carries: the safety gains are not used in training."""
         return warmup_samples(self.filter_taps, self.latency, self.block, self.context)
 
     @property
