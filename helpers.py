@@ -375,6 +375,19 @@ def latency_samples(latency_ms: float) -> int:
     return int(round(latency_ms * SAMPLE_RATE / 1000))
 
 
+def head_settings(latency_ms: float, block_ms: float, context_seconds: float, **others) -> dict:
+    """The head's timing in samples from the notebook's units (ms, s): ``build_model(name, **head_settings(...))``.
+
+    ``others`` (``filter_taps``, ``adaptive_rank``, …) pass through unchanged.
+    """
+    return dict(
+        latency_samples=latency_samples(latency_ms),
+        block_samples=latency_samples(block_ms),
+        context_samples=int(context_seconds * SAMPLE_RATE),
+        **others,
+    )
+
+
 def warmup_samples(
     filter_taps: int, latency_samples: int, block_samples: int, context_samples: int, safety_window_samples: int = 0, **_
 ) -> int:
@@ -394,8 +407,8 @@ def warmup_samples(
 def waveform_dtype(device: torch.device) -> torch.dtype:
     """float64 for the waveform path where the device has it (not Apple's MPS).
 
-    At small latencies the anti-noise is within rounding of ``−x``; float32 FFTs would cap the
-    reduction near 130 dB where the exact closed forms reach 140–230 dB.
+    At zero latency the anti-noise is ``−x`` itself; float32 FFTs would leave rounding noise in it
+    where the closed form (``fit_wiener_predictor``) is exact.
     """
     return torch.float32 if torch.device(device).type == "mps" else torch.float64
 
@@ -677,12 +690,12 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         samples = input_values.shape[-1]
         windows = context_windows(input_values, self.block, self.context, self.latency)
         gains = self.block_gains(windows, use_encoder)
-        shared, correction = self.filter_parts(input_values, ramp_blocks(gains, self.block, samples))
+        x = input_values.to(waveform_dtype(input_values.device))
+        shared, correction = self.filter_parts(x, ramp_blocks(gains, self.block, samples))
         if not self.training and self.safety_window:
             # A deployment safeguard, not trained through: an untrained head (silent) would get no gradient.
             past = [
-                context_windows(signal, self.block, self.safety_window, self.latency)
-                for signal in (input_values.to(shared.dtype), shared, correction)
+                context_windows(signal, self.block, self.safety_window, self.latency) for signal in (x, shared, correction)
             ]
             per_sample = ramp_blocks(torch.stack(safety_gains(*past), -1), self.block, samples)
             inverse = mix_parts(shared, correction, per_sample[..., 0], per_sample[..., 1])
@@ -931,11 +944,11 @@ class StreamingCanceller:
         first, last = self.position // model.block, (self.position + len(new) - 1) // model.block
         indices = [max(first - 1, 0)] + list(range(first, last + 1))
         per_block = torch.stack([self._block_gains(index, buffer, buffer_start) for index in indices])
-        parts = model.filter_parts(buffer[None], self._per_sample(per_block, first, len(buffer), len(new)))
+        x = buffer.to(self.raw_history.dtype)
+        parts = model.filter_parts(x[None], self._per_sample(per_block, first, len(buffer), len(new)))
         raw = torch.cat([self.raw_history, torch.cat(parts)[:, -len(new) :]], dim=1)
         shared, correction = raw[:, -len(new) :]
         if model.safety_window:
-            x = buffer.to(raw.dtype)
             ends = [index * model.block - model.latency + 1 - buffer_start for index in indices]
             past = [torch.stack([signal[end - model.safety_window : end] for end in ends]) for signal in (x, *raw)]
             per_sample = self._per_sample(torch.stack(safety_gains(*past), -1), first, len(new), len(new))[0]

@@ -87,10 +87,8 @@ def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work
 
 def fine_tune(clips, latency_ms: float, args, output_dir: Path):
     """A model for this latency, fine-tuned on the clips' training parts; returns it and the seconds it took."""
-    model = helpers.build_model(args.model, seed=args.seed, filter_taps=args.filter_taps,
-                                latency_samples=helpers.latency_samples(latency_ms),
-                                block_samples=helpers.latency_samples(args.update_ms),
-                                context_samples=int(args.context_seconds * helpers.SAMPLE_RATE))
+    head = helpers.head_settings(latency_ms, args.update_ms, args.context_seconds, filter_taps=args.filter_taps)
+    model = helpers.build_model(args.model, seed=args.seed, **head)
     train_shared_filter = model.start_shared_filter(clips, args.shared_filter)
     dataset = helpers.build_dataset(clips, helpers.SAMPLE_RATE, helpers.SAMPLE_RATE // 4, model.training_warmup)
     settings = helpers.TrainSettings(

@@ -42,12 +42,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     from tqdm.auto import tqdm
 
-    model = helpers.build_model(
-        args.model,
-        latency_samples=helpers.latency_samples(args.latency_ms),
-        block_samples=helpers.latency_samples(args.update_ms),
-        context_samples=int(args.context_seconds * helpers.SAMPLE_RATE),
-    )
+    model = helpers.build_model(args.model, **helpers.head_settings(args.latency_ms, args.update_ms, args.context_seconds))
     canceller = helpers.StreamingCanceller(model)
     block = helpers.latency_samples(args.block_ms)
     minute = helpers.shaped_noise(60.0, 1.0, seed=0)  # one minute, looped: generating 10 minutes is not the point

@@ -52,3 +52,9 @@ def test_dataset_holds_pairs_of_every_clip():
     row = dataset[3]
     assert row["input_values"].tolist() == [2.0] * 4
     assert row["labels"].tolist() == [-2.0] * 4
+
+
+def test_head_settings_convert_the_notebook_units_to_samples():
+    assert helpers.head_settings(1.0, 50.0, 0.25, filter_taps=64) == dict(
+        latency_samples=16, block_samples=800, context_samples=4000, filter_taps=64
+    )
