@@ -19,8 +19,6 @@ the generated stationary noises ``linear_bound``, the best any causal linear pre
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 import tempfile
 import time
@@ -31,7 +29,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from suite import linear_prediction_bound_db, shaped_noise_spectrum, synthetic_suite  # noqa: E402
+
 import helpers  # noqa: E402
+from wav2vec2_anc.audio_io import list_audio_files  # noqa: E402
+from wav2vec2_anc.pairs import split_heldout  # noqa: E402
 
 HELDOUT_FRACTION = 0.3
 METHODS = ("negation", "nlms", "wiener", "model", "model_no_encoder", "linear_bound")
@@ -42,9 +44,9 @@ STATIONARY_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
 def load_suite(clips_dir: str | None, seconds: float) -> dict[str, np.ndarray]:
     """The clips to run: the files of ``clips_dir``, or the generated suite plus ``sample_audio/``."""
     if clips_dir:
-        return {path.name: helpers.load_audio(path) for path in helpers.list_audio_files(clips_dir)}
-    suite = helpers.synthetic_suite(seconds)
-    suite.update({path.name: helpers.load_audio(path) for path in helpers.list_audio_files(helpers.SAMPLE_AUDIO_DIR)})
+        return {path.name: helpers.load_audio(path) for path in list_audio_files(clips_dir)}
+    suite = synthetic_suite(seconds)
+    suite.update({path.name: helpers.load_audio(path) for path in list_audio_files(helpers.SAMPLE_AUDIO_DIR)})
     return suite
 
 
@@ -63,17 +65,17 @@ def record(clip: str, method: str, latency_ms: float, metrics: dict, **extra) ->
 
 def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work_dir: Path) -> list[dict]:
     """All methods at all latencies on one clip."""
-    train, heldout = helpers.split_heldout(audio, HELDOUT_FRACTION)
+    train, heldout = split_heldout(audio, HELDOUT_FRACTION)
     clips = [helpers.Clip(name=name, train=train, heldout=heldout)]
     records = []
     for latency_ms in latencies_ms:
         delay = helpers.latency_samples(latency_ms)
         if name in STATIONARY_EXPONENTS:
-            bound = helpers.linear_prediction_bound_db(helpers.shaped_noise_spectrum(STATIONARY_EXPONENTS[name]), delay)
+            bound = linear_prediction_bound_db(shaped_noise_spectrum(STATIONARY_EXPONENTS[name]), delay)
             empty = dict.fromkeys(["nr_db_median_1s", "nr_db_worst10_1s", "nr_dba", "octave_nr_db"])
             records.append(record(name, "linear_bound", latency_ms, {**empty, "nr_db": bound}))
-        model, train_seconds = fine_tune(clips, latency_ms, args, work_dir / f"{name}_{latency_ms:g}ms")
-        _, inverses = helpers.heldout_inverses(model, clips)
+        model, wiener_predictor, train_seconds = fine_tune(clips, latency_ms, args, work_dir / f"{name}_{latency_ms:g}ms")
+        _, inverses = helpers.heldout_inverses(model, clips, wiener_predictor)
         # Streamed in 20 ms blocks over the whole clip, to measure the real-time factor.
         _, stream_rtf = helpers.stream_inverse(model, audio, block_samples=helpers.latency_samples(20))
         for method, inverse in inverses.items():
@@ -86,10 +88,16 @@ def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work
 
 
 def fine_tune(clips, latency_ms: float, args, output_dir: Path):
-    """A model for this latency, fine-tuned on the clips' training parts; returns it and the seconds it took."""
+    """A model for this latency, fine-tuned on the clips' training parts.
+
+    Returns:
+        ``(model, wiener_predictor, train_seconds)``: the Wiener predictor is fitted once, for the
+        model's start and the ``wiener`` baseline alike.
+    """
     head = helpers.head_settings(latency_ms, args.update_ms, args.context_seconds, filter_taps=args.filter_taps)
     model = helpers.build_model(args.model, seed=args.seed, **head)
-    train_shared_filter = model.start_shared_filter(clips, args.shared_filter)
+    wiener_predictor = helpers.fit_wiener_predictor(helpers.training_audio(clips), model.latency, model.filter_taps)
+    train_shared_filter = model.start_shared_filter(args.shared_filter, wiener_predictor)
     dataset = helpers.build_dataset(clips, helpers.SAMPLE_RATE, helpers.SAMPLE_RATE // 4, model.training_warmup)
     settings = helpers.TrainSettings(
         output_dir=str(output_dir), max_steps=args.max_steps, seed=args.seed,
@@ -98,7 +106,7 @@ def fine_tune(clips, latency_ms: float, args, output_dir: Path):
     )
     start = time.perf_counter()
     helpers.train(model, dataset, settings)
-    return model, time.perf_counter() - start
+    return model, wiener_predictor, time.perf_counter() - start
 
 
 def format_table(records: list[dict]) -> str:
@@ -145,7 +153,8 @@ def plot_results(records: list[dict], path: Path, ceiling_db: float = 60.0):
     for ax in list(axes.flat)[len(clips):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
-    fig.suptitle(f"Noise reduction against latency (values beyond {ceiling_db:g} dB, such as exact cancellation, drawn at {ceiling_db:g})")
+    fig.suptitle(f"Noise reduction against latency (values beyond {ceiling_db:g} dB, such as exact cancellation, "
+                 f"drawn at {ceiling_db:g})")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -200,9 +209,9 @@ def main(argv=None) -> list[dict]:
     with tempfile.TemporaryDirectory() as work_dir:
         for name, audio in tqdm(suite.items(), desc="clips", unit="clip"):
             records.extend(run_clip(name, audio, latencies, args, Path(work_dir)))
-            Path(args.out).write_text(json.dumps(records, indent=1))  # an interrupted run keeps what it finished
+            Path(args.out).write_text(helpers.dumps_strict(records))  # an interrupted run keeps what it finished
     print(format_table(records))
-    Path(args.out).write_text(json.dumps(records, indent=1))
+    Path(args.out).write_text(helpers.dumps_strict(records))
     if args.plot:
         plot_results(records, Path(args.plot))
     return records

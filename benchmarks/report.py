@@ -11,10 +11,13 @@ and the model's training seconds and streaming real-time factor. Then the predic
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from wav2vec2_anc.evaluation import loads_strict  # noqa: E402
 
 METHODS = ("negation", "nlms", "wiener", "model", "model_no_encoder", "linear_bound")
 
@@ -80,7 +83,7 @@ def target_checks(records: list[dict]) -> list[tuple[str, str, bool]]:
 
 def main(argv=None):
     paths = (argv if argv is not None else sys.argv[1:]) or ["results.json"]
-    records = [r for path in paths for r in json.loads(Path(path).read_text())]
+    records = [r for path in paths for r in loads_strict(Path(path).read_text())]
     for latency_ms in sorted({r["latency_ms"] for r in records}):
         print(f"\n**{latency_ms:g} ms** (median 1-s NR in dB; `linear_bound`: whole-clip bound)\n")
         print(latency_table(records, latency_ms))

@@ -22,6 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from suite import shaped_noise  # noqa: E402
+
 import helpers  # noqa: E402
 
 
@@ -45,7 +47,7 @@ def main(argv=None) -> dict:
     model = helpers.build_model(args.model, **helpers.head_settings(args.latency_ms, args.update_ms, args.context_seconds))
     canceller = helpers.StreamingCanceller(model)
     block = helpers.latency_samples(args.block_ms)
-    minute = helpers.shaped_noise(60.0, 1.0, seed=0)  # one minute, looped: generating 10 minutes is not the point
+    minute = shaped_noise(60.0, 1.0, seed=0)  # one minute, looped: generating 10 minutes is not the point
     memory = [resident_mb()]
     for _ in tqdm(range(int(args.minutes)), desc="minutes streamed", unit="min"):
         for start in range(0, len(minute), block):

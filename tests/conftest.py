@@ -8,6 +8,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))  # the generated noises of the benchmark suite
 
 import helpers  # noqa: E402
 
@@ -43,11 +44,18 @@ def predictable_noise(samples: int, seed: int = 0) -> np.ndarray:
 
 def predicting_model(latency: int, safety_window: int, audio: np.ndarray):
     """A scratch:tiny model whose shared filter predicts ``audio`` and whose encoder steers a random basis."""
-    import torch
 
     model = helpers.build_model("scratch:tiny", filter_taps=32, latency_samples=latency,
                                 safety_window_samples=safety_window, seed=0).eval()
     model.init_shared_filter_from_wiener(audio)
-    with torch.no_grad():
-        model.filter_head.basis.copy_(0.02 * torch.randn(model.filter_head.basis.shape, generator=torch.Generator().manual_seed(1)))
+    set_random_basis(model, 0.02)
     return model
+
+
+def set_random_basis(model, scale: float, seed: int = 1):
+    """Give the encoder something to steer: a random basis of standard deviation ``scale``."""
+    import torch
+
+    basis = model.filter_head.basis
+    with torch.no_grad():
+        basis.copy_(scale * torch.randn(basis.shape, generator=torch.Generator().manual_seed(seed)))

@@ -2,18 +2,16 @@
 
 import json
 import math
-import sys
 
+import cancellation  # noqa: E402
 import numpy as np
 import pytest
+import report  # noqa: E402
 import soundfile as sf
+from suite import shaped_noise
 
 import helpers
-from conftest import REPO
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-import cancellation  # noqa: E402
-import report  # noqa: E402
+from wav2vec2_anc.pairs import split_heldout
 
 KEYS = {"clip", "method", "latency_ms", "nr_db", "nr_db_median_1s", "nr_db_worst10_1s", "octave_nr_db",
         "train_seconds", "model_name"}
@@ -29,12 +27,16 @@ def test_builtin_suite_has_the_generated_noises_and_the_samples():
 def test_benchmark_records_every_method_latency_and_metric(tmp_path):
     clips = tmp_path / "clips"
     clips.mkdir()
-    audio = helpers.shaped_noise(6.0, 2.0, seed=3)
+    audio = shaped_noise(6.0, 2.0, seed=3)
     sf.write(clips / "brownish.wav", audio, 16_000, subtype="FLOAT")
     out = tmp_path / "results.json"
     cancellation.main(["--clips", str(clips), "--out", str(out), "--max-steps", "2", "--latency-ms", "0,5",
                        "--filter-taps", "64", "--update-ms", "100", "--plot", str(tmp_path / "plot.png")])
-    records = json.loads(out.read_text())
+    def no_bare_constants(name):
+        raise AssertionError(f"bare {name} in the results: not strict JSON")
+
+    json.loads(out.read_text(), parse_constant=no_bare_constants)
+    records = helpers.loads_strict(out.read_text())
     assert {(r["method"], r["latency_ms"]) for r in records} == {
         (m, latency) for m in ["negation", "nlms", "wiener", "model", "model_no_encoder"] for latency in (0.0, 5.0)
     }
@@ -42,11 +44,12 @@ def test_benchmark_records_every_method_latency_and_metric(tmp_path):
     assert all(set(r["octave_nr_db"]) == {"63", "125", "250", "500", "1000", "2000", "4000", "8000"} for r in records)
     by = {(r["method"], r["latency_ms"]): r for r in records}
     assert by["negation", 0.0]["nr_db"] == math.inf
-    _, heldout = helpers.split_heldout(audio, 0.3)
+    _, heldout = split_heldout(audio, 0.3)
     split = len(audio) - len(heldout)
     expected = helpers.noise_reduction_db(heldout, -audio[split - 80 : len(audio) - 80])
     assert by["negation", 5.0]["nr_db"] == pytest.approx(expected, abs=1e-4)
-    assert by["model", 5.0]["stream_rtf"] > 0 and by["model", 5.0]["model_name"] == "scratch:tiny"
+    assert by["model", 5.0]["model_name"] == "scratch:tiny"
+    assert {method for method, _ in by if "stream_rtf" in by[method, 5.0]} == {"model"}
     assert (by["model", 5.0]["update_ms"], by["model", 5.0]["context_seconds"]) == (100.0, 0.25)
     assert (tmp_path / "plot.png").stat().st_size > 0
     assert np.isfinite(by["model", 5.0]["nr_db"])

@@ -3,31 +3,32 @@
 import numpy as np
 
 import helpers
+from wav2vec2_anc.pairs import inversion_pairs, segment_starts, split_heldout
 
 
 def test_split_keeps_the_tail_for_heldout():
     audio = np.arange(1000, dtype=np.float32)
-    train, heldout = helpers.split_heldout(audio, 0.3)
+    train, heldout = split_heldout(audio, 0.3)
     assert len(train) == 700 and len(heldout) == 300
     assert heldout[0] == 700 and heldout[-1] == 999
 
 
 def test_segment_starts_cover_the_end():
-    np.testing.assert_array_equal(helpers.segment_starts(10, 4, 3), [0, 3, 6])
-    np.testing.assert_array_equal(helpers.segment_starts(11, 4, 3), [0, 3, 6, 7])
-    assert len(helpers.segment_starts(3, 4, 3)) == 0
+    np.testing.assert_array_equal(segment_starts(10, 4, 3), [0, 3, 6])
+    np.testing.assert_array_equal(segment_starts(11, 4, 3), [0, 3, 6, 7])
+    assert len(segment_starts(3, 4, 3)) == 0
 
 
 def test_pairs_are_segments_and_their_negation():
     audio = np.arange(10, dtype=np.float32)
-    inputs, labels = helpers.inversion_pairs(audio, 4, 3)
+    inputs, labels = inversion_pairs(audio, 4, 3)
     np.testing.assert_array_equal(inputs, [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]])
     np.testing.assert_array_equal(labels, -inputs)
 
 
 def test_pairs_carry_warmup_before_the_labelled_segment():
     audio = np.arange(12, dtype=np.float32)
-    inputs, labels = helpers.inversion_pairs(audio, segment_samples=4, hop_samples=4, warmup_samples=2)
+    inputs, labels = inversion_pairs(audio, segment_samples=4, hop_samples=4, warmup_samples=2)
     np.testing.assert_array_equal(inputs, [[0, 1, 2, 3, 4, 5], [4, 5, 6, 7, 8, 9], [6, 7, 8, 9, 10, 11]])
     np.testing.assert_array_equal(labels, [[-2, -3, -4, -5], [-6, -7, -8, -9], [-8, -9, -10, -11]])
 
@@ -38,7 +39,8 @@ def test_warmup_with_safety_window_covers_the_outputs_it_judges():
 
 
 def test_warmup_covers_context_latency_taps_and_a_block():
-    assert helpers.warmup_samples(filter_taps=64, latency_samples=16, block_samples=800, context_samples=4000) == 5600  # 4880 → 7 blocks
+    # 4880 → 7 blocks
+    assert helpers.warmup_samples(filter_taps=64, latency_samples=16, block_samples=800, context_samples=4000) == 5600
     assert helpers.warmup_samples(filter_taps=10, latency_samples=0, block_samples=100, context_samples=100) == 300
 
 

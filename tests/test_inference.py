@@ -7,13 +7,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import predictable_noise, predicting_model, set_random_basis
 
 import helpers
-from conftest import predictable_noise, predicting_model
+from wav2vec2_anc.inference import chunk_spans
+from wav2vec2_anc.signal_path import clipped_gain, safety_gains
 
 
 def test_chunk_spans_tile_the_signal():
-    spans = list(helpers.chunk_spans(25, chunk_samples=10, context_samples=3))
+    spans = list(chunk_spans(25, chunk_samples=10, context_samples=3))
     assert spans == [(0, 0, 10), (7, 10, 20), (17, 20, 25)]
 
 
@@ -58,28 +60,60 @@ def test_streaming_equals_offline_for_any_block_sizes(latency, safety_window):
     assert len(streamed) == len(audio)
     # Memory is flat: only the warm-up of past input and output, and two blocks' gains, are kept.
     assert len(canceller.history) == canceller.raw_history.shape[1] == model.warmup and len(canceller.gains) <= 2
-    assert canceller.real_time_factor > 0
+
+
+def test_real_time_factor_is_compute_over_audio_time(tiny_model, monkeypatch):
+    """Each process() call is timed: with a clock that advances 0.01 s per call, 1 s of audio costs 0.01 s per block."""
+    import time
+
+    ticks = iter(np.arange(0, 100, 0.005))  # start and stop of each call: 0.005 s apart
+    monkeypatch.setattr(time, "perf_counter", lambda: float(next(ticks)))
+    canceller = helpers.StreamingCanceller(tiny_model)
+    for _ in range(4):
+        canceller.process(np.zeros(4000, dtype=np.float32))  # 0.25 s each
+    assert canceller.real_time_factor == pytest.approx(4 * 0.005 / 1.0)
+
+
+def test_predict_inverse_restores_the_training_mode(tiny_model, tone):
+    tiny_model.train()
+    helpers.predict_inverse(tiny_model, tone[:4000])
+    assert tiny_model.training
+    tiny_model.eval()
+    helpers.predict_inverse(tiny_model, tone[:4000])
+    assert not tiny_model.training
+
+
+@pytest.mark.parametrize("latency", [0, 16])
+def test_heldout_prediction_equals_the_tail_of_one_pass(latency):
+    """The evaluation runs the model over the tail and its warm-up only; the result is that of the whole clip."""
+    from wav2vec2_anc.evaluation import heldout_prediction
+
+    audio = predictable_noise(60_000, seed=5)
+    model = predicting_model(latency, 4000, audio)
+    clip = helpers.Clip("x", train=audio[:41_234], heldout=audio[41_234:])
+    whole = helpers.predict_inverse(model, audio)
+    np.testing.assert_allclose(heldout_prediction(model, clip), whole[41_234:], atol=1e-6)
 
 
 def test_clipped_gain_is_the_clipped_least_squares_gain():
     x = torch.tensor([1.0, 2.0])
-    assert helpers.clipped_gain(x, -0.5 * x).item() == pytest.approx(1.0)  # best gain 2, clipped to 1
-    assert helpers.clipped_gain(x, -2.0 * x).item() == pytest.approx(0.5)
-    assert helpers.clipped_gain(x, x).item() == 0.0  # amplifying: switched off
-    assert helpers.clipped_gain(x, torch.zeros(2)).item() == 0.0
+    assert clipped_gain(x, -0.5 * x).item() == pytest.approx(1.0)  # best gain 2, clipped to 1
+    assert clipped_gain(x, -2.0 * x).item() == pytest.approx(0.5)
+    assert clipped_gain(x, x).item() == 0.0  # amplifying: switched off
+    assert clipped_gain(x, torch.zeros(2)).item() == 0.0
     y = torch.tensor([-1.0, 0.0])  # best g minimises (1 - g)² + 4: g = 1
-    assert helpers.clipped_gain(x, y).item() == pytest.approx(1.0)
+    assert clipped_gain(x, y).item() == pytest.approx(1.0)
 
 
 def test_safety_gains_trust_the_correction_only_as_far_as_it_helped():
     x = torch.tensor([1.0, 2.0])
     # The shared filter cancels exactly: a correction can only add noise, so it is switched off.
-    assert [g.item() for g in helpers.safety_gains(x, -x, torch.tensor([1.0, 0.0]))] == [0.0, 1.0]
+    assert [g.item() for g in safety_gains(x, -x, torch.tensor([1.0, 0.0]))] == [0.0, 1.0]
     # The shared filter cancels half; a correction of −x is best at half strength, and then cancels all.
-    correction_gain, output_gain = helpers.safety_gains(x, -0.5 * x, -x)
+    correction_gain, output_gain = safety_gains(x, -0.5 * x, -x)
     assert (correction_gain.item(), output_gain.item()) == pytest.approx((0.5, 1.0))
     # A correction that makes it worse is off, and the shared filter that amplifies is turned down.
-    correction_gain, output_gain = helpers.safety_gains(x, -2.0 * x, -x)
+    correction_gain, output_gain = safety_gains(x, -2.0 * x, -x)
     assert (correction_gain.item(), output_gain.item()) == pytest.approx((0.0, 0.5))
 
 
@@ -88,7 +122,7 @@ def test_correction_cannot_spoil_exact_negation():
     model = helpers.build_model("scratch:tiny", filter_taps=8, latency_samples=0, seed=0).eval()
     with torch.no_grad():
         model.filter_head.shared[0] = -1.0
-        model.filter_head.basis.copy_(0.02 * torch.randn(model.filter_head.basis.shape, generator=torch.Generator().manual_seed(1)))
+    set_random_basis(model, 0.02)
     noise = np.random.default_rng(4).standard_normal(48_000).astype(np.float32)
     guarded = helpers.predict_inverse(model, noise)
     model.config.safety_window_samples = 0

@@ -4,8 +4,17 @@ import math
 
 import numpy as np
 import pytest
+from suite import linear_prediction_bound_db, shaped_noise, shaped_noise_spectrum
 
 import helpers
+from wav2vec2_anc.metrics import (
+    a_weighted_noise_reduction_db,
+    a_weighting_db,
+    octave_band_noise_reduction_db,
+    segment_noise_reduction_db,
+    segment_nr_summary,
+)
+from wav2vec2_anc.pairs import split_heldout
 
 RATE = helpers.SAMPLE_RATE
 
@@ -27,20 +36,20 @@ def ar1(a, samples, seed=0):
 def test_octave_band_sees_only_the_band_that_changed():
     x = sine(1000) + sine(250)
     inverse = -0.9 * sine(1000) - sine(250)  # residual: 0.1 of the 1 kHz tone, none of the 250 Hz one
-    bands = helpers.octave_band_noise_reduction_db(x, inverse)
+    bands = octave_band_noise_reduction_db(x, inverse)
     assert bands[1000] == pytest.approx(20.0, abs=0.01)
     assert bands[250] > 100
 
 
 def test_band_without_noise_is_nan():
-    bands = helpers.octave_band_noise_reduction_db(np.zeros(16_000), np.zeros(16_000))
+    bands = octave_band_noise_reduction_db(np.zeros(16_000), np.zeros(16_000))
     assert all(math.isnan(v) for v in bands.values())
 
 
 def test_octave_bands_split_at_the_band_edges():
     # 1.5 kHz is above the 1 kHz band's top edge (1414 Hz), so it falls in the 2 kHz band.
     x = sine(1500)
-    bands = helpers.octave_band_noise_reduction_db(x, -0.5 * x)
+    bands = octave_band_noise_reduction_db(x, -0.5 * x)
     assert bands[2000] == pytest.approx(20 * math.log10(2), abs=0.01)
 
 
@@ -49,28 +58,28 @@ def test_segment_summary_of_known_segments():
     x = np.tile(sine(440), 5)
     gains = np.repeat([10 ** (-k / 20) for k in (30, 10, 50, 20, 40)], RATE)
     inverse = -(1 - gains) * x
-    np.testing.assert_allclose(helpers.segment_noise_reduction_db(x, inverse), [30, 10, 50, 20, 40], atol=1e-6)
-    summary = helpers.segment_nr_summary(x, inverse)
+    np.testing.assert_allclose(segment_noise_reduction_db(x, inverse), [30, 10, 50, 20, 40], atol=1e-6)
+    summary = segment_nr_summary(x, inverse)
     assert summary["median"] == pytest.approx(30)
     assert summary["worst10"] == pytest.approx(10)
 
 
 def test_short_tail_segment_is_dropped_and_long_one_kept():
     x = sine(440, seconds=2.4)
-    assert len(helpers.segment_noise_reduction_db(x, -0.5 * x)) == 2
-    assert len(helpers.segment_noise_reduction_db(sine(440, seconds=2.6), -0.5 * sine(440, seconds=2.6))) == 3
+    assert len(segment_noise_reduction_db(x, -0.5 * x)) == 2
+    assert len(segment_noise_reduction_db(sine(440, seconds=2.6), -0.5 * sine(440, seconds=2.6))) == 3
 
 
 def test_exact_cancellation_summarises_to_infinity_not_nan():
     x = sine(440, seconds=3)
-    summary = helpers.segment_nr_summary(x, -x)
+    summary = segment_nr_summary(x, -x)
     assert summary == {"median": math.inf, "worst10": math.inf}
 
 
 def test_a_weighting_matches_the_standard_table():
     # IEC 61672-1 table values, which are rounded and given at nominal frequencies.
     expected = {31.5: -39.4, 100: -19.1, 1000: 0.0, 4000: 1.0, 10000: -2.5}
-    values = helpers.a_weighting_db(np.array(list(expected)))
+    values = a_weighting_db(np.array(list(expected)))
     np.testing.assert_allclose(values, list(expected.values()), atol=0.15)
 
 
@@ -79,7 +88,7 @@ def test_a_weighted_nr_discounts_low_frequencies():
     # Cancel only the 1 kHz tone perfectly: unweighted NR is 3 dB, but A-weighting all but ignores 50 Hz.
     inverse = -sine(1000)
     assert helpers.noise_reduction_db(x, inverse) == pytest.approx(10 * math.log10(2), abs=0.01)
-    assert helpers.a_weighted_noise_reduction_db(x, inverse) > 25
+    assert a_weighted_noise_reduction_db(x, inverse) > 25
 
 
 # ── baselines ──
@@ -155,19 +164,19 @@ def test_linear_bound_of_ar1_matches_the_closed_form(delay):
     a, size = 0.9, 4096
     spectrum = 1 / np.abs(1 - a * np.exp(-2j * np.pi * np.arange(size) / size)) ** 2
     expected = -10 * math.log10(1 - a ** (2 * delay))
-    assert helpers.linear_prediction_bound_db(spectrum, delay) == pytest.approx(expected, abs=0.01)
+    assert linear_prediction_bound_db(spectrum, delay) == pytest.approx(expected, abs=0.01)
 
 
 def test_linear_bound_of_white_noise_is_zero_and_negation_is_exact():
     flat = np.ones(1024)
-    assert helpers.linear_prediction_bound_db(flat, 1) == pytest.approx(0.0, abs=1e-9)
-    assert helpers.linear_prediction_bound_db(flat, 0) == math.inf
+    assert linear_prediction_bound_db(flat, 1) == pytest.approx(0.0, abs=1e-9)
+    assert linear_prediction_bound_db(flat, 0) == math.inf
 
 
 def test_wiener_reaches_the_bound_on_generated_brown_noise():
     """Generated noise, fitted predictor and spectral bound must agree: three independent routes."""
-    x = helpers.shaped_noise(20.0, 2.0, seed=5)
-    train, heldout = helpers.split_heldout(x, 0.3)
+    x = shaped_noise(20.0, 2.0, seed=5)
+    train, heldout = split_heldout(x, 0.3)
     inverse = helpers.wiener_inverse(x, helpers.fit_wiener_predictor(train, 16, 512), 16)[len(train):]
-    bound = helpers.linear_prediction_bound_db(helpers.shaped_noise_spectrum(2.0), 16)
+    bound = linear_prediction_bound_db(shaped_noise_spectrum(2.0), 16)
     assert helpers.noise_reduction_db(heldout, inverse) == pytest.approx(bound, abs=0.5)

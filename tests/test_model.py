@@ -5,6 +5,8 @@ import pytest
 import torch
 
 import helpers
+from wav2vec2_anc.model import SCRATCH_CONFIGS
+from wav2vec2_anc.signal_path import causal_fir, context_windows, ramp_blocks
 
 
 @pytest.mark.parametrize("samples", [100, 325, 1000, 16_001])
@@ -36,7 +38,7 @@ def test_causal_fir_matches_direct_convolution():
         [[sum(kernels[c, k] * x[b, n - 2 - k] for k in range(4) if n - 2 - k >= 0) for n in range(50)] for c in range(3)]
         for b in range(2)
     ]
-    y = helpers.causal_fir(torch.tensor(x), torch.tensor(kernels), delay=2)
+    y = causal_fir(torch.tensor(x), torch.tensor(kernels), delay=2)
     np.testing.assert_allclose(y.numpy(), expected, atol=1e-5)
 
 
@@ -103,7 +105,7 @@ def test_without_encoder_only_the_shared_filter_acts(tiny_model):
 def test_causal_fir_is_delayed_convolution(delay):
     rng = np.random.default_rng(5)
     x, kernels = rng.standard_normal((2, 300)), rng.standard_normal((3, 7))
-    out = helpers.causal_fir(torch.from_numpy(x), torch.from_numpy(kernels), delay).numpy()
+    out = causal_fir(torch.from_numpy(x), torch.from_numpy(kernels), delay).numpy()
     for b in range(2):
         for c in range(3):
             expected = np.concatenate([np.zeros(delay), np.convolve(x[b], kernels[c])])[:300]
@@ -116,7 +118,7 @@ def test_negation_through_causal_fir_is_bit_exact_on_quiet_passages():
     x = np.concatenate([rng.standard_normal(4000), 1e-9 * rng.standard_normal(4000)]).astype(np.float32)
     kernel = torch.zeros(1, 512, dtype=torch.float64)
     kernel[0, 0] = -1.0
-    out = helpers.causal_fir(torch.from_numpy(x)[None], kernel)[0, 0].float().numpy()
+    out = causal_fir(torch.from_numpy(x)[None], kernel)[0, 0].float().numpy()
     np.testing.assert_array_equal(out, -x)
 
 
@@ -133,7 +135,7 @@ def test_encoder_only_checkpoint_gets_a_fresh_head(tmp_path):
     """Loading a plain wav2vec2 checkpoint (as from the hub) keeps its encoder and starts the head at zero."""
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 
-    config = Wav2Vec2Config(**helpers.SCRATCH_CONFIGS["tiny"])
+    config = Wav2Vec2Config(**SCRATCH_CONFIGS["tiny"])
     encoder = Wav2Vec2Model(config)
     encoder.save_pretrained(tmp_path / "encoder")
     model = helpers.build_model(str(tmp_path / "encoder"), filter_taps=12, latency_samples=16)
@@ -158,7 +160,7 @@ def test_latency_in_samples():
 
 def test_context_windows_end_latency_before_each_block():
     x = torch.arange(1, 21, dtype=torch.float32)[None]  # x[i] = i + 1, so 0 marks padding
-    windows = helpers.context_windows(x, block=5, context=4, delay=2)
+    windows = context_windows(x, block=5, context=4, delay=2)
     assert windows.shape == (1, 4, 4)
     # block b starts at 5b; its window is x[5b-2-3 .. 5b-2]
     assert windows[0, 0].tolist() == [0, 0, 0, 0]
@@ -168,7 +170,7 @@ def test_context_windows_end_latency_before_each_block():
 
 def test_values_glide_from_block_to_block():
     per_block = torch.tensor([[[0.0], [4.0]]])  # two blocks, one channel
-    per_sample = helpers.ramp_blocks(per_block, block=4, samples=7)
+    per_sample = ramp_blocks(per_block, block=4, samples=7)
     assert per_sample[0, :, 0].tolist() == [0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 3.0]
 
 

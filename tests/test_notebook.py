@@ -8,10 +8,11 @@ import numpy as np
 import papermill
 import pytest
 import soundfile as sf
-
-import helpers
 from conftest import REPO
 from test_audio_io import BAD_CASES, write_bad
+
+import helpers
+from wav2vec2_anc.pairs import split_heldout
 
 NOTEBOOK = REPO / "wav2vec2_noise_cancellation.ipynb"
 
@@ -46,7 +47,7 @@ def test_headless_run_writes_every_output(tmp_path):
     assert source.read_bytes() == before
 
     audio = helpers.load_audio(source)
-    train, heldout = helpers.split_heldout(audio, 0.3)
+    train, heldout = split_heldout(audio, 0.3)
     inverse, rate = sf.read(out / "inverse.wav", dtype="float32")
     residual, _ = sf.read(out / "residual.wav", dtype="float32")
     assert rate == 16_000

@@ -1,0 +1,89 @@
+"""The built-in benchmark suite's generated noises and the linear-prediction bound for the stationary ones.
+
+Each generator returns float32 of shape ``(seconds·16000,)`` at an RMS of 0.1.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from wav2vec2_anc.audio_io import SAMPLE_RATE  # noqa: E402
+from wav2vec2_anc.metrics import ratio_db  # noqa: E402
+
+
+def _at_rms(x: np.ndarray, rms: float = 0.1) -> np.ndarray:
+    return (x * (rms / np.sqrt(np.mean(x**2)))).astype(np.float32)
+
+
+def shaped_noise(seconds: float, exponent: float, seed: int = 0) -> np.ndarray:
+    """Gaussian noise with power spectrum ∝ 1/f**exponent above 20 Hz (flat below): 0 white, 1 pink, 2 brown."""
+    rng = np.random.default_rng(seed)
+    samples = int(seconds * SAMPLE_RATE)
+    spectrum = np.fft.rfft(rng.standard_normal(samples))
+    frequencies = np.maximum(np.fft.rfftfreq(samples, 1 / SAMPLE_RATE), 20.0)
+    return _at_rms(np.fft.irfft(spectrum * frequencies ** (-exponent / 2), n=samples))
+
+
+def shaped_noise_spectrum(exponent: float, size: int = 1 << 16) -> np.ndarray:
+    """The two-sided power spectrum ``shaped_noise`` draws from, on a ``size``-point FFT grid (arbitrary scale)."""
+    frequencies = np.maximum(np.abs(np.fft.fftfreq(size, 1 / SAMPLE_RATE)), 20.0)
+    return frequencies ** (-exponent)
+
+
+def harmonic_noise(seconds: float, fundamental_hz, harmonics: int, floor_db: float = -40.0, seed: int = 0) -> np.ndarray:
+    """A sum of ``harmonics`` harmonics of ``fundamental_hz`` (a number, or an array of one value per sample)
+    with amplitudes 1/k, plus white noise ``floor_db`` below the tones."""
+    rng = np.random.default_rng(seed)
+    samples = int(seconds * SAMPLE_RATE)
+    f0 = np.broadcast_to(np.asarray(fundamental_hz, dtype=np.float64), (samples,))
+    phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
+    tones = _at_rms(sum(np.sin(k * phase + rng.uniform(0, 2 * np.pi)) / k for k in range(1, harmonics + 1)))
+    return tones + _at_rms(rng.standard_normal(samples), 0.1 * 10 ** (floor_db / 20))
+
+
+def engine_noise(seconds: float, seed: int = 0) -> np.ndarray:
+    """An engine-like harmonic tone: firing frequency drifting 30 → 60 → 30 Hz (1800–3600 RPM, 2 firings/rev... )."""
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    fundamental = 45.0 - 15.0 * np.cos(2 * np.pi * t / seconds)
+    return harmonic_noise(seconds, fundamental, harmonics=12, seed=seed)
+
+
+def synthetic_suite(seconds: float = 20.0, seed: int = 0) -> dict[str, np.ndarray]:
+    """The benchmark's generated clips: white, pink, brown, 50 Hz mains hum with harmonics, drifting engine."""
+    return {
+        "white": shaped_noise(seconds, 0.0, seed),
+        "pink": shaped_noise(seconds, 1.0, seed + 1),
+        "brown": shaped_noise(seconds, 2.0, seed + 2),
+        "mains_hum": harmonic_noise(seconds, 50.0, harmonics=8, seed=seed + 3),
+        "engine": engine_noise(seconds, seed + 4),
+    }
+
+
+def linear_prediction_bound_db(power_spectrum: np.ndarray, delay: int) -> float:
+    """Best NR any causal linear predictor can reach D samples ahead on a stationary process.
+
+    Kolmogorov–Szegő: factor the spectrum into a minimum-phase ``ψ`` (ψ₀ = 1) through the cepstrum;
+    then ``NR_max(D) = −10·log10(Σ_{k<D} ψₖ² / Σₖ ψₖ²)``.
+
+    Args:
+        power_spectrum: two-sided spectrum on a uniform FFT grid, shape ``(N,)``, any scale.
+        delay: D, samples; D = 0 gives +inf (negation is exact).
+    """
+    if delay == 0:
+        return math.inf
+    size = len(power_spectrum)
+    cepstrum = np.fft.ifft(np.log(power_spectrum)).real
+    folded = np.zeros(size)
+    folded[0] = cepstrum[0] / 2
+    folded[1 : (size + 1) // 2] = cepstrum[1 : (size + 1) // 2]
+    if size % 2 == 0:
+        folded[size // 2] = cepstrum[size // 2] / 2
+    psi = np.fft.ifft(np.exp(np.fft.fft(folded))).real
+    energy = psi**2
+    return ratio_db(float(energy.sum()), float(energy[:delay].sum()))

@@ -1,0 +1,149 @@
+"""Inference: chunked offline prediction of whole files and the streaming canceller."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio_io import SAMPLE_RATE, load_audio, save_audio
+from .model import Wav2Vec2ForNoiseCancellation
+from .signal_path import mix_parts, past_windows, ramp_blocks, waveform_dtype, window_ends
+
+
+def chunk_spans(num_samples: int, chunk_samples: int, context_samples: int):
+    """Yield ``(start, keep_start, keep_stop)``: the model reads ``[start, keep_stop)`` and keeps ``[keep_start, keep_stop)``.
+
+    The kept parts tile ``[0, num_samples)``; each is preceded by up to ``context_samples`` of past.
+    """
+    for keep_start in range(0, num_samples, chunk_samples):
+        yield max(0, keep_start - context_samples), keep_start, min(keep_start + chunk_samples, num_samples)
+
+
+@torch.no_grad()
+def predict_inverse(
+    model: Wav2Vec2ForNoiseCancellation, audio: np.ndarray, chunk_seconds: float = 10.0, use_encoder: bool = True
+) -> np.ndarray:
+    """Predict the anti-noise of a clip of any length, one chunk at a time.
+
+    The model is causal, so a chunk only needs the past: each is run with the model's warm-up of
+    audio before it, and chunk and warm-up are whole blocks, so the result equals one pass over the
+    whole file while memory stays bounded by the chunk.
+
+    Args:
+        audio: shape ``(samples,)`` at 16 kHz.
+
+    Returns:
+        float32 array of shape ``(samples,)``.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    chunk = max(1, int(chunk_seconds * SAMPLE_RATE) // model.block) * model.block
+    inverse = np.zeros(len(audio), dtype=np.float32)
+    try:
+        for start, keep_start, keep_stop in chunk_spans(len(audio), chunk, model.warmup):
+            window = torch.as_tensor(audio[start:keep_stop], dtype=torch.float32, device=device)[None]
+            out = model(window, use_encoder=use_encoder).inverse[0]
+            inverse[keep_start:keep_stop] = out[keep_start - start :].float().cpu().numpy()
+    finally:
+        model.train(was_training)
+    return inverse
+
+
+class StreamingCanceller:
+    """Feed blocks of input of any size, get back the anti-noise of the same samples.
+
+    It keeps only the past the model needs (``warmup`` samples of input and of its raw output) and the
+    gains of the current and previous block, so memory is flat however long the stream. The output equals
+    ``model(whole_stream).inverse``.
+
+    Example:
+        >>> canceller = StreamingCanceller(model)
+        >>> for block in blocks:                 # float32 arrays at 16 kHz
+        ...     anti_noise = canceller.process(block)
+    """
+
+    def __init__(self, model: Wav2Vec2ForNoiseCancellation, use_encoder: bool = True):
+        self.model = model.eval()
+        self.use_encoder = use_encoder
+        self.device = next(model.parameters()).device
+        self.history = torch.zeros(model.warmup, device=self.device)  # x before the stream counts as silence
+        # The two raw parts of the anti-noise (shared, correction), before the safety gains.
+        self.raw_history = torch.zeros(2, model.warmup, dtype=waveform_dtype(self.device), device=self.device)
+        self.position = 0  # samples consumed so far
+        self.gains: dict[int, torch.Tensor] = {}  # block index → (rank,)
+        self.compute_seconds = 0.0
+
+    def _block_gains(self, index: int, buffer: torch.Tensor, buffer_start: int) -> torch.Tensor:
+        """Gains of block ``index`` from ``buffer`` (which starts at absolute sample ``buffer_start``)."""
+        if index not in self.gains:
+            model = self.model
+            ends = window_ends(torch.tensor([index]), model.block, model.latency, buffer_start)
+            self.gains[index] = model.block_gains(past_windows(buffer[None], ends, model.context), self.use_encoder)[0, 0]
+        return self.gains[index]
+
+    @torch.no_grad()
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Anti-noise for ``block`` (shape ``(samples,)``, 16 kHz), the continuation of earlier blocks."""
+        import time
+
+        started = time.perf_counter()
+        model = self.model
+        new = torch.as_tensor(np.asarray(block, dtype=np.float32), device=self.device)
+        buffer = torch.cat([self.history, new])
+        buffer_start = self.position - len(self.history)
+        first, last = self.position // model.block, (self.position + len(new) - 1) // model.block
+        indices = [max(first - 1, 0)] + list(range(first, last + 1))
+        per_block = torch.stack([self._block_gains(index, buffer, buffer_start) for index in indices])
+        x = buffer.to(self.raw_history.dtype)
+        parts = model.filter_parts(x[None], self._per_sample(per_block, first, len(buffer), len(new)))
+        raw = torch.cat([self.raw_history, torch.cat(parts)[:, -len(new) :]], dim=1)
+        shared, correction = raw[:, -len(new) :]
+        if model.safety_window:
+            ends = window_ends(torch.tensor(indices), model.block, model.latency, buffer_start)
+            gains = model.guard_gains(x[None], raw[:1], raw[1:], ends)[0]
+            per_sample = self._per_sample(gains, first, len(new), len(new))[0]
+            inverse = mix_parts(shared, correction, per_sample[:, 0], per_sample[:, 1])
+        else:
+            inverse = shared + correction
+        self.position += len(new)
+        self.history = buffer[len(buffer) - model.warmup :]
+        self.raw_history = raw[:, raw.shape[1] - model.warmup :]
+        self.gains = {i: g for i, g in self.gains.items() if i >= self.position // model.block - 1}
+        self.compute_seconds += time.perf_counter() - started
+        return inverse.float().cpu().numpy()
+
+    def _per_sample(self, per_block: torch.Tensor, first: int, length: int, new: int) -> torch.Tensor:
+        """Glide ``per_block`` values (blocks ``first−1 … last``) over the ``new`` samples, front-padded to ``length``."""
+        block = self.model.block
+        values = ramp_blocks(per_block[None], block, len(per_block) * block)[0, block:]
+        values = values[self.position - first * block :][:new]
+        return torch.cat([values.new_zeros(length - new, values.shape[1]), values])[None]
+
+    @property
+    def real_time_factor(self) -> float:
+        """Compute time over audio time so far; below 1 keeps up with real time."""
+        return self.compute_seconds / max(self.position / SAMPLE_RATE, 1e-12)
+
+
+def stream_inverse(model, audio: np.ndarray, block_samples: int = 320) -> tuple[np.ndarray, float]:
+    """Run ``audio`` through a ``StreamingCanceller`` in blocks; return ``(inverse, real_time_factor)``."""
+    canceller = StreamingCanceller(model)
+    inverse = np.concatenate([canceller.process(audio[i : i + block_samples]) for i in range(0, len(audio), block_samples)])
+    return inverse, canceller.real_time_factor
+
+
+def cancel_file(model, path, output_dir, chunk_seconds: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Predict the inverse of a whole new file and write ``<stem>_inverse.wav`` and ``<stem>_residual.wav``.
+
+    Returns:
+        ``(audio, inverse)``, float32 of shape ``(samples,)`` at 16 kHz.
+    """
+    path = Path(path)
+    audio = load_audio(path)
+    inverse = predict_inverse(model, audio, chunk_seconds)
+    save_audio(Path(output_dir) / f"{path.stem}_inverse.wav", inverse)
+    save_audio(Path(output_dir) / f"{path.stem}_residual.wav", audio + inverse)
+    return audio, inverse

@@ -1,0 +1,366 @@
+"""The model: a transformers ``Wav2Vec2PreTrainedModel`` whose head outputs the anti-noise waveform, causally."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import Wav2Vec2Config, Wav2Vec2Model, Wav2Vec2PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .audio_io import SAMPLE_RATE
+from .baselines import fit_wiener_predictor
+from .signal_path import (
+    causal_fir,
+    context_windows,
+    mix_parts,
+    past_windows,
+    ramp_blocks,
+    safety_gains,
+    waveform_dtype,
+    window_ends,
+)
+
+# Randomly initialised encoders for offline runs and tests. "tiny" keeps the 320-sample
+# (20 ms) frame hop of wav2vec2-base with a fraction of its compute; "base" is the
+# architecture of facebook/wav2vec2-base-960h.
+SCRATCH_CONFIGS = {
+    "tiny": dict(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(32, 32, 32),
+        conv_stride=(5, 8, 8),
+        conv_kernel=(10, 8, 8),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+    ),
+    "base": dict(),
+}
+# SpecAugment masking and layer drop were chosen for speech recognition; both corrupt a
+# sample-exact regression target, so they are off for this task.
+REGRESSION_OVERRIDES = dict(apply_spec_augment=False, mask_time_prob=0.0, layerdrop=0.0)
+# Head defaults, stored in the model's config so a saved model knows its own timing.
+HEAD_DEFAULTS = dict(
+    filter_taps=512, latency_samples=0, block_samples=800, context_samples=4000, adaptive_rank=8,
+    safety_window_samples=4000,
+)
+
+
+def latency_samples(latency_ms: float) -> int:
+    """Latency in ms → whole samples at 16 kHz: D = round(ms · 16)."""
+    if latency_ms < 0:
+        raise ValueError(f"latency must be ≥ 0 ms, got {latency_ms}")
+    return int(round(latency_ms * SAMPLE_RATE / 1000))
+
+
+def head_settings(latency_ms: float, block_ms: float, context_seconds: float, **others) -> dict:
+    """The head's timing in samples from the notebook's units (ms, s): ``build_model(name, **head_settings(...))``.
+
+    ``others`` (``filter_taps``, ``adaptive_rank``, …) pass through unchanged.
+    """
+    return dict(
+        latency_samples=latency_samples(latency_ms),
+        block_samples=latency_samples(block_ms),
+        context_samples=int(context_seconds * SAMPLE_RATE),
+        **others,
+    )
+
+
+def warmup_samples(
+    filter_taps: int, latency_samples: int, block_samples: int, context_samples: int, safety_window_samples: int = 0, **_
+) -> int:
+    """Past samples the model needs before its first fully informed output, rounded up to whole blocks.
+
+    Takes the ``HEAD_DEFAULTS`` settings by name: ``warmup_samples(**head)``.
+    """
+    # The first kept block glides from the previous block's filter, whose window must be inside too.
+    need = block_samples + latency_samples + context_samples + filter_taps
+    if safety_window_samples:
+        # The safety gains judge raw outputs up to D before its block (gliding from the block before),
+        # and each of those outputs needed the warm-up above.
+        need += safety_window_samples + latency_samples + 2 * block_samples
+    return -(-need // block_samples) * block_samples
+
+
+@dataclasses.dataclass
+class NoiseCancellationOutput(ModelOutput):
+    """Output of ``Wav2Vec2ForNoiseCancellation``.
+
+    Attributes:
+        loss: mean normalised squared error against ``labels``, scalar (only with labels).
+        inverse: predicted anti-noise, shape ``(batch, samples)``, same length and scale as the input.
+        block_filters: the control filter of each block, shape ``(batch, blocks, filter_taps)`` (for inspection).
+    """
+
+    loss: torch.Tensor | None = None
+    inverse: torch.Tensor | None = None
+    block_filters: torch.Tensor | None = None
+
+
+class FIRFilterHead(nn.Module):
+    """The control filter of each block: ``h_b = shared + basis @ (projection @ features_b)``.
+
+    ``shared`` (``K`` taps) serves every block; the encoder steers ``rank`` filters of ``basis`` on top
+    of it through ``projection``. ``shared`` and ``basis`` start at zero, so an untrained model outputs
+    silence; a low rank keeps long filters cheap (one convolution per basis filter).
+    """
+
+    def __init__(self, hidden_size: int, filter_taps: int, rank: int):
+        super().__init__()
+        self.shared = nn.Parameter(torch.zeros(filter_taps))
+        self.basis = nn.Parameter(torch.zeros(filter_taps, rank))
+        self.projection = nn.Parameter(torch.zeros(rank, hidden_size))
+
+    def gains(self, features: torch.Tensor) -> torch.Tensor:
+        """How much of each basis filter to add: ``(..., hidden)`` → ``(..., rank)``."""
+        return features @ self.projection.T
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """The filter taps themselves: ``(..., hidden)`` → ``(..., filter_taps)``."""
+        return self.shared + self.gains(features) @ self.basis.T
+
+
+class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
+    """wav2vec2 encoder with a regression head that outputs the anti-noise waveform, causally.
+
+    Every ``block_samples`` (50 ms by default) the encoder hears the last ``context_samples`` of
+    input that are at least ``latency_samples`` (D) old, and the head turns its mean-pooled features
+    into a FIR control filter. The filter runs sample by sample on the input delayed by D:
+    ``y[n] = Σₖ hₙ[k]·x[n−D−k]``. At inference two safety gains, judged on the last
+    ``safety_window_samples`` (``safety_gains``), scale each block: one keeps the encoder's correction
+    only as far as it improved on the shared filter, the other keeps the output only as far as it
+    cancelled, so a prediction that stops working is turned down instead of amplifying the noise. Every output
+    sample depends only on ``x[m]`` with ``m ≤ n − D``, the output is sample-aligned and exactly as
+    long as the input, and it is linear in the input's level (wav2vec2 normalises amplitude away; the
+    level comes back through the waveform path). At D = 0 the filter can be ``[−1, 0, …]``: exact
+    negation is within reach, as it should be.
+
+    Config attributes beyond ``Wav2Vec2Config``: ``filter_taps``, ``latency_samples``,
+    ``block_samples``, ``context_samples``, ``adaptive_rank``, ``safety_window_samples`` (defaults in
+    ``HEAD_DEFAULTS``).
+    """
+
+    # The loss is a mean over the batch, already right under DDP: the Trainer must not pass
+    # num_items_in_batch, nor multiply the loss by the number of processes as it does for models
+    # whose loss is a sum it normalises.
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: Wav2Vec2Config):
+        super().__init__(config)
+        for name, value in HEAD_DEFAULTS.items():
+            if not hasattr(config, name):
+                setattr(config, name, value)
+        self.wav2vec2 = Wav2Vec2Model(config)
+        self.filter_head = FIRFilterHead(config.hidden_size, config.filter_taps, config.adaptive_rank)
+        self.post_init()
+
+    @property
+    def filter_taps(self) -> int:
+        return int(self.config.filter_taps)
+
+    @property
+    def latency(self) -> int:
+        """D, in samples."""
+        return int(self.config.latency_samples)
+
+    @property
+    def block(self) -> int:
+        return int(self.config.block_samples)
+
+    @property
+    def context(self) -> int:
+        return int(self.config.context_samples)
+
+    @property
+    def safety_window(self) -> int:
+        """Samples of its own recent past the model judges its output by (0: no safety gains)."""
+        return int(self.config.safety_window_samples)
+
+    @property
+    def warmup(self) -> int:
+        """Past samples needed before the first fully informed output at inference (whole blocks)."""
+        return warmup_samples(self.filter_taps, self.latency, self.block, self.context, self.safety_window)
+
+    @property
+    def training_warmup(self) -> int:
+        """Past samples each training pair carries: the safety gains are not used in training."""
+        return warmup_samples(self.filter_taps, self.latency, self.block, self.context)
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples the feature encoder needs for one frame."""
+        field = 1
+        for kernel, stride in reversed(list(zip(self.config.conv_kernel, self.config.conv_stride))):
+            field = (field - 1) * stride + kernel
+        return field
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, FIRFilterHead):
+            init.zeros_(module.shared)
+            init.zeros_(module.basis)
+            # Non-zero so the basis gets a gradient from the first step.
+            init.normal_(module.projection, std=module.projection.shape[1] ** -0.5)
+
+    def freeze_feature_encoder(self):
+        """Stop gradient updates of the convolutional feature encoder."""
+        self.wav2vec2.feature_extractor._freeze_parameters()
+
+    def encoder_features(self, windows: torch.Tensor) -> torch.Tensor:
+        """Mean-pooled encoder features of level-normalised windows: ``(n, samples)`` → ``(n, hidden)``."""
+        # The processor of wav2vec2-base-960h normalises each input to zero mean, unit variance.
+        mean = windows.mean(-1, keepdim=True)
+        std = windows.std(-1, keepdim=True).clamp_min(1e-7)
+        normalised = (windows - mean) / std
+        shortfall = self.receptive_field - normalised.shape[-1]
+        if shortfall > 0:
+            normalised = F.pad(normalised, (0, shortfall))
+        return self.wav2vec2(normalised).last_hidden_state.mean(1)
+
+    def block_gains(self, windows: torch.Tensor, use_encoder: bool = True) -> torch.Tensor:
+        """Basis-filter gains from context windows: ``(batch, blocks, context)`` → ``(batch, blocks, rank)``."""
+        batch, blocks, context = windows.shape
+        if not use_encoder:
+            return windows.new_zeros(batch, blocks, self.filter_head.projection.shape[0])
+        features = self.encoder_features(windows.reshape(batch * blocks, context)).reshape(batch, blocks, -1)
+        return self.filter_head.gains(features)
+
+    def filter_parts(self, input_values: torch.Tensor, gains: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two parts of the anti-noise: ``shared∗x_D`` and the encoder's correction ``Σⱼ gains[:, :, j]·(basisⱼ∗x_D)``.
+
+        Args:
+            input_values: shape ``(batch, samples)``.
+            gains: shape ``(batch, samples, rank)``.
+
+        Returns:
+            ``(shared, correction)``, each shape ``(batch, samples)``, in ``waveform_dtype``.
+        """
+        head = self.filter_head
+        x = input_values.to(waveform_dtype(input_values.device))
+        filtered = causal_fir(x, torch.cat([head.shared[None], head.basis.T]), self.latency)
+        return filtered[:, 0], (filtered[:, 1:] * gains.to(x.dtype).transpose(1, 2)).sum(1)
+
+    def guard_gains(self, x: torch.Tensor, shared: torch.Tensor, correction: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
+        """The two safety gains of the blocks whose past windows end at ``ends`` (``window_ends``).
+
+        Args:
+            x, shared, correction: the input and the two raw parts of its anti-noise, shape ``(batch, samples)``.
+            ends: shape ``(blocks,)``.
+
+        Returns:
+            shape ``(batch, blocks, 2)``: the correction's gain, then the output's, each in [0, 1].
+        """
+        past = [past_windows(signal, ends, self.safety_window) for signal in (x, shared, correction)]
+        return torch.stack(safety_gains(*past), -1)
+
+    def forward(
+        self, input_values: torch.Tensor, labels: torch.Tensor | None = None, use_encoder: bool = True
+    ) -> NoiseCancellationOutput:
+        """Predict the anti-noise of ``input_values``.
+
+        Args:
+            input_values: noisy waveform, shape ``(batch, samples)``, any level.
+            labels: target anti-noise for the *last* ``labels.shape[-1]`` samples (the earlier ones are
+                warm-up context), shape ``(batch, ≤ samples)``; gives ``loss`` when set.
+            use_encoder: ``False`` zeroes the encoder's features, leaving the shared filter alone;
+                the benchmark uses it to show what the encoder adds.
+        """
+        samples = input_values.shape[-1]
+        windows = context_windows(input_values, self.block, self.context, self.latency)
+        gains = self.block_gains(windows, use_encoder)
+        x = input_values.to(waveform_dtype(input_values.device))
+        shared, correction = self.filter_parts(x, ramp_blocks(gains, self.block, samples))
+        if not self.training and self.safety_window:
+            # A deployment safeguard, not trained through: an untrained head (silent) would get no gradient.
+            ends = window_ends(torch.arange(gains.shape[1]), self.block, self.latency)
+            per_sample = ramp_blocks(self.guard_gains(x, shared, correction, ends), self.block, samples)
+            inverse = mix_parts(shared, correction, per_sample[..., 0], per_sample[..., 1])
+        else:
+            inverse = shared + correction
+        inverse = inverse.to(input_values.dtype)
+        loss = None
+        if labels is not None:
+            loss = normalised_mse(inverse[..., samples - labels.shape[-1] :], labels)
+        block_filters = self.filter_head.shared + gains @ self.filter_head.basis.T
+        return NoiseCancellationOutput(loss=loss, inverse=inverse, block_filters=block_filters)
+
+    def start_shared_filter(self, mode: str, wiener_predictor: np.ndarray | None = None) -> bool:
+        """Set the shared filter's start: ``"learned"`` (zero, then learned) or ``"wiener"`` (closed form, held fixed).
+
+        Args:
+            mode: ``"learned"`` or ``"wiener"``.
+            wiener_predictor: for ``"wiener"``, the optimal linear predictor of the training audio at
+                this latency (``fit_wiener_predictor``), shape ``(filter_taps,)``.
+
+        Returns:
+            Whether fine-tuning should train the shared filter.
+        """
+        if mode == "wiener":
+            if wiener_predictor is None:
+                raise ValueError("shared filter mode 'wiener' needs the fitted wiener_predictor")
+            self.set_shared_filter(-np.asarray(wiener_predictor))
+            return False
+        if mode == "learned":
+            self.set_shared_filter(np.zeros(self.filter_taps))
+            return True
+        raise ValueError(f"shared filter mode must be 'wiener' or 'learned', got {mode!r}")
+
+    def set_shared_filter(self, taps: np.ndarray) -> None:
+        """Overwrite the shared filter's taps, shape ``(filter_taps,)``."""
+        with torch.no_grad():
+            self.filter_head.shared.copy_(torch.as_tensor(taps, dtype=self.filter_head.shared.dtype))
+
+    def init_shared_filter_from_wiener(self, train: np.ndarray) -> None:
+        """Start the shared filter at the optimal linear predictor of ``train`` for this latency, negated.
+
+        The closed form (``fit_wiener_predictor``) is exact where gradient descent on a long filter
+        converges slowly, on tones above all; the encoder then learns what varies around it.
+        """
+        self.set_shared_filter(-fit_wiener_predictor(train, self.latency, self.filter_taps))
+
+
+def normalised_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ``Σ(prediction − target)² / Σtarget²``; −10·log10 of it is the NR in dB."""
+    error = (prediction.float() - target.float()).pow(2).sum(-1)
+    power = target.float().pow(2).sum(-1).clamp_min(1e-12)
+    return (error / power).mean()
+
+
+def build_model(model_name: str, seed: int = 0, **head) -> Wav2Vec2ForNoiseCancellation:
+    """Make the model from a hub name, a local ``save_pretrained`` folder, or ``scratch:tiny`` / ``scratch:base``.
+
+    A ``scratch:`` encoder is randomly initialised from a config (no download), for offline runs and tests.
+
+    Args:
+        head: any of ``HEAD_DEFAULTS`` (``filter_taps``, ``latency_samples``, ``block_samples``,
+            ``context_samples``). A folder we saved keeps its own values unless they are given here.
+    """
+    unknown = set(head) - set(HEAD_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown head settings {sorted(unknown)}; choose from {sorted(HEAD_DEFAULTS)}")
+    if model_name.startswith("scratch:"):
+        size = model_name.split(":", 1)[1]
+        if size not in SCRATCH_CONFIGS:
+            raise ValueError(f"unknown scratch model {model_name!r}; choose from {sorted(SCRATCH_CONFIGS)}")
+        torch.manual_seed(seed)
+        config = Wav2Vec2Config(**SCRATCH_CONFIGS[size], **REGRESSION_OVERRIDES, **{**HEAD_DEFAULTS, **head})
+        return Wav2Vec2ForNoiseCancellation(config)
+    config = Wav2Vec2Config.from_pretrained(model_name, **REGRESSION_OVERRIDES)
+    for name, value in head.items():
+        setattr(config, name, value)
+    # float32 whatever the checkpoint stores (transformers 5 would otherwise keep its dtype): the
+    # Trainer's autocast picks the precision of the compute, and the waveform path needs float32 or wider.
+    return Wav2Vec2ForNoiseCancellation.from_pretrained(model_name, config=config, dtype=torch.float32)
+
+
+def describe_model(model: Wav2Vec2ForNoiseCancellation) -> str:
+    """One line: parameter counts, trainable and total."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return f"{type(model).__name__}: {total / 1e6:.2f} M parameters, {trainable / 1e6:.2f} M trainable"

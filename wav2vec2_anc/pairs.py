@@ -1,0 +1,105 @@
+"""Training pairs: split each clip into a training head and a held-out tail, cut (input, −input) pairs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .audio_io import SAMPLE_RATE, AudioInputError, list_audio_files, load_audio
+
+
+@dataclasses.dataclass
+class Clip:
+    """One input file at 16 kHz, split into a training head and a held-out tail."""
+
+    name: str
+    train: np.ndarray  # (samples,)
+    heldout: np.ndarray  # (samples,)
+
+
+def split_heldout(audio: np.ndarray, heldout_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``audio`` into ``(train, heldout)``: the held-out part is the last ``heldout_fraction``."""
+    if not 0.0 < heldout_fraction < 1.0:
+        raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction}")
+    split = int(round(len(audio) * (1.0 - heldout_fraction)))
+    return audio[:split], audio[split:]
+
+
+def load_clips(path, min_train_samples: int, heldout_fraction: float) -> list[Clip]:
+    """Load every audio file at ``path`` (a file or a folder) and split each into train and held-out.
+
+    All files are read and checked before any is used, so bad input fails fast.
+
+    Args:
+        min_train_samples: the training part must hold one training pair (segment plus warm-up).
+
+    Raises:
+        AudioInputError: any unusable file, or one too short to give one training pair.
+    """
+    clips = []
+    for file in list_audio_files(path):
+        audio = load_audio(file)
+        train, heldout = split_heldout(audio, heldout_fraction)
+        if len(train) < min_train_samples or len(heldout) == 0:
+            need = min_train_samples / SAMPLE_RATE / (1.0 - heldout_fraction)
+            raise AudioInputError(
+                f"{file}: clip too short ({len(audio) / SAMPLE_RATE:.2f} s); one training pair needs "
+                f"{min_train_samples / SAMPLE_RATE:.2f} s and {heldout_fraction:.0%} is held out, "
+                f"so it needs at least {need:.2f} s"
+            )
+        clips.append(Clip(name=file.name, train=train, heldout=heldout))
+    return clips
+
+
+def training_audio(clips: list[Clip]) -> np.ndarray:
+    """Every clip's training part, end to end, shape ``(samples,)``: what the closed-form fits see."""
+    return np.concatenate([clip.train for clip in clips])
+
+
+def segment_starts(num_samples: int, segment_samples: int, hop_samples: int) -> np.ndarray:
+    """Start indices of the segments of length ``segment_samples`` every ``hop_samples``; the last ends at the end."""
+    if num_samples < segment_samples:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.arange(0, num_samples - segment_samples + 1, hop_samples)
+    if starts[-1] != num_samples - segment_samples:
+        starts = np.append(starts, num_samples - segment_samples)
+    return starts
+
+
+def inversion_pairs(
+    audio: np.ndarray, segment_samples: int, hop_samples: int, warmup_samples: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut ``audio`` into segments and pair each with its exact inverse.
+
+    Each input carries ``warmup_samples`` of the audio before its segment, so the model has the past
+    it will have at inference; the label covers the segment only.
+
+    Returns:
+        ``(inputs, labels)``: float32 of shapes ``(pairs, warmup + segment)`` and ``(pairs, segment)``,
+        with ``labels == -inputs[:, warmup:]``.
+    """
+    length = warmup_samples + segment_samples
+    starts = segment_starts(len(audio), length, hop_samples)
+    inputs = np.stack([audio[s : s + length] for s in starts]).astype(np.float32)
+    return inputs, -inputs[:, warmup_samples:]
+
+
+def build_dataset(clips: list[Clip], segment_samples: int, hop_samples: int, warmup_samples: int = 0):
+    """The (input, −input) training pairs of every clip's training part as a ``datasets.Dataset``.
+
+    Columns ``input_values`` (``warmup + segment`` samples) and ``labels`` (``segment`` samples), float32.
+    """
+    import datasets
+
+    pairs = [inversion_pairs(clip.train, segment_samples, hop_samples, warmup_samples) for clip in clips]
+    inputs = np.concatenate([p[0] for p in pairs])
+    labels = np.concatenate([p[1] for p in pairs])
+    features = datasets.Features(
+        {
+            "input_values": datasets.Sequence(datasets.Value("float32")),
+            "labels": datasets.Sequence(datasets.Value("float32")),
+        }
+    )
+    dataset = datasets.Dataset.from_dict({"input_values": list(inputs), "labels": list(labels)}, features=features)
+    return dataset.with_format("torch")

@@ -1,0 +1,125 @@
+"""Figures: the training curve, and waveforms and spectrograms of input, inverse and residual.
+
+Long signals are shown over their first ``max_seconds`` only, and waveforms as a min/max envelope,
+so a 10-minute file does not put tens of MB into the notebook.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .audio_io import SAMPLE_RATE
+from .training import loss_curve
+
+EXACT_NOTE = "exactly 0: exact cancellation"
+
+
+def loss_db(losses: np.ndarray) -> np.ndarray:
+    """Normalised MSE in dB, ``10·log10(loss)`` (−NR); an exact 0 becomes −inf."""
+    with np.errstate(divide="ignore"):
+        return 10 * np.log10(np.asarray(losses, dtype=np.float64))
+
+
+def plot_loss_curve(log_history: list[dict], path=None, heldout_before_db: float | None = None,
+                    heldout_after_db: float | None = None):
+    """The training loss in dB (``10·log10`` of the normalised MSE) against step, on a linear axis.
+
+    Steps whose loss was exactly 0 (exact cancellation) are marked along the bottom and named, not
+    dropped off a log axis. The held-out NR before and after fine-tuning go in the title when given.
+    """
+    import matplotlib.pyplot as plt
+
+    steps, losses = loss_curve(log_history)
+    values = loss_db(losses)
+    finite = np.isfinite(values)
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(steps[finite], values[finite], marker=".")
+    if (~finite).any():
+        floor = values[finite].min() - 3 if finite.any() else 0.0
+        ax.plot(steps[~finite], np.full((~finite).sum(), floor), "v", color="tab:green", label=f"loss {EXACT_NOTE}")
+        ax.legend(loc="upper right")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (dB)")
+    title = "Fine-tuning loss, 10·log10(normalised MSE): −training NR"
+    if heldout_before_db is not None and heldout_after_db is not None:
+        title += f"\nheld-out NR {heldout_before_db:.1f} dB before, {heldout_after_db:.1f} dB after"
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
+
+
+def envelope(signal: np.ndarray, points: int = 2000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Min/max envelope of ``signal`` over ``points`` equal bins: ``(bin start times in s, minima, maxima)``.
+
+    A signal of at most ``points`` samples comes back sample by sample (minima = maxima = signal).
+    """
+    signal = np.asarray(signal)
+    if len(signal) <= points:
+        return np.arange(len(signal)) / SAMPLE_RATE, signal, signal
+    edges = np.linspace(0, len(signal), points + 1).astype(int)
+    return edges[:-1] / SAMPLE_RATE, np.minimum.reduceat(signal, edges[:-1]), np.maximum.reduceat(signal, edges[:-1])
+
+
+def mark_if_silent(ax, signal: np.ndarray) -> None:
+    """Write ``EXACT_NOTE`` across an axis whose signal is exactly zero, instead of leaving it empty."""
+    if not np.any(signal):
+        ax.text(0.5, 0.5, EXACT_NOTE, transform=ax.transAxes, ha="center", va="center", color="tab:green")
+
+
+def plot_waveforms(noise: np.ndarray, inverse: np.ndarray, title: str, path=None, zoom_seconds: float = 0.02,
+                   max_seconds: float = 30.0):
+    """Input, predicted inverse and residual: the first ``max_seconds`` as an envelope (left), and
+    ``zoom_seconds`` around the loudest sample of that window (right)."""
+    import matplotlib.pyplot as plt
+
+    shown = slice(0, int(max_seconds * SAMPLE_RATE))
+    noise, inverse = np.asarray(noise)[shown], np.asarray(inverse)[shown]
+    residual = noise + inverse
+    centre = int(np.argmax(np.abs(noise)))
+    half = int(zoom_seconds * SAMPLE_RATE / 2)
+    zoom = slice(max(0, centre - half), min(len(noise), centre + half))
+    fig, axes = plt.subplots(3, 2, figsize=(12, 7), sharex="col", sharey=True)
+    for row, (name, signal) in enumerate([("input", noise), ("predicted inverse", inverse), ("residual", residual)]):
+        times, low, high = envelope(signal)
+        axes[row, 0].fill_between(times, low, high, linewidth=0.6)
+        axes[row, 1].plot(np.arange(zoom.start, zoom.stop) / SAMPLE_RATE, signal[zoom], linewidth=0.6)
+        for ax in axes[row]:
+            ax.set_ylabel(name)
+            ax.grid(alpha=0.3)
+            mark_if_silent(ax, signal)
+    axes[2, 0].set_xlabel(f"time (s), the first {len(noise) / SAMPLE_RATE:.1f} s")
+    axes[2, 1].set_xlabel(f"time (s), {zoom_seconds * 1000:g} ms around the peak")
+    fig.suptitle(title)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
+
+
+def plot_spectrograms(noise: np.ndarray, inverse: np.ndarray, title: str, path=None, max_seconds: float = 30.0):
+    """Log-magnitude spectrograms of input, predicted inverse and residual on one colour scale (first ``max_seconds``)."""
+    import librosa
+    import librosa.display
+    import matplotlib.pyplot as plt
+
+    shown = slice(0, int(max_seconds * SAMPLE_RATE))
+    noise, inverse = np.asarray(noise, dtype=np.float32)[shown], np.asarray(inverse, dtype=np.float32)[shown]
+    signals = [("input", noise), ("predicted inverse", inverse), ("residual", noise + inverse)]
+    reference = float(np.max(np.abs(librosa.stft(noise, n_fft=1024, hop_length=256))))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True, layout="constrained")
+    for ax, (name, signal) in zip(axes, signals):
+        magnitude = np.abs(librosa.stft(signal, n_fft=1024, hop_length=256))
+        db = librosa.amplitude_to_db(magnitude, ref=reference, amin=1e-10, top_db=None)
+        image = librosa.display.specshow(
+            db, sr=SAMPLE_RATE, hop_length=256, x_axis="time", y_axis="log", ax=ax, vmin=-120, vmax=0
+        )
+        ax.set_title(name)
+        mark_if_silent(ax, signal)
+    fig.colorbar(image, ax=axes, format="%+.0f dB")
+    fig.suptitle(title)
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig

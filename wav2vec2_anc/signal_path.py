@@ -1,0 +1,146 @@
+"""The waveform path of the model: causal FIR filtering, block windows, glides and the safety gains.
+
+All functions are pure tensor maps; shapes are in their docstrings, times in samples.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def waveform_dtype(device: torch.device) -> torch.dtype:
+    """float64 for the waveform path where the device has it (not Apple's MPS).
+
+    At zero latency the anti-noise is ``−x`` itself; float32 FFTs would leave rounding noise in it
+    where the closed form (``fit_wiener_predictor``) is exact.
+    """
+    return torch.float32 if torch.device(device).type == "mps" else torch.float64
+
+
+def clipped_gain(x_windows: torch.Tensor, y_windows: torch.Tensor) -> torch.Tensor:
+    """The gain in [0, 1] that would have minimised the residual ``x + g·y`` over each window.
+
+    Args:
+        x_windows, y_windows: input and anti-noise, shape ``(..., window)``.
+
+    Returns:
+        shape ``(...)``: ``clip(−Σxy / Σy², 0, 1)``; 0 where the anti-noise was silent.
+    """
+    cross = (x_windows * y_windows).sum(-1)
+    power = (y_windows * y_windows).sum(-1)
+    return torch.where(power > 0, -cross / power.clamp_min(1e-30), torch.zeros_like(power)).clamp(0.0, 1.0)
+
+
+def safety_gains(
+    x_windows: torch.Tensor, shared_windows: torch.Tensor, correction_windows: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """"Do no harm", judged on the last window: how much to trust the encoder's correction, then the whole output.
+
+    The correction is kept only as far as it cancelled what the shared filter left
+    (``clipped_gain(x + shared, correction)``); the mixed output only as far as it cancelled ``x``.
+
+    Args:
+        x_windows, shared_windows, correction_windows: the input and the two parts of the raw
+            anti-noise (``filter_parts``) over each block's past window, shape ``(..., window)``.
+
+    Returns:
+        ``(correction_gain, output_gain)``, each shape ``(...)`` in [0, 1].
+    """
+    correction_gain = clipped_gain(x_windows + shared_windows, correction_windows)
+    mixed = shared_windows + correction_gain[..., None] * correction_windows
+    return correction_gain, clipped_gain(x_windows, mixed)
+
+
+def mix_parts(
+    shared: torch.Tensor, correction: torch.Tensor, correction_gain: torch.Tensor, output_gain: torch.Tensor
+) -> torch.Tensor:
+    """The anti-noise after the safety gains; all arguments per sample, same shape."""
+    return output_gain * (shared + correction_gain * correction)
+
+
+def causal_fir(x: torch.Tensor, kernels: torch.Tensor, delay: int = 0) -> torch.Tensor:
+    """Filter ``x`` with several FIR kernels, delayed: ``out[b, c, n] = Σₖ kernels[c, k]·x[b, n − delay − k]``.
+
+    Uses FFTs sized for linear (not circular) convolution, so long kernels stay cheap. The first tap
+    is applied directly: FFT rounding, scaled to the loudest samples, would otherwise leak onto quiet
+    passages, and a pure gain-and-delay filter (exact negation above all) stays bit-exact.
+
+    Args:
+        x: shape ``(batch, samples)``.
+        kernels: shape ``(channels, K)``.
+
+    Returns:
+        shape ``(batch, channels, samples)``, in the wider of the two dtypes (at least float32); zero
+        input is assumed before the start.
+    """
+    samples, taps = x.shape[-1], kernels.shape[-1]
+    dtype = torch.promote_types(torch.promote_types(x.dtype, kernels.dtype), torch.float32)
+    x, kernels = x.to(dtype), kernels.to(dtype)
+    delayed = F.pad(x, (delay, 0))[:, None, :samples]
+    direct = kernels[None, :, :1] * delayed
+    if taps == 1:
+        return direct
+    size = 1 << (samples + delay + taps - 1).bit_length()
+    spectrum = torch.fft.rfft(x, size)[:, None] * torch.fft.rfft(F.pad(kernels[:, 1:], (delay + 1, 0)), size)
+    return direct + torch.fft.irfft(spectrum, size)[..., :samples]
+
+
+def past_windows(x: torch.Tensor, ends: torch.Tensor, length: int) -> torch.Tensor:
+    """Windows of ``x`` of ``length`` samples ending just before each of ``ends``, zeros before the start.
+
+    Args:
+        x: shape ``(batch, samples)``.
+        ends: shape ``(windows,)``, integer: window ``j`` is ``x[:, ends[j] − length : ends[j]]``.
+
+    Returns:
+        shape ``(batch, windows, length)``.
+    """
+    lead = max(0, -int(ends.min())) if len(ends) else 0
+    padded = F.pad(x, (length + lead, 0))  # x[i] is padded[i + length + lead]
+    return padded[:, ends.to(x.device)[:, None] + lead + torch.arange(length, device=x.device)]
+
+
+def window_ends(blocks: torch.Tensor, block: int, delay: int, offset: int = 0) -> torch.Tensor:
+    """Where each block's past window ends (exclusive): one past ``b·block − delay``, less ``offset``.
+
+    Args:
+        blocks: block indices, shape ``(windows,)``.
+        offset: the absolute sample index of the signal's first sample (a stream's buffer).
+    """
+    return blocks * block - delay + 1 - offset
+
+
+def context_windows(x: torch.Tensor, block: int, context: int, delay: int) -> torch.Tensor:
+    """The past each block's filter is computed from.
+
+    Block ``b`` covers samples ``[b·block, (b+1)·block)``; its window is the ``context`` samples
+    ending at ``b·block − delay`` inclusive (zeros before the start), so the filter of every sample
+    ``n`` in the block depends only on ``x[m]`` with ``m ≤ n − delay``.
+
+    Args:
+        x: shape ``(batch, samples)``.
+
+    Returns:
+        shape ``(batch, blocks, context)`` with ``blocks = ceil(samples / block)``.
+    """
+    blocks = torch.arange(-(-x.shape[-1] // block))
+    return past_windows(x, window_ends(blocks, block, delay), context)
+
+
+def ramp_blocks(per_block: torch.Tensor, block: int, samples: int) -> torch.Tensor:
+    """Per-sample values: across block ``b`` they glide from block ``b−1``'s to block ``b``'s.
+
+    The glide avoids clicks at block edges and stays causal (it never looks at block ``b+1``);
+    before the first block the first block's values hold.
+
+    Args:
+        per_block: shape ``(batch, blocks, channels)``.
+
+    Returns:
+        shape ``(batch, samples, channels)``.
+    """
+    before = torch.cat([per_block[:, :1], per_block[:, :-1]], dim=1)
+    ramp = torch.arange(1, block + 1, device=per_block.device, dtype=per_block.dtype) / block
+    glide = before[:, :, None] + (per_block - before)[:, :, None] * ramp[:, None]
+    return glide.flatten(1, 2)[:, :samples]
