@@ -59,3 +59,38 @@ def set_random_basis(model, scale: float, seed: int = 1):
     basis = model.filter_head.basis
     with torch.no_grad():
         basis.copy_(scale * torch.randn(basis.shape, generator=torch.Generator().manual_seed(seed)))
+
+
+def write_ctc_checkpoint(folder, weights_format: str = "safetensors") -> dict:
+    """A tiny ``Wav2Vec2ForCTC`` saved as ``facebook/wav2vec2-base-960h`` is laid out.
+
+    That checkpoint has an ``lm_head`` and stores the positional convolution's weight norm as
+    ``weight_g``/``weight_v`` (not ``parametrizations.weight.original0/1``), in ``model.safetensors``
+    or ``pytorch_model.bin``.
+
+    Returns:
+        The tensors written, by their names in the file.
+    """
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+
+    from wav2vec2_anc.model import SCRATCH_CONFIGS
+
+    torch.manual_seed(7)
+    ctc = Wav2Vec2ForCTC(Wav2Vec2Config(**SCRATCH_CONFIGS["tiny"], vocab_size=32, architectures=["Wav2Vec2ForCTC"]))
+    renames = {"parametrizations.weight.original0": "weight_g", "parametrizations.weight.original1": "weight_v"}
+    state = {}
+    for name, tensor in ctc.state_dict().items():
+        for new, old in renames.items():
+            name = name.replace(new, old)
+        state[name] = tensor.detach().clone().contiguous()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    ctc.config.save_pretrained(folder)
+    if weights_format == "safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+    else:
+        torch.save(state, folder / "pytorch_model.bin")
+    return state

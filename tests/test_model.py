@@ -180,3 +180,30 @@ def test_wiener_start_predicts_like_the_closed_form(tone):
     coefficients = helpers.fit_wiener_predictor(tone[:20_000], delay=8, order=32)
     expected = helpers.wiener_inverse(tone, coefficients, delay=8)
     np.testing.assert_allclose(helpers.predict_inverse(model, tone, use_encoder=False), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("weights_format", ["safetensors", "bin"])
+def test_loads_a_ctc_checkpoint_encoder_bit_identically(tmp_path, weights_format):
+    """facebook/wav2vec2-base-960h's layout: lm_head unused, weight_g/weight_v, the head started as documented."""
+    from conftest import write_ctc_checkpoint
+
+    written = write_ctc_checkpoint(tmp_path / "ctc", weights_format)
+    assert "lm_head.weight" in written and "wav2vec2.encoder.pos_conv_embed.conv.weight_g" in written
+    model = helpers.build_model(str(tmp_path / "ctc"), filter_taps=64)
+    loaded = model.state_dict()
+    renames = {"weight_g": "parametrizations.weight.original0", "weight_v": "parametrizations.weight.original1"}
+    encoder = {name: tensor for name, tensor in written.items() if name.startswith("wav2vec2.")}
+    # SpecAugment is off, so its learned mask embedding is the one encoder tensor left unused.
+    assert set(encoder) - {n.replace("parametrizations.weight.original0", "weight_g").replace(
+        "parametrizations.weight.original1", "weight_v") for n in loaded} == {"wav2vec2.masked_spec_embed"}
+    del encoder["wav2vec2.masked_spec_embed"]
+    for name, tensor in encoder.items():
+        for old, new in renames.items():
+            name = name.replace(old, new)
+        assert loaded[name].dtype == torch.float32
+        assert torch.equal(loaded[name], tensor), name
+    head = model.filter_head
+    assert torch.equal(head.shared, torch.zeros(64)) and torch.equal(head.basis, torch.zeros(64, 8))
+    # projection ~ N(0, 1/hidden): non-zero so the basis gets a gradient from the first step.
+    assert head.projection.std().item() == pytest.approx(32**-0.5, rel=0.3)
+    assert not model.config.apply_spec_augment and model.config.layerdrop == 0.0

@@ -1,14 +1,19 @@
-"""The notebook, run headless with papermill as a user would: outputs on success, a named error on bad input."""
+"""The notebook, run headless with papermill as a user would: locally, and through its Colab branch."""
 
 import json
 import math
+import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import nbformat
 import numpy as np
 import papermill
 import pytest
 import soundfile as sf
-from conftest import REPO
+import torch
+from conftest import REPO, write_ctc_checkpoint
 from test_audio_io import BAD_CASES, write_bad
 
 import helpers
@@ -17,15 +22,30 @@ from wav2vec2_anc.pairs import split_heldout
 NOTEBOOK = REPO / "wav2vec2_noise_cancellation.ipynb"
 
 
-def run_notebook(tmp_path, **parameters):
+def run_notebook(tmp_path, notebook=NOTEBOOK, cwd=REPO, **parameters):
     return papermill.execute_notebook(
-        str(NOTEBOOK),
+        str(notebook),
         str(tmp_path / "executed.ipynb"),
         parameters={"MODEL_NAME": "scratch:tiny", "OUTPUT_DIR": str(tmp_path / "out"), **parameters},
-        cwd=str(REPO),
+        cwd=str(cwd),
         progress_bar=False,
         kernel_name="python3",
     )
+
+
+def read_metrics(path):
+    """metrics.json is strict JSON (no bare Infinity/NaN); ``loads_strict`` gives back the floats."""
+
+    def refuse(constant):
+        raise AssertionError(f"bare {constant} in {path}")
+
+    json.loads(path.read_text(), parse_constant=refuse)
+    return helpers.loads_strict(path.read_text())
+
+
+def parameter(name):
+    source = nbformat.read(NOTEBOOK, as_version=4).cells[1].source
+    return re.search(rf'^{name} = "([^"]*)"', source, re.M).group(1)
 
 
 def test_committed_notebook_is_clean_and_tagged():
@@ -36,10 +56,22 @@ def test_committed_notebook_is_clean_and_tagged():
     assert "widgets" not in notebook.metadata
 
 
-def test_headless_run_writes_every_output(tmp_path):
+def test_badges_and_repo_url_name_one_home():
+    url = parameter("REPO_URL")
+    assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url)
+    badge = f"https://colab.research.google.com/github/{url.removeprefix('https://github.com/')}/blob/main/{NOTEBOOK.name}"
+    readme = (REPO / "README.md").read_text()
+    notebook_intro = nbformat.read(NOTEBOOK, as_version=4).cells[0].source
+    for text in (readme, notebook_intro):
+        assert re.findall(r"https://colab\.research\.google\.com/github/[^)\s]+", text) == [badge]
+
+
+def test_headless_run_from_a_ctc_checkpoint_writes_every_output(tmp_path):
+    """MODEL_NAME is a folder laid out like facebook/wav2vec2-base-960h; 1 ms latency."""
     source = REPO / "sample_audio" / "colobot_076.wav"
     before = source.read_bytes()
-    run_notebook(tmp_path, AUDIO_PATH=str(source), MAX_STEPS=30, LATENCY_MS=1.0)
+    written = write_ctc_checkpoint(tmp_path / "ctc")
+    run_notebook(tmp_path, AUDIO_PATH=str(source), MODEL_NAME=str(tmp_path / "ctc"), MAX_STEPS=30, LATENCY_MS=1.0)
     out = tmp_path / "out"
     for name in ["inverse.wav", "residual.wav", "input.wav", "metrics.json", "loss_curve.png",
                  "waveforms.png", "spectrograms.png", "model/config.json", "model/model.safetensors"]:
@@ -54,38 +86,52 @@ def test_headless_run_writes_every_output(tmp_path):
     assert len(inverse) == len(residual) == len(heldout)
     np.testing.assert_allclose(residual, heldout + inverse, atol=1e-6)
 
-    metrics = json.loads((out / "metrics.json").read_text())
-    energy = lambda x: float(np.sum(np.square(x, dtype=np.float64)))  # noqa: E731
-    assert metrics["noise_reduction_db"] == pytest.approx(10 * math.log10(energy(heldout) / energy(residual)), abs=1e-3)
+    metrics = read_metrics(out / "metrics.json")
+    energy = lambda x: float(np.sum(np.square(x, dtype=np.float64)))
+    nr = lambda noise, res: 10 * math.log10(energy(noise) / energy(res))
+    assert metrics["noise_reduction_db"] == pytest.approx(nr(heldout, residual), abs=1e-3)
     # Negation 1 ms late: the held-out sample n meets −x[n − 16].
-    late_residual = heldout - audio[len(train) - 16 : len(audio) - 16]
-    assert metrics["negation_noise_reduction_db"] == pytest.approx(10 * math.log10(energy(heldout) / energy(late_residual)), abs=1e-3)
+    assert metrics["negation_noise_reduction_db"] == pytest.approx(
+        nr(heldout, heldout - audio[len(train) - 16 : len(audio) - 16]), abs=1e-3)
     assert metrics["heldout_seconds"] == pytest.approx(len(heldout) / 16_000)
+    assert metrics["training"]["heldout_nr_db_before"] == 0.0  # the learned head starts silent
     # The second bundled sample is cancelled by step 9 without retraining.
     assert (out / "slide_rock_inverse.wav").is_file() and (out / "slide_rock_residual.wav").is_file()
+    # The frozen feature encoder is saved exactly as the checkpoint had it.
+    saved = helpers.build_model(str(out / "model")).state_dict()
+    feature_encoder = [name for name in written if name.startswith("wav2vec2.feature_extractor.")]
+    assert feature_encoder and all(torch.equal(saved[name], written[name]) for name in feature_encoder)
 
 
-def test_headless_run_without_a_path_uses_the_bundled_sample(tmp_path):
-    run_notebook(tmp_path, MAX_STEPS=2)
-    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert metrics["audio_path"] == str(helpers.DEFAULT_SAMPLE)
-    # At zero latency (the default) negation is exact, and so is the model that starts from it.
-    assert metrics["negation_noise_reduction_db"] == metrics["noise_reduction_db"] == math.inf
+def test_default_run_visibly_fine_tunes(tmp_path):
+    """The issue's own command: every parameter at its default except the model, the file and 60 steps."""
+    run_notebook(tmp_path, AUDIO_PATH=str(REPO / "sample_audio" / "engine_honda_nsx.wav"), MAX_STEPS=60)
+    metrics = read_metrics(tmp_path / "out" / "metrics.json")
+    history = metrics["training"]["loss_history"]
+    assert [step for step, _ in history] == list(range(1, 61))
+    first, last = 10 * math.log10(history[0][1]), 10 * math.log10(history[-1][1])
+    assert last <= first - 3.0, (first, last)
+    assert metrics["shared_filter"] == "learned"
+    assert metrics["training"]["heldout_nr_db_after"] > metrics["training"]["heldout_nr_db_before"] + 3.0
+    assert metrics["negation_noise_reduction_db"] == math.inf  # zero latency: −x is exact
 
 
-def test_folder_of_files(tmp_path):
+def test_folder_of_files_with_the_closed_form_start(tmp_path):
     folder = tmp_path / "clips"
     folder.mkdir()
     for name in ("engine_honda_nsx.wav", "slide_rock.wav"):
-        (folder / name).write_bytes((REPO / "sample_audio" / name).read_bytes())
-    run_notebook(tmp_path, AUDIO_PATH=str(folder), MAX_STEPS=2)
-    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+        shutil.copy(REPO / "sample_audio" / name, folder / name)
+    run_notebook(tmp_path, AUDIO_PATH=str(folder), MAX_STEPS=2, SHARED_FILTER="wiener")
+    metrics = read_metrics(tmp_path / "out" / "metrics.json")
     assert [f["file"] for f in metrics["files"]] == ["engine_honda_nsx.wav", "slide_rock.wav"]
+    assert [f["file"] for f in metrics["training"]["fingerprint"]["files"]] == ["engine_honda_nsx.wav", "slide_rock.wav"]
     inverse, _ = sf.read(tmp_path / "out" / "inverse.wav")
     assert len(inverse) / 16_000 == pytest.approx(sum(f["heldout_seconds"] for f in metrics["files"]))
+    # At zero latency the closed-form start is exact negation, and the safety gains keep it exact.
+    assert metrics["noise_reduction_db"] == metrics["negation_noise_reduction_db"] == math.inf
 
 
-@pytest.mark.parametrize("case", sorted(BAD_CASES))
+@pytest.mark.parametrize("case", ["corrupt", "silent"])
 def test_bad_input_fails_before_training_and_names_the_file(tmp_path, case):
     path = write_bad(tmp_path, case)
     with pytest.raises(papermill.PapermillExecutionError) as error:
@@ -93,3 +139,52 @@ def test_bad_input_fails_before_training_and_names_the_file(tmp_path, case):
     assert error.value.ename == "AudioInputError"
     assert str(path) in error.value.evalue and BAD_CASES[case] in error.value.evalue
     assert not (tmp_path / "out" / "checkpoints").exists()
+
+
+def local_clone(tmp_path):
+    """A git repository holding this working tree's notebook code, to stand in for REPO_URL."""
+    repo = tmp_path / "wav2vec2-noise-cancellation"
+    repo.mkdir()
+    for name in ("helpers.py", "requirements.txt"):
+        shutil.copy(REPO / name, repo / name)
+    for name in ("wav2vec2_anc", "sample_audio"):
+        shutil.copytree(REPO / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+    git = ["git", "-C", str(repo), "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "snapshot"]):
+        subprocess.run(git + command, check=True)
+    return repo
+
+
+@pytest.mark.parametrize("cancelled", [False, True])
+def test_colab_branch_runs_all(tmp_path, monkeypatch, cancelled):
+    """Run all as in Colab: google.colab imported at kernel start, an empty working folder, uploads through the picker."""
+    ipython_dir = tmp_path / "ipython"
+    (ipython_dir / "profile_default" / "startup").mkdir(parents=True)
+    (ipython_dir / "profile_default" / "startup" / "00-colab.py").write_text("import google.colab\n")
+    monkeypatch.setenv("IPYTHONDIR", str(ipython_dir))
+    monkeypatch.setenv("PYTHONPATH", str(REPO / "tests" / "colab_stub"))
+    upload = tmp_path / "my_noise.wav"
+    shutil.copy(REPO / "sample_audio" / "colobot_076.wav", upload)
+    monkeypatch.setenv("COLAB_STUB_UPLOAD", "" if cancelled else str(upload))
+    work = tmp_path / "content"
+    work.mkdir()
+    notebook = tmp_path / "notebook" / NOTEBOOK.name  # outside the repository
+    notebook.parent.mkdir()
+    shutil.copy(NOTEBOOK, notebook)
+    clone = local_clone(tmp_path)
+
+    executed = run_notebook(tmp_path, notebook=notebook, cwd=work, REPO_URL=str(clone), MAX_STEPS=2,
+                            OUTPUT_DIR="outputs")
+    assert (work / clone.name / "helpers.py").is_file()  # cloned into the working folder
+    metrics = read_metrics(work / "outputs" / "metrics.json")
+    printed = "".join(out.get("text", "") for cell in executed.cells for out in cell.get("outputs", []))
+    assert "Setup done" in printed and "transformers 5." in printed
+    if cancelled:
+        bundled = work / clone.name / "sample_audio" / "engine_honda_nsx.wav"
+        assert Path(metrics["audio_path"]).resolve() == bundled.resolve()
+        assert "No file given or uploaded: using the bundled sample engine_honda_nsx.wav" in printed
+        assert (work / "outputs" / "slide_rock_inverse.wav").is_file()
+    else:
+        assert metrics["audio_path"] == "outputs/uploads/my_noise.wav"
+        assert (work / "my_noise.wav").is_file()  # where Colab puts an upload
+        assert (work / "outputs" / "my_noise_inverse.wav").is_file()  # step 9 got the picker's file too
