@@ -108,6 +108,7 @@ class StreamingCanceller:
             inverse = mix_parts(shared, correction, per_sample[:, 0], per_sample[:, 1])
         else:
             inverse = shared + correction
+        inverse = model.shape_drive(inverse)
         self.position += len(new)
         self.history = buffer[len(buffer) - model.warmup :]
         self.raw_history = raw[:, raw.shape[1] - model.warmup :]

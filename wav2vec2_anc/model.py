@@ -49,6 +49,11 @@ REGRESSION_OVERRIDES = dict(apply_spec_augment=False, mask_time_prob=0.0, layerd
 HEAD_DEFAULTS = dict(
     filter_taps=512, latency_samples=0, block_samples=800, context_samples=4000, adaptive_rank=8,
     safety_window_samples=4000,
+    # The plant the loss is taken through (an acoustic scene): None is today's task, the anti-noise
+    # added straight to the input. secondary_path is the estimate Ŝ (a list of taps); loudspeaker_eta
+    # the η of a saturating loudspeaker (SEF); output_stage_hidden the width of the learned pointwise
+    # stage before it (0: none).
+    secondary_path=None, loudspeaker_eta=None, output_stage_hidden=0,
 )
 
 
@@ -126,6 +131,25 @@ class FIRFilterHead(nn.Module):
         return self.shared + self.gains(features) @ self.basis.T
 
 
+class OutputStage(nn.Module):
+    """A learned pointwise map of the drive before a saturating loudspeaker: ``y + η·MLP(y/η)``.
+
+    It starts as the identity (the outer layer at zero) and can learn to pre-distort the drive so
+    that the loudspeaker's output follows the linear anti-noise, which a linear filter cannot.
+    """
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.inner = nn.Linear(1, hidden)
+        self.outer = nn.Linear(hidden, 1)
+
+    def forward(self, drive: torch.Tensor, eta: float) -> torch.Tensor:
+        """``drive``: any shape, any float dtype; the same shape back."""
+        scaled = (drive / eta)[..., None]
+        inner = torch.tanh(scaled * self.inner.weight[:, 0].to(drive.dtype) + self.inner.bias.to(drive.dtype))
+        return drive + eta * (inner @ self.outer.weight[0].to(drive.dtype) + self.outer.bias.to(drive.dtype))
+
+
 class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
     """wav2vec2 encoder with a regression head that outputs the anti-noise waveform, causally.
 
@@ -158,6 +182,8 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
                 setattr(config, name, value)
         self.wav2vec2 = Wav2Vec2Model(config)
         self.filter_head = FIRFilterHead(config.hidden_size, config.filter_taps, config.adaptive_rank)
+        if config.output_stage_hidden:
+            self.output_stage = OutputStage(config.output_stage_hidden)
         self.post_init()
 
     @property
@@ -207,6 +233,12 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
             init.zeros_(module.basis)
             # Non-zero so the basis gets a gradient from the first step.
             init.normal_(module.projection, std=module.projection.shape[1] ** -0.5)
+        if isinstance(module, OutputStage):
+            # Units spread over the drive's range (a few η), and an identity start.
+            init.normal_(module.inner.weight, std=1.0)
+            init.uniform_(module.inner.bias, -2.0, 2.0)
+            init.zeros_(module.outer.weight)
+            init.zeros_(module.outer.bias)
 
     def freeze_feature_encoder(self):
         """Stop gradient updates of the convolutional feature encoder."""
@@ -283,12 +315,41 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
             inverse = mix_parts(shared, correction, per_sample[..., 0], per_sample[..., 1])
         else:
             inverse = shared + correction
-        inverse = inverse.to(input_values.dtype)
+        inverse = self.shape_drive(inverse)
         loss = None
         if labels is not None:
-            loss = normalised_mse(inverse[..., samples - labels.shape[-1] :], labels)
+            at_ear = self.through_plant(inverse)
+            loss = normalised_mse(at_ear[..., samples - labels.shape[-1] :], labels)
+        inverse = inverse.to(input_values.dtype)
         block_filters = self.filter_head.shared + gains @ self.filter_head.basis.T
         return NoiseCancellationOutput(loss=loss, inverse=inverse, block_filters=block_filters)
+
+    @property
+    def loudspeaker_eta(self) -> float | None:
+        eta = self.config.loudspeaker_eta
+        return None if eta is None else float(eta)
+
+    def shape_drive(self, drive: torch.Tensor) -> torch.Tensor:
+        """The learned output stage, if the model has one (pointwise, so streaming applies it the same way)."""
+        if self.config.output_stage_hidden and self.loudspeaker_eta:
+            return self.output_stage(drive, self.loudspeaker_eta)
+        return drive
+
+    def through_plant(self, drive: torch.Tensor) -> torch.Tensor:
+        """What the drive becomes at the ear as the model believes it: ``Ŝ∗f(drive)``; the drive itself with no scene.
+
+        Args:
+            drive: shape ``(batch, samples)``.
+        """
+        if self.config.secondary_path is None and self.loudspeaker_eta is None:
+            return drive
+        from .acoustics import sef
+
+        played = sef(drive, self.loudspeaker_eta)
+        if self.config.secondary_path is None:
+            return played
+        secondary = torch.as_tensor(self.config.secondary_path, dtype=played.dtype, device=played.device)
+        return causal_fir(played, secondary[None])[:, 0]
 
     def start_shared_filter(self, mode: str, wiener_predictor: np.ndarray | None = None) -> bool:
         """Set the shared filter's start: ``"learned"`` (zero, then learned) or ``"wiener"`` (closed form, held fixed).

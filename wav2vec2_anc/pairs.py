@@ -68,31 +68,48 @@ def segment_starts(num_samples: int, segment_samples: int, hop_samples: int) -> 
 
 
 def inversion_pairs(
-    audio: np.ndarray, segment_samples: int, hop_samples: int, warmup_samples: int = 0
+    audio: np.ndarray,
+    segment_samples: int,
+    hop_samples: int,
+    warmup_samples: int = 0,
+    noise_at_ear: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Cut ``audio`` into segments and pair each with its exact inverse.
+    """Cut ``audio`` into segments and pair each with the anti-noise that cancels it exactly.
 
     Each input carries ``warmup_samples`` of the audio before its segment, so the model has the past
     it will have at inference; the label covers the segment only.
 
+    Args:
+        noise_at_ear: the noise where it is to be cancelled, ``P∗audio`` in an acoustic scene, same
+            shape as ``audio``; ``None``: the audio itself (today's task).
+
     Returns:
         ``(inputs, labels)``: float32 of shapes ``(pairs, warmup + segment)`` and ``(pairs, segment)``,
-        with ``labels == -inputs[:, warmup:]``.
+        with ``labels == −noise_at_ear`` over each segment (``−inputs[:, warmup:]`` without a scene).
     """
     length = warmup_samples + segment_samples
     starts = segment_starts(len(audio), length, hop_samples)
     inputs = np.stack([audio[s : s + length] for s in starts]).astype(np.float32)
-    return inputs, -inputs[:, warmup_samples:]
+    if noise_at_ear is None:
+        return inputs, -inputs[:, warmup_samples:]
+    target = np.stack([noise_at_ear[s + warmup_samples : s + length] for s in starts]).astype(np.float32)
+    return inputs, -target
 
 
-def build_dataset(clips: list[Clip], segment_samples: int, hop_samples: int, warmup_samples: int = 0):
-    """The (input, −input) training pairs of every clip's training part as a ``datasets.Dataset``.
+def build_dataset(clips: list[Clip], segment_samples: int, hop_samples: int, warmup_samples: int = 0, primary=None):
+    """The training pairs of every clip's training part as a ``datasets.Dataset``: (input, −input), or
+    (input, −noise at the ear) through a ``primary`` path (FIR taps, shape ``(taps,)``).
 
     Columns ``input_values`` (``warmup + segment`` samples) and ``labels`` (``segment`` samples), float32.
     """
     import datasets
+    from scipy.signal import lfilter
 
-    pairs = [inversion_pairs(clip.train, segment_samples, hop_samples, warmup_samples) for clip in clips]
+    pairs = [
+        inversion_pairs(clip.train, segment_samples, hop_samples, warmup_samples,
+                        None if primary is None else lfilter(primary, [1.0], clip.train.astype(np.float64)))
+        for clip in clips
+    ]
     inputs = np.concatenate([p[0] for p in pairs])
     labels = np.concatenate([p[1] for p in pairs])
     features = datasets.Features(

@@ -29,13 +29,18 @@ class TrainSettings:
 
 
 def make_optimizer(model: Wav2Vec2ForNoiseCancellation, settings: TrainSettings) -> torch.optim.Optimizer:
-    """AdamW with two learning rates: a fast one for the shared filter (0 when it is held fixed), a
-    gentle one for everything that depends on the encoder (the basis, projection and encoder)."""
+    """AdamW with two learning rates: a fast one for the shared filter (0 when it is held fixed) and
+    the output stage, a gentle one for everything that depends on the encoder (the basis, projection
+    and encoder)."""
     shared = model.filter_head.shared
-    rest = [p for p in model.parameters() if p.requires_grad and p is not shared]
+    stage = list(model.output_stage.parameters()) if hasattr(model, "output_stage") else []
+    fast = {id(p) for p in [shared, *stage]}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in fast]
     shared_rate = settings.head_learning_rate if settings.train_shared_filter else 0.0
     # The encoder's group first: the Trainer logs the first group's learning rate.
     groups = [{"params": rest, "lr": settings.learning_rate}, {"params": [shared], "lr": shared_rate}]
+    if stage:
+        groups.append({"params": stage, "lr": settings.head_learning_rate})
     return torch.optim.AdamW(groups, weight_decay=0.0)
 
 
