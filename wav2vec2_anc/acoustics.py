@@ -121,16 +121,16 @@ def bandpass_scene() -> Scene:
     return Scene("bandpass", band(BANDPASS_PRIMARY_TAPS), BANDPASS_SECONDARY_GAIN * band(BANDPASS_SECONDARY_TAPS))
 
 
-def room_paths(rt60_s: float = 0.2, taps: int | None = ROOM_TAPS) -> tuple[np.ndarray, np.ndarray]:
+def room_paths(rt60: float = 0.2, taps: int | None = ROOM_TAPS) -> tuple[np.ndarray, np.ndarray]:
     """Deep ANC's room by the image method (pyroomacoustics ``ShoeBox``), deterministic.
 
     A 3×4×2 m room whose uniform wall absorption and image order come from ``pra.inverse_sabine``
-    for ``rt60_s``; the reference microphone at (1.5, 1, 1) m, the loudspeaker at (1.5, 2.5, 1) and
+    for ``rt60``; the reference microphone at (1.5, 1, 1) m, the loudspeaker at (1.5, 2.5, 1) and
     the error microphone at (1.5, 3, 1). Both paths are computed as sources at the reference
     microphone and at the loudspeaker heard at the error microphone.
 
     Args:
-        rt60_s: reverberation time, seconds.
+        rt60: reverberation time, seconds.
         taps: truncate both responses to this many taps; ``None`` keeps the whole of each.
 
     Returns:
@@ -138,7 +138,7 @@ def room_paths(rt60_s: float = 0.2, taps: int | None = ROOM_TAPS) -> tuple[np.nd
     """
     import pyroomacoustics as pra
 
-    absorption, max_order = pra.inverse_sabine(rt60_s, ROOM_DIMENSIONS_M)
+    absorption, max_order = pra.inverse_sabine(rt60, ROOM_DIMENSIONS_M)
     room = pra.ShoeBox(
         list(ROOM_DIMENSIONS_M), fs=SAMPLE_RATE, materials=pra.Material(absorption), max_order=max_order
     )
@@ -158,10 +158,10 @@ def room_paths(rt60_s: float = 0.2, taps: int | None = ROOM_TAPS) -> tuple[np.nd
     return primary, secondary
 
 
-def room_scene(rt60_s: float = 0.2) -> Scene:
+def room_scene(rt60: float = 0.2) -> Scene:
     """Deep ANC's room (``room_paths``), both paths truncated to 512 taps; lead 70 samples."""
-    primary, secondary = room_paths(rt60_s, ROOM_TAPS)
-    return Scene("room", primary, secondary, rt60_s=float(rt60_s))
+    primary, secondary = room_paths(rt60, ROOM_TAPS)
+    return Scene("room", primary, secondary, rt60_s=float(rt60))
 
 
 def load_scene(path: str | os.PathLike) -> Scene:
@@ -237,9 +237,9 @@ def resample_impulse_response(impulse_response: np.ndarray, sample_rate: int) ->
     return resampled * (sample_rate / SAMPLE_RATE)
 
 
-def make_scene(spec: str | os.PathLike, rt60_s: float = 0.2) -> Scene:
-    """``"none"`` | ``"bandpass"`` | ``"room"`` (with ``rt60_s``, seconds) | a path for ``load_scene``."""
-    builders = {"none": none_scene, "bandpass": bandpass_scene, "room": lambda: room_scene(rt60_s)}
+def make_scene(spec: str | os.PathLike, rt60: float = 0.2) -> Scene:
+    """``"none"`` | ``"bandpass"`` | ``"room"`` (with ``rt60``, seconds) | a path for ``load_scene``."""
+    builders = {"none": none_scene, "bandpass": bandpass_scene, "room": lambda: room_scene(rt60)}
     if str(spec) in builders:
         return builders[str(spec)]()
     if not Path(spec).exists():
