@@ -1,7 +1,7 @@
 """wav2vec2 noise cancellation by waveform inversion.
 
 One module per concern, in pipeline order: ``audio_io`` · ``pairs`` · ``signal_path`` · ``model`` ·
-``training`` · ``inference`` · ``metrics`` · ``baselines`` · ``evaluation`` · ``plots`` ·
-``notebook_ui``. Imports run one way: the UI and plots use the model and metrics, never back.
-Nothing runs at import time.
+``training`` · ``inference`` · ``metrics`` · ``acoustics`` (the ANC plant) · ``baselines`` ·
+``evaluation`` · ``plots`` · ``notebook_ui``. Imports run one way: the UI and plots use the model and
+metrics, never back. Nothing runs at import time.
 """

@@ -7,6 +7,7 @@ honours a latency of D samples: ``y[n]`` uses ``x[m]`` with ``m ≤ n − D`` on
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -105,3 +106,180 @@ def wiener_inverse(noise: np.ndarray, coefficients: np.ndarray, delay: int = 0) 
 
     impulse_response = np.concatenate([np.zeros(delay), coefficients])
     return (-lfilter(impulse_response, [1.0], np.asarray(noise, dtype=np.float64))).astype(np.float32)
+
+
+# ── scene-aware baselines: a controller whose drive reaches the ear through S (``acoustics``) ──
+#
+# These return the drive ``y`` (float64, shape ``(samples,)``); the residual is
+# ``acoustics.plant_residual(x, y, scene, eta)``. In the ``none`` scene that is ``x + y`` again.
+
+
+def crosscorrelation_lags(a: np.ndarray, b: np.ndarray, lags: int) -> np.ndarray:
+    """The biased cross-correlation ``c[k] = Σₙ a[n+k]·b[n] / N`` for ``k < lags`` only, shape ``(lags,)``.
+
+    The same single padded FFT as ``autocorrelation_lags``; with ``a`` equal to ``b`` it returns
+    that function's values bit for bit.
+    """
+    size = 1 << (len(a) + lags - 1).bit_length()
+    return np.fft.irfft(np.fft.rfft(a, size) * np.fft.rfft(b, size).conj(), size)[:lags] / len(a)
+
+
+def fit_wiener_controller(train: np.ndarray, scene, delay: int = 0, taps: int = 64) -> np.ndarray:
+    """The optimal causal linear controller fitted on ``train``: ``w`` minimising Σ(d + w∗r_D)².
+
+    ``d = P∗x`` is the noise at the ear and ``r = S∗x`` the filtered reference, delayed by D:
+    because ``S∗(w∗x) = w∗(S∗x)`` for a fixed filter, this is an ordinary Wiener problem, solved by
+    the normal equations ``R w = −c`` (Toeplitz ``R`` from r's autocorrelation, ``c`` the
+    cross-correlation of d with r at lags D…D+taps−1) with ``scipy.linalg.solve_toeplitz``. In the
+    ``none`` scene ``w = −fit_wiener_predictor(train, delay, taps)``; at D = 0 exactly ``[−1, 0, …]``.
+
+    Args:
+        train: the reference-microphone noise ``x``, shape ``(samples,)``.
+        scene: an ``acoustics.Scene``.
+        delay: D, samples.
+        taps: length of ``w``.
+
+    Returns:
+        ``w``, shape ``(taps,)``; its drive is ``controller_drive(x, w, delay)``.
+    """
+    from scipy.linalg import solve_toeplitz
+
+    from .acoustics import causal_filter, noise_at_ear
+
+    if delay == 0 and np.array_equal(scene.primary, scene.secondary):
+        return -np.eye(taps)[0]  # d = r, so −δ cancels exactly (see fit_wiener_predictor on why not solve)
+    train = np.asarray(train, dtype=np.float64)
+    filtered = causal_filter(scene.secondary, train)
+    autocorrelation = autocorrelation_lags(filtered, delay + taps)
+    column = autocorrelation[:taps].copy()
+    column[0] *= 1 + 1e-9  # the same whisper of diagonal loading as fit_wiener_predictor
+    cross = crosscorrelation_lags(noise_at_ear(train, scene), filtered, delay + taps)
+    return -solve_toeplitz(column, cross[delay : delay + taps])
+
+
+def controller_drive(noise: np.ndarray, coefficients: np.ndarray, delay: int = 0) -> np.ndarray:
+    """The drive of a fixed controller: ``y[n] = Σₖ w[k]·x[n−D−k]``, float64 of shape ``(samples,)``."""
+    from .acoustics import causal_filter
+
+    return causal_filter(np.concatenate([np.zeros(delay), coefficients]), noise)
+
+
+def predistorted_drive(drive: np.ndarray, eta: float | None) -> np.ndarray:
+    """A drive through the known inverse loudspeaker, so ``f(result)`` is ``drive`` wherever f can reach it.
+
+    The informed reference for undoing saturation: ``acoustics.inverse_sef`` of the (linear,
+    ``wiener``) drive, capped just below f's largest output. Linear (``eta`` None) returns ``drive``.
+
+    Returns:
+        float64 of shape ``(samples,)``.
+    """
+    from .acoustics import inverse_sef
+
+    return np.asarray(inverse_sef(np.asarray(drive, dtype=np.float64), eta), dtype=np.float64)
+
+
+def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_size, eps, eta):
+    samples = len(noise)
+    padded = np.concatenate((np.zeros(taps - 1 + delay), noise))  # noise[i] is padded[i + taps − 1 + delay]
+    filtered_padded = np.concatenate((np.zeros(taps - 1 + delay), filtered))  # the same for x′ = Ŝ∗x
+    drive = np.zeros(samples + delay)
+    loudspeaker = np.zeros(samples)  # f(y), what S hears
+    weights = np.zeros(taps)
+    linear = math.isinf(eta)
+    scale = eta * math.sqrt(math.pi / 2)
+    for t in range(samples):
+        now = np.ascontiguousarray(padded[t + delay : t + taps + delay][::-1])  # x[t], x[t−1], …
+        if delay == 0:
+            drive[t] = np.dot(weights, now)
+        loudspeaker[t] = drive[t] if linear else scale * math.erf(drive[t] / (math.sqrt(2.0) * eta))
+        at_ear = 0.0  # (S∗f(y))[t], with the true S and f
+        for k in range(min(len(secondary), t + 1)):
+            at_ear += secondary[k] * loudspeaker[t - k]
+        error = desired[t] + at_ear  # the error microphone, now: it hears x[t] through P
+        then = np.ascontiguousarray(filtered_padded[t : t + taps][::-1])  # x′[t−D], …: what y[t] was made from
+        weights -= (step_size * error / (eps + np.dot(then, then))) * then
+        if delay > 0:
+            drive[t + delay] = np.dot(weights, now)  # made at t, emitted at t + D
+    return drive[:samples]
+
+
+def fxnlms_drive(
+    noise: np.ndarray,
+    scene,
+    secondary_estimate: np.ndarray,
+    delay: int = 0,
+    taps: int = 64,
+    step_size: float | None = None,
+    eta: float | None = None,
+    eps: float = 1e-6,
+) -> np.ndarray:
+    """Filtered-x NLMS, run online from zero weights, sample by sample, as a feedforward controller runs.
+
+    At each time t the controller has emitted ``y[t] = w·[x[t−D], …]`` (weights as they were at
+    t − D), the loudspeaker and the true secondary path deliver it, the error microphone hears
+    ``e[t] = (P∗x)[t] + (S∗f(y))[t]``, and the weights adapt with the reference filtered through
+    the estimate Ŝ: ``w ← w − μ·e[t]·u / (ε + u·u)``, ``u = [x′[t−D], …]``, ``x′ = Ŝ∗x``. Then it
+    makes ``y[t+D] = w·[x[t], …]``. So ``y[n]`` depends on ``x[m]`` with ``m ≤ n − D`` only, even
+    through the weights (``e[t]`` holds ``x[t]``). In the ``none`` scene with Ŝ = [1] and a linear
+    loudspeaker it is ``nlms_inverse`` exactly (the drive equals its anti-noise). Compiled with numba:
+    at 512 taps it ran 53× (room) and 69× (band-pass) faster than real time on a 20-s clip
+    on this machine's 2 shared cores (load 2.6), after the first call's compilation (about a second).
+
+    Args:
+        noise: the reference-microphone noise ``x``, shape ``(samples,)``.
+        scene: an ``acoustics.Scene``, the true plant.
+        secondary_estimate: Ŝ (``acoustics.identify_secondary_path``), shape ``(taps_S,)``.
+        delay: D, samples.
+        taps: length of ``w``.
+        step_size: μ; default ``0.2 / (D + argmax|Ŝ| + 1)``: an error reaches the weights after D
+            plus S's own delay, and delayed LMS needs steps that shrink with that loop delay; in the
+            ``none`` scene this is ``nlms_inverse``'s ``0.2 / (D + 1)``. A sweep at D = 16, 512
+            taps, identified Ŝ, on 8-s clips (white noise; a pure 100 + 200 Hz hum), NR over the
+            last 2 s in dB (the default is μ = 0.0014 in the band-pass scene, 0.005 in the room):
+
+            ===============  =====  =====  =====  =====  =====  =====  =====  =======
+            μ                0.001  0.002  0.005  0.01   0.02   0.05   0.1    default
+            ===============  =====  =====  =====  =====  =====  =====  =====  =======
+            bandpass, white  2.0    3.9    9.7    19.0   33.0   42.4   46.3   2.7
+            bandpass, hum    54.8   54.7   53.6   50.5   div.   div.   div.   54.8
+            room, white      1.3    2.2    3.9    5.1    5.7    5.9    5.8    3.9
+            room, hum        89.8   174    239    239    div.   div.   div.   239
+            ===============  =====  =====  =====  =====  =====  =====  =====  =======
+
+            (div.: diverged; the room's hum is cancelled down to rounding.) Tones set the limit: both
+            scenes diverge from μ = 0.02 while broadband noise would take 0.1. The rule keeps a
+            margin of 3–10× below that edge and is at or near the best on tones, at the price of
+            slow convergence on broadband noise (μ = 0.014 gives 25.8 dB on the band-pass white
+            noise, with no margin left). At D = 96 in the band-pass scene μ = 0.01 stayed stable.
+        eta: the true loudspeaker's η (``acoustics.sef``); None is linear.
+        eps: ε, the regulariser of the normalisation.
+
+    Returns:
+        The drive ``y``, float64 of shape ``(samples,)``.
+    """
+    from scipy.signal import lfilter
+
+    secondary_estimate = np.asarray(secondary_estimate, dtype=np.float64)
+    if step_size is None:
+        step_size = 0.2 / (delay + int(np.argmax(np.abs(secondary_estimate))) + 1)
+    noise = np.asarray(noise, dtype=np.float64)
+    # Direct-form filtering, not FFT: an FFT spreads every sample's rounding over the whole block,
+    # and the drive must not depend on the future even at the last bit.
+    return _compiled_fxnlms()(
+        noise,
+        lfilter(np.asarray(scene.primary, dtype=np.float64), [1.0], noise),
+        lfilter(secondary_estimate, [1.0], noise),
+        np.asarray(scene.secondary, dtype=np.float64),
+        int(delay),
+        int(taps),
+        float(step_size),
+        float(eps),
+        math.inf if eta is None else float(eta),
+    )
+
+
+@functools.cache
+def _compiled_fxnlms():
+    import numba
+
+    return numba.njit(_fxnlms_loop)
