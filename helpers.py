@@ -4,6 +4,7 @@ The notebook ``wav2vec2_noise_cancellation.ipynb`` reads ``helpers.X``; the logi
 package, one concern per module. Nothing runs at import time.
 """
 
+from wav2vec2_anc.acoustics import Plant, make_plant
 from wav2vec2_anc.audio_io import (
     DEFAULT_SAMPLE,
     SAMPLE_AUDIO_DIR,
@@ -12,10 +13,18 @@ from wav2vec2_anc.audio_io import (
     load_audio,
     save_audio,
 )
-from wav2vec2_anc.baselines import delayed_negation, fit_wiener_predictor, nlms_inverse, wiener_inverse
+from wav2vec2_anc.baselines import (
+    controller_drive,
+    delayed_negation,
+    fit_wiener_controller,
+    fit_wiener_predictor,
+    nlms_inverse,
+    wiener_inverse,
+)
 from wav2vec2_anc.evaluation import (
     dumps_strict,
     format_comparison,
+    gate_encoder_correction,
     heldout_inverses,
     heldout_model_nr_db,
     loads_strict,
@@ -31,11 +40,12 @@ from wav2vec2_anc.model import (
     describe_model,
     head_settings,
     latency_samples,
+    plant_settings,
     warmup_samples,
 )
 from wav2vec2_anc.notebook_ui import ask_for_audio, in_colab, play_all, resolve_audio_path
-from wav2vec2_anc.pairs import Clip, build_dataset, load_clips, training_audio
-from wav2vec2_anc.plots import plot_loss_curve, plot_spectrograms, plot_waveforms
+from wav2vec2_anc.pairs import Clip, build_dataset, load_clips, training_audio, validation_split
+from wav2vec2_anc.plots import plot_loss_curve, plot_paths, plot_spectrograms, plot_waveforms
 from wav2vec2_anc.training import (
     TrainSettings,
     cpu_runtime_note,
@@ -47,16 +57,17 @@ from wav2vec2_anc.training import (
 )
 
 __all__ = [
+    "Plant", "make_plant", "controller_drive", "fit_wiener_controller", "plant_settings",
     "DEFAULT_SAMPLE", "SAMPLE_AUDIO_DIR", "SAMPLE_RATE", "AudioInputError", "load_audio", "save_audio",
     "delayed_negation", "fit_wiener_predictor", "nlms_inverse", "wiener_inverse",
-    "dumps_strict", "format_comparison", "heldout_inverses", "heldout_model_nr_db", "loads_strict",
+    "dumps_strict", "format_comparison", "gate_encoder_correction", "heldout_inverses", "heldout_model_nr_db", "loads_strict",
     "per_file_metrics", "write_outputs",
     "StreamingCanceller", "cancel_file", "predict_inverse", "stream_inverse",
     "all_metrics", "noise_reduction_db",
     "HEAD_DEFAULTS", "Wav2Vec2ForNoiseCancellation", "build_model", "describe_model", "head_settings",
     "latency_samples", "warmup_samples",
     "ask_for_audio", "in_colab", "play_all", "resolve_audio_path",
-    "Clip", "build_dataset", "load_clips", "training_audio",
-    "plot_loss_curve", "plot_spectrograms", "plot_waveforms",
+    "Clip", "build_dataset", "load_clips", "training_audio", "validation_split",
+    "plot_loss_curve", "plot_paths", "plot_spectrograms", "plot_waveforms",
     "TrainSettings", "cpu_runtime_note", "loss_history", "make_trainer", "mixed_precision", "run_fingerprint", "train",
 ]

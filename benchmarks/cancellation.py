@@ -4,16 +4,25 @@ Usage:
     python benchmarks/cancellation.py [--clips DIR] [--out results.json] [--model MODEL_NAME]
                                       [--max-steps N] [--latency-ms 0,1,5,20] [--shared-filter wiener]
                                       [--update-ms 50] [--context-seconds 0.25]
+                                      [--scene none,room,bandpass] [--loudspeaker linear,sat:2]
                                       [--plot results.png]
 
 For each clip it trains on the first 70 % and evaluates on the last 30 %, for every method and
 latency. With no ``--clips`` it runs the built-in suite: white, pink and brown noise, 50 Hz mains hum
 with harmonics and a drifting engine tone (20 s each, generated), and the recordings in
 ``sample_audio/``. It prints a table and writes a JSON list of records, one per clip × method ×
-latency. Methods: ``negation`` (delayed by the latency), ``nlms``, ``wiener``, ``model``,
-``model_no_encoder`` (the model with the encoder's features zeroed: its shared filter alone), and for
-the generated stationary noises ``linear_bound``, the best any causal linear predictor can do
-(computed from the spectrum; only ``nr_db`` is set).
+latency (× scene × loudspeaker). Methods: ``negation`` (delayed by the latency), ``nlms``, ``wiener``,
+``model``, ``model_no_encoder`` (the model with the encoder's features zeroed: its shared filter
+alone), and for the generated stationary noises ``linear_bound``, the best any causal linear
+predictor can do (computed from the spectrum; only ``nr_db`` is set).
+
+``--scene`` puts a primary and a secondary path between the noise and the ear (``room``: the Deep
+ANC room; ``bandpass``: NTU's band-pass paths; or a ``.npz``/2-channel WAV of your own) and
+``--loudspeaker sat:R`` a saturating loudspeaker. There every figure is at the ear, and the methods
+are ``wiener`` (the optimal causal linear controller, true S), ``fxnlms`` (online, with the identified
+Ŝ), ``model``, ``model_no_encoder`` and, with saturation, ``wiener_predistorted`` (the wiener drive
+through the known inverse loudspeaker). Records carry ``scene``, ``loudspeaker``, ``eta`` and
+``lead_samples``.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from wav2vec2_anc.audio_io import list_audio_files  # noqa: E402
 from wav2vec2_anc.pairs import split_heldout  # noqa: E402
 
 HELDOUT_FRACTION = 0.3
-METHODS = ("negation", "nlms", "wiener", "model", "model_no_encoder", "linear_bound")
+METHODS = ("negation", "nlms", "fxnlms", "wiener", "wiener_predistorted", "model", "model_no_encoder", "linear_bound")
 # Spectral exponents of the generated stationary noises, for their linear-prediction bound.
 STATIONARY_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
 
@@ -63,42 +72,53 @@ def record(clip: str, method: str, latency_ms: float, metrics: dict, **extra) ->
     }
 
 
-def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work_dir: Path) -> list[dict]:
-    """All methods at all latencies on one clip."""
+def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work_dir: Path,
+             scene: str = "none", loudspeaker: str = "linear") -> list[dict]:
+    """All methods at all latencies on one clip, in one scene with one loudspeaker."""
     train, heldout = split_heldout(audio, HELDOUT_FRACTION)
     clips = [helpers.Clip(name=name, train=train, heldout=heldout)]
     records = []
     for latency_ms in latencies_ms:
         delay = helpers.latency_samples(latency_ms)
-        if name in STATIONARY_EXPONENTS:
+        plant, wiener_filter = helpers.make_plant(scene, loudspeaker, train, delay, args.filter_taps, args.rt60)
+        where = dict(scene=plant.scene.name, loudspeaker=loudspeaker, eta=plant.eta, lead_samples=plant.scene.lead_samples)
+        if name in STATIONARY_EXPONENTS and plant.is_identity:
             bound = linear_prediction_bound_db(shaped_noise_spectrum(STATIONARY_EXPONENTS[name]), delay)
             empty = dict.fromkeys(["nr_db_median_1s", "nr_db_worst10_1s", "nr_dba", "octave_nr_db"])
-            records.append(record(name, "linear_bound", latency_ms, {**empty, "nr_db": bound}))
-        model, wiener_predictor, train_seconds = fine_tune(clips, latency_ms, args, work_dir / f"{name}_{latency_ms:g}ms")
-        _, inverses = helpers.heldout_inverses(model, clips, wiener_predictor)
+            records.append(record(name, "linear_bound", latency_ms, {**empty, "nr_db": bound}, **where))
+        run_dir = work_dir / f"{name}_{scene}_{loudspeaker}_{latency_ms:g}ms".replace(":", "").replace("/", "_")
+        model, train_seconds = fine_tune(clips, latency_ms, args, run_dir, plant, wiener_filter)
+        noise, anti_noise = helpers.heldout_inverses(model, clips, wiener_filter, plant=plant)
         # Streamed in 20 ms blocks over the whole clip, to measure the real-time factor.
         _, stream_rtf = helpers.stream_inverse(model, audio, block_samples=helpers.latency_samples(20))
-        for method, inverse in inverses.items():
+        for method, inverse in anti_noise.items():
             extra = dict(train_seconds=train_seconds, model_name=args.model, update_ms=args.update_ms,
                          context_seconds=args.context_seconds) if method.startswith("model") else {}
+            if method.startswith("model") and not plant.is_identity:
+                extra["encoder_correction"] = model.config.encoder_correction
             if method == "model":
                 extra["stream_rtf"] = stream_rtf
-            records.append(record(name, method, latency_ms, helpers.all_metrics(heldout, inverse), **extra))
+            records.append(record(name, method, latency_ms, helpers.all_metrics(noise, inverse), **where, **extra))
     return records
 
 
-def fine_tune(clips, latency_ms: float, args, output_dir: Path):
-    """A model for this latency, fine-tuned on the clips' training parts.
+def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_filter):
+    """A model for this latency and plant, fine-tuned on the clips' training parts.
+
+    Args:
+        wiener_filter: the optimal linear controller, fitted once (``make_plant``) for the model's
+            ``"wiener"`` start and the ``wiener`` baseline alike.
 
     Returns:
-        ``(model, wiener_predictor, train_seconds)``: the Wiener predictor is fitted once, for the
-        model's start and the ``wiener`` baseline alike.
+        ``(model, train_seconds)``.
     """
     head = helpers.head_settings(latency_ms, args.update_ms, args.context_seconds, filter_taps=args.filter_taps)
-    model = helpers.build_model(args.model, seed=args.seed, **head)
-    wiener_predictor = helpers.fit_wiener_predictor(helpers.training_audio(clips), model.latency, model.filter_taps)
-    train_shared_filter = model.start_shared_filter(args.shared_filter, wiener_predictor)
-    dataset = helpers.build_dataset(clips, helpers.SAMPLE_RATE, helpers.SAMPLE_RATE // 4, model.training_warmup)
+    model = helpers.build_model(args.model, seed=args.seed, **head, **helpers.plant_settings(plant))
+    train_shared_filter = model.start_shared_filter(args.shared_filter, wiener_filter)
+    # In a scene the last 20 % of the training part validates the encoder's correction (no safety gain there).
+    fit_clips = clips if plant.is_identity else helpers.validation_split(clips)
+    dataset = helpers.build_dataset(fit_clips, helpers.SAMPLE_RATE, helpers.SAMPLE_RATE // 4, model.training_warmup,
+                                    None if plant.is_identity else plant.scene)
     settings = helpers.TrainSettings(
         output_dir=str(output_dir), max_steps=args.max_steps, seed=args.seed,
         train_shared_filter=train_shared_filter, save_steps=args.max_steps,
@@ -106,7 +126,9 @@ def fine_tune(clips, latency_ms: float, args, output_dir: Path):
     )
     start = time.perf_counter()
     helpers.train(model, dataset, settings)
-    return model, wiener_predictor, time.perf_counter() - start
+    if not plant.is_identity:
+        helpers.gate_encoder_correction(model, fit_clips, plant)
+    return model, time.perf_counter() - start
 
 
 def format_table(records: list[dict]) -> str:
@@ -195,6 +217,10 @@ def main(argv=None) -> list[dict]:
                         help="how often the encoder updates the filter, the notebook's BLOCK_MS (default: 50)")
     parser.add_argument("--context-seconds", type=float, default=0.25,
                         help="what the encoder hears per update, the notebook's CONTEXT_SECONDS (default: 0.25)")
+    parser.add_argument("--scene", default="none",
+                        help="comma-separated acoustic scenes: none, room, bandpass or a .npz/2-channel WAV (default: none)")
+    parser.add_argument("--loudspeaker", default="linear", help="comma-separated: linear, sat:R (default: linear)")
+    parser.add_argument("--rt60", type=float, default=0.2, help="the room scene's reverberation time, s (default: 0.2)")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each generated clip (default: 20)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", help="also save a bar chart of the results here (PNG)")
@@ -208,7 +234,9 @@ def main(argv=None) -> list[dict]:
     records = []
     with tempfile.TemporaryDirectory() as work_dir:
         for name, audio in tqdm(suite.items(), desc="clips", unit="clip"):
-            records.extend(run_clip(name, audio, latencies, args, Path(work_dir)))
+            for scene in args.scene.split(","):
+                for loudspeaker in args.loudspeaker.split(","):
+                    records.extend(run_clip(name, audio, latencies, args, Path(work_dir), scene, loudspeaker))
             Path(args.out).write_text(helpers.dumps_strict(records))  # an interrupted run keeps what it finished
     print(format_table(records))
     Path(args.out).write_text(helpers.dumps_strict(records))

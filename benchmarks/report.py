@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wav2vec2_anc.evaluation import loads_strict  # noqa: E402
 
-METHODS = ("negation", "nlms", "wiener", "model", "model_no_encoder", "linear_bound")
+METHODS = ("negation", "nlms", "fxnlms", "wiener", "wiener_predistorted", "model", "model_no_encoder", "linear_bound")
 
 
 def cell(value) -> str:
@@ -30,8 +30,16 @@ def cell(value) -> str:
     return f"{value:.1f}"
 
 
+def setting(record: dict) -> tuple[str, str, float]:
+    """``(scene, loudspeaker, latency_ms)``; records made before scenes existed are ``none``, ``linear``."""
+    return record.get("scene", "none"), record.get("loudspeaker", "linear"), record["latency_ms"]
+
+
 def latency_table(records: list[dict], latency_ms: float) -> str:
-    """Median 1-s NR of every method per clip (the bound: whole-clip NR), plus the model's worst 10 %."""
+    """Median 1-s NR of every method per clip (the bound: whole-clip NR), plus the model's worst 10 %.
+
+    ``records`` must hold one scene and loudspeaker (``setting``).
+    """
     rows = [r for r in records if r["latency_ms"] == latency_ms]
     clips = list(dict.fromkeys(r["clip"] for r in rows))
     methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
@@ -61,6 +69,7 @@ def target_checks(records: list[dict]) -> list[tuple[str, str, bool]]:
     - tones: mains hum ≥ 30 dB at 1 ms (when that row was run);
     - streaming: every model record's ``stream_rtf`` ≤ 0.5.
     """
+    records = [r for r in records if setting(r)[:2] == ("none", "linear")]
     models = [r for r in records if r["method"] == "model"]
     wiener = {(r["clip"], r["latency_ms"]): r["nr_db"] for r in records if r["method"] == "wiener"}
     where = lambda r: f"{r['clip']} at {r['latency_ms']:g} ms"  # noqa: E731
@@ -84,12 +93,14 @@ def target_checks(records: list[dict]) -> list[tuple[str, str, bool]]:
 def main(argv=None):
     paths = (argv if argv is not None else sys.argv[1:]) or ["results.json"]
     records = [r for path in paths for r in loads_strict(Path(path).read_text())]
-    for latency_ms in sorted({r["latency_ms"] for r in records}):
-        print(f"\n**{latency_ms:g} ms** (median 1-s NR in dB; `linear_bound`: whole-clip bound)\n")
-        print(latency_table(records, latency_ms))
-    print("\n**Targets**\n\n| target | worst case | holds |\n|---|---|---|")
-    for target, worst, holds in target_checks(records):
-        print(f"| {target} | {worst} | {'yes' if holds else '**no**'} |")
+    for scene, loudspeaker, latency_ms in sorted({setting(r) for r in records}):
+        where = "" if (scene, loudspeaker) == ("none", "linear") else f", scene `{scene}`, loudspeaker `{loudspeaker}`"
+        print(f"\n**{latency_ms:g} ms{where}** (median 1-s NR in dB; `linear_bound`: whole-clip bound)\n")
+        print(latency_table([r for r in records if setting(r)[:2] == (scene, loudspeaker)], latency_ms))
+    if any(setting(r)[:2] == ("none", "linear") for r in records):
+        print("\n**Targets** (no scene)\n\n| target | worst case | holds |\n|---|---|---|")
+        for target, worst, holds in target_checks(records):
+            print(f"| {target} | {worst} | {'yes' if holds else '**no**'} |")
 
 
 if __name__ == "__main__":

@@ -188,3 +188,29 @@ def test_colab_branch_runs_all(tmp_path, monkeypatch, cancelled):
         assert metrics["audio_path"] == "outputs/uploads/my_noise.wav"
         assert (work / "my_noise.wav").is_file()  # where Colab puts an upload
         assert (work / "outputs" / "my_noise_inverse.wav").is_file()  # step 9 got the picker's file too
+
+
+def test_scene_run_reports_at_the_ear(tmp_path):
+    """A band-pass scene with a saturating loudspeaker: the WAVs are at the ear and metrics.json names the plant."""
+    source = REPO / "sample_audio" / "engine_honda_nsx.wav"
+    run_notebook(tmp_path, AUDIO_PATH=str(source), MAX_STEPS=4, LATENCY_MS=1.0, ACOUSTIC_SCENE="bandpass",
+                 LOUDSPEAKER="sat:2", SHARED_FILTER="wiener")
+    out = tmp_path / "out"
+    metrics = read_metrics(out / "metrics.json")
+    scene = metrics["scene"]
+    assert (scene["name"], scene["loudspeaker"], scene["lead_samples"]) == ("bandpass", "sat:2", 128)
+    assert scene["eta"] > 0
+    assert set(metrics["methods"]) == {"wiener", "fxnlms", "wiener_predistorted", "model", "model_no_encoder"}
+    assert metrics["negation_noise_reduction_db"] is None
+    assert (out / "paths.png").is_file()
+    # input.wav is the noise at the ear, P∗x of the held-out part, not the recording itself.
+    from wav2vec2_anc.acoustics import bandpass_scene, noise_at_ear
+
+    audio = helpers.load_audio(source)
+    train, heldout = split_heldout(audio, 0.3)
+    at_ear, _ = sf.read(out / "input.wav", dtype="float32")
+    np.testing.assert_allclose(at_ear, noise_at_ear(audio, bandpass_scene())[len(train):], atol=1e-6)
+    residual, _ = sf.read(out / "residual.wav", dtype="float32")
+    inverse, _ = sf.read(out / "inverse.wav", dtype="float32")
+    assert metrics["noise_reduction_db"] == pytest.approx(helpers.noise_reduction_db(at_ear, inverse), abs=1e-3)
+    np.testing.assert_allclose(residual, at_ear + inverse, atol=1e-6)

@@ -384,15 +384,14 @@ def secondary_path_torch(drive, secondary, eta: float | None = None):
     """
     import torch
 
+    from .signal_path import causal_fir
+
     output = sef(drive, eta)
     secondary = torch.as_tensor(np.asarray(secondary) if _is_numpy(secondary) else secondary)
     secondary = secondary.to(dtype=output.dtype, device=output.device)
-    samples = output.shape[-1]
-    if secondary.numel() == 1:
-        return secondary[0] * output
-    size = 1 << (samples + secondary.numel() - 1).bit_length()
-    spectrum = torch.fft.rfft(output, size) * torch.fft.rfft(secondary, size)
-    return torch.fft.irfft(spectrum, size)[..., :samples]
+    batch = output if output.dim() == 2 else output[None]
+    at_ear = causal_fir(batch, secondary[None])[:, 0]
+    return at_ear if output.dim() == 2 else at_ear[0]
 
 
 # ── secondary-path identification ──
@@ -445,3 +444,72 @@ def _compiled_identification():
     import numba
 
     return numba.njit(_identification_loop)
+
+
+# ── a run's plant ──
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Plant:
+    """An acoustic scene as a run meets it: the true paths, the loudspeaker and the identified Ŝ.
+
+    Attributes:
+        scene: the true P and S (evaluation uses them).
+        eta: the loudspeaker's η in drive units; None is linear.
+        secondary_estimate: Ŝ, identified with ANC off (the model and FxNLMS use it), shape ``(taps,)``.
+        loudspeaker: how it was asked for, ``"linear"`` or ``"sat:R"``.
+    """
+
+    scene: Scene
+    eta: float | None = None
+    secondary_estimate: np.ndarray = dataclasses.field(default_factory=lambda: np.ones(1))
+    loudspeaker: str = "linear"
+
+    @property
+    def is_identity(self) -> bool:
+        """True for today's task: no paths, a linear loudspeaker; the anti-noise meets the input itself."""
+        return self.eta is None and all(len(np.trim_zeros(h, "b")) == 1 and h[0] == 1.0
+                                        for h in (self.scene.primary, self.scene.secondary))
+
+    def noise_at_ear(self, x: np.ndarray) -> np.ndarray:
+        """``P∗x``, float64 of shape ``(samples,)``."""
+        return noise_at_ear(x, self.scene)
+
+    def anti_noise_at_ear(self, drive: np.ndarray) -> np.ndarray:
+        """``S∗f(drive)`` with the true S and f, float64 of shape ``(samples,)``."""
+        return causal_filter(self.scene.secondary, sef(np.asarray(drive, dtype=np.float64), self.eta))
+
+    def describe(self) -> dict:
+        """JSON-able: the scene's summary, the loudspeaker, the η used and the lead in samples."""
+        return {**self.scene.describe(), "scene": self.scene.name, "loudspeaker": self.loudspeaker, "eta": self.eta}
+
+
+def make_plant(scene_spec: str, loudspeaker: str, train: np.ndarray, delay: int, taps: int, rt60: float = 0.2):
+    """Set a run's plant up as a real system would, and fit the optimal linear controller on the way.
+
+    Ŝ is identified with ANC off (``identify_secondary_path``); the optimal causal linear controller
+    is fitted on ``train`` with the true S (``baselines.fit_wiener_controller``); a ``"sat:R"``
+    loudspeaker gets ``η = R ×`` the RMS of that controller's drive on ``train``, so the severity is
+    the same at any recording level.
+
+    Args:
+        scene_spec: ``"none"``, ``"room"``, ``"bandpass"`` or a path (``make_scene``).
+        loudspeaker: ``"linear"`` or ``"sat:R"``.
+        train: the training audio, shape ``(samples,)``.
+        delay, taps: the latency D and the controller's length.
+
+    Returns:
+        ``(plant, wiener_filter)``: the ``Plant`` and the controller ``w`` (shape ``(taps,)``; its drive is
+        ``baselines.controller_drive(x, w, delay)``).
+    """
+    from .baselines import controller_drive, fit_wiener_controller
+
+    scene = make_scene(scene_spec, rt60=rt60)
+    ratio = parse_loudspeaker(loudspeaker)
+    wiener_filter = fit_wiener_controller(train, scene, delay, taps)
+    eta = None
+    if ratio is not None:
+        drive = controller_drive(train, wiener_filter, delay)
+        eta = float(ratio * np.sqrt(np.mean(drive**2)))
+    estimate = identify_secondary_path(scene)
+    return Plant(scene, eta, estimate, loudspeaker), wiener_filter

@@ -10,7 +10,7 @@ from pathlib import Path
 
 # What the notebook imports beyond Colab's own stack. torch is never on this list: Colab's build
 # matches its CUDA, and a pip install of torch would replace it with a multi-GB download.
-NOTEBOOK_PACKAGES = ("transformers", "datasets", "accelerate", "librosa", "soundfile")
+NOTEBOOK_PACKAGES = ("transformers", "datasets", "accelerate", "librosa", "soundfile", "pyroomacoustics")
 
 
 def missing_requirements(requirements: str | Path, packages=NOTEBOOK_PACKAGES, installed_version=None) -> list[str]:

@@ -8,66 +8,120 @@ from pathlib import Path
 
 import numpy as np
 
+from .acoustics import Plant, none_scene
 from .audio_io import SAMPLE_RATE, save_audio
-from .baselines import delayed_negation, fit_wiener_predictor, nlms_inverse, wiener_inverse
+from .baselines import (
+    controller_drive,
+    delayed_negation,
+    fit_wiener_controller,
+    fxnlms_drive,
+    nlms_inverse,
+    predistorted_drive,
+)
 from .inference import predict_inverse
 from .metrics import all_metrics, noise_reduction_db
 from .pairs import Clip, training_audio
 
 
-def heldout_prediction(model, clip: Clip, chunk_seconds: float = 10.0, use_encoder: bool = True) -> np.ndarray:
-    """The model's anti-noise of ``clip.heldout``, shape ``(heldout samples,)``.
+def heldout_prediction(
+    model, clip: Clip, chunk_seconds: float = 10.0, use_encoder: bool = True, before: int = 0
+) -> np.ndarray:
+    """The model's anti-noise (its drive) of ``clip.heldout`` and the ``before`` samples preceding it.
 
     The model runs over the tail and the warm-up of the training part before it, no further: the
     start is rounded down to a block boundary of the whole clip, so the blocks, and the result, are
     those of one pass over the whole clip.
+
+    Returns:
+        shape ``(before + heldout samples,)``.
     """
-    start = max(0, len(clip.train) - model.warmup) // model.block * model.block
+    start = max(0, len(clip.train) - before - model.warmup) // model.block * model.block
     audio = np.concatenate([clip.train[start:], clip.heldout])
-    return predict_inverse(model, audio, chunk_seconds, use_encoder)[len(clip.train) - start :]
+    return predict_inverse(model, audio, chunk_seconds, use_encoder)[len(clip.train) - before - start :]
 
 
-def heldout_model_nr_db(model, clips: list[Clip], chunk_seconds: float = 10.0) -> float:
-    """The model's NR on the held-out tails of all clips, dB (as the ``model`` row of ``heldout_inverses``)."""
-    inverse = np.concatenate([heldout_prediction(model, clip, chunk_seconds) for clip in clips])
-    return noise_reduction_db(np.concatenate([clip.heldout for clip in clips]), inverse)
+def heldout_model_nr_db(
+    model, clips: list[Clip], chunk_seconds: float = 10.0, plant: Plant | None = None, use_encoder: bool = True
+) -> float:
+    """The model's NR on the held-out tails of all clips, at the ear, dB (the ``model`` row of ``heldout_inverses``)."""
+    plant = plant or Plant(none_scene())
+    before = len(plant.scene.secondary) - 1
+    noise, anti = [], []
+    for clip in clips:
+        drive = heldout_prediction(model, clip, chunk_seconds, use_encoder, before=before)
+        anti.append(plant.anti_noise_at_ear(drive)[before:])
+        noise.append(plant.noise_at_ear(np.concatenate([clip.train, clip.heldout]))[len(clip.train) :])
+    return noise_reduction_db(np.concatenate(noise), np.concatenate(anti))
+
+
+def gate_encoder_correction(model, validation_clips: list[Clip], plant: Plant | None = None) -> dict:
+    """Keep the encoder's correction only if it helped on validation audio; switch it off otherwise.
+
+    In a scene no safety gain guards the correction at inference (they would need the noise at the
+    ear), so this is its guard at the level of the whole model: judged on audio the model did not
+    train on (``pairs.validation_split``), at the ear, through the model's own Ŝ and loudspeaker.
+
+    Returns:
+        ``{"validation_nr_db": with, "validation_nr_db_no_encoder": without, "encoder_correction": kept}``.
+    """
+    with_encoder = heldout_model_nr_db(model, validation_clips, plant=plant)
+    without = heldout_model_nr_db(model, validation_clips, plant=plant, use_encoder=False)
+    model.config.encoder_correction = bool(with_encoder > without)
+    return {"validation_nr_db": with_encoder, "validation_nr_db_no_encoder": without,
+            "encoder_correction": model.config.encoder_correction}
 
 
 def heldout_inverses(
-    model, clips: list[Clip], wiener_predictor: np.ndarray | None = None, chunk_seconds: float = 10.0
+    model, clips: list[Clip], wiener_filter: np.ndarray | None = None, chunk_seconds: float = 10.0,
+    plant: Plant | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The held-out anti-noise of the model and of every baseline, at the model's latency and filter length.
+    """The held-out noise at the ear, and the anti-noise there of the model and every baseline, at the model's latency.
 
-    Each clip's tail is predicted with the clip's own past as context. NLMS runs online over the
-    whole clip, as a controller would, so it has adapted by the tail; the Wiener predictor is fitted
-    on the training parts only.
+    Each clip's tail is predicted with the clip's own past as context. NLMS and FxNLMS run online over
+    the whole clip, as a controller would, so they have adapted by the tail; the Wiener filter is
+    fitted on the training parts only. Without a scene (``plant`` None) the ear is the input itself:
+    the noise is the held-out input and the anti-noise each method's output, as before scenes existed.
 
     Args:
-        wiener_predictor: ``fit_wiener_predictor`` of the training audio at the model's latency and
-            filter length, if already fitted; fitted here otherwise.
+        wiener_filter: the optimal linear control filter of the training audio at the model's latency
+            and filter length (``fit_wiener_controller``), if already fitted; fitted here otherwise.
+        plant: the acoustic scene (``acoustics.make_plant``); the true S and loudspeaker judge every method.
 
     Returns:
-        ``(heldout, inverses)``: the tails concatenated in file order, shape ``(samples,)``, and for
-        ``negation``, ``nlms``, ``wiener``, ``model`` and ``model_no_encoder`` the anti-noise of the same
-        samples.
+        ``(noise, anti_noise)``: the held-out noise at the ear, every clip's tail in file order, shape
+        ``(samples,)``, and for each method the anti-noise at the ear of the same samples: ``negation``,
+        ``nlms``, ``wiener``, ``model`` and ``model_no_encoder`` without a scene; ``wiener``, ``fxnlms``,
+        ``model``, ``model_no_encoder`` and, with a saturating loudspeaker, ``wiener_predistorted`` in one.
     """
+    plant = plant or Plant(none_scene())
     delay, taps = model.latency, model.filter_taps
-    if wiener_predictor is None:
-        wiener_predictor = fit_wiener_predictor(training_audio(clips), delay, taps)
-    whole_clip = {
-        "negation": lambda audio: delayed_negation(audio, delay),
-        "nlms": lambda audio: nlms_inverse(audio, delay, taps),
-        "wiener": lambda audio: wiener_inverse(audio, wiener_predictor, delay),
-    }
-    inverses = {name: [] for name in [*whole_clip, "model", "model_no_encoder"]}
+    if wiener_filter is None:
+        wiener_filter = fit_wiener_controller(training_audio(clips), plant.scene, delay, taps)
+    if plant.is_identity:
+        whole_clip = {
+            "negation": lambda audio: delayed_negation(audio, delay),
+            "nlms": lambda audio: nlms_inverse(audio, delay, taps),
+            "wiener": lambda audio: controller_drive(audio, wiener_filter, delay),
+        }
+    else:
+        whole_clip = {
+            "wiener": lambda audio: controller_drive(audio, wiener_filter, delay),
+            "fxnlms": lambda audio: fxnlms_drive(audio, plant.scene, plant.secondary_estimate, delay, taps, eta=plant.eta),
+        }
+        if plant.eta is not None:
+            whole_clip["wiener_predistorted"] = lambda audio: predistorted_drive(
+                controller_drive(audio, wiener_filter, delay), plant.eta)
+    before = len(plant.scene.secondary) - 1
+    noise, anti = [], {name: [] for name in [*whole_clip, "model", "model_no_encoder"]}
     for clip in clips:
         audio = np.concatenate([clip.train, clip.heldout])
+        noise.append(plant.noise_at_ear(audio)[len(clip.train) :])
         for name, method in whole_clip.items():
-            inverses[name].append(method(audio)[len(clip.train) :])
-        inverses["model"].append(heldout_prediction(model, clip, chunk_seconds))
-        inverses["model_no_encoder"].append(heldout_prediction(model, clip, chunk_seconds, use_encoder=False))
-    heldout = np.concatenate([clip.heldout for clip in clips])
-    return heldout, {name: np.concatenate(parts) for name, parts in inverses.items()}
+            anti[name].append(plant.anti_noise_at_ear(method(audio))[len(clip.train) :])
+        for name, use_encoder in (("model", True), ("model_no_encoder", False)):
+            drive = heldout_prediction(model, clip, chunk_seconds, use_encoder, before=before)
+            anti[name].append(plant.anti_noise_at_ear(drive)[before:])
+    return np.concatenate(noise), {name: np.concatenate(parts) for name, parts in anti.items()}
 
 
 def per_file_metrics(clips: list[Clip], heldout: np.ndarray, inverse: np.ndarray) -> list[dict]:

@@ -136,15 +136,22 @@ def stream_inverse(model, audio: np.ndarray, block_samples: int = 320) -> tuple[
     return inverse, canceller.real_time_factor
 
 
-def cancel_file(model, path, output_dir, chunk_seconds: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
-    """Predict the inverse of a whole new file and write ``<stem>_inverse.wav`` and ``<stem>_residual.wav``.
+def cancel_file(model, path, output_dir, chunk_seconds: float = 10.0, plant=None) -> tuple[np.ndarray, np.ndarray]:
+    """Cancel a whole new file and write ``<stem>_inverse.wav`` and ``<stem>_residual.wav`` (at the ear in a scene).
+
+    Args:
+        plant: the acoustic scene (``acoustics.Plant``); None: the anti-noise meets the input itself.
 
     Returns:
-        ``(audio, inverse)``, float32 of shape ``(samples,)`` at 16 kHz.
+        ``(noise, anti_noise)`` at the ear, float32 of shape ``(samples,)`` at 16 kHz: without a scene
+        the file's audio and the model's output.
     """
     path = Path(path)
     audio = load_audio(path)
-    inverse = predict_inverse(model, audio, chunk_seconds)
-    save_audio(Path(output_dir) / f"{path.stem}_inverse.wav", inverse)
-    save_audio(Path(output_dir) / f"{path.stem}_residual.wav", audio + inverse)
-    return audio, inverse
+    noise, anti_noise = audio, predict_inverse(model, audio, chunk_seconds)
+    if plant is not None and not plant.is_identity:
+        noise = plant.noise_at_ear(audio).astype(np.float32)
+        anti_noise = plant.anti_noise_at_ear(anti_noise).astype(np.float32)
+    save_audio(Path(output_dir) / f"{path.stem}_inverse.wav", anti_noise)
+    save_audio(Path(output_dir) / f"{path.stem}_residual.wav", noise + anti_noise)
+    return noise, anti_noise

@@ -54,6 +54,8 @@ HEAD_DEFAULTS = dict(
     # the η of a saturating loudspeaker (SEF); output_stage_hidden the width of the learned pointwise
     # stage before it (0: none).
     secondary_path=None, loudspeaker_eta=None, output_stage_hidden=0,
+    # False once validation showed the encoder's correction does not help (evaluation.gate_encoder_correction).
+    encoder_correction=True,
 )
 
 
@@ -75,6 +77,25 @@ def head_settings(latency_ms: float, block_ms: float, context_seconds: float, **
         context_samples=int(context_seconds * SAMPLE_RATE),
         **others,
     )
+
+
+# Width of the learned output stage in front of a saturating loudspeaker.
+OUTPUT_STAGE_HIDDEN = 16
+
+
+def plant_settings(plant) -> dict:
+    """The head settings that train a model through an acoustic plant (``acoustics.Plant``): ``build_model(**…)``.
+
+    None for today's task (the plant is the identity). In a scene the loss goes through the
+    identified Ŝ and the loudspeaker, a saturating loudspeaker gets a learned output stage, and the
+    safety gains are off: they judge the output against the input, which is not what reaches the ear.
+    """
+    if plant is None or plant.is_identity:
+        return {}
+    settings = dict(secondary_path=[float(tap) for tap in plant.secondary_estimate], safety_window_samples=0)
+    if plant.eta is not None:
+        settings.update(loudspeaker_eta=float(plant.eta), output_stage_hidden=OUTPUT_STAGE_HIDDEN)
+    return settings
 
 
 def warmup_samples(
@@ -258,7 +279,7 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
     def block_gains(self, windows: torch.Tensor, use_encoder: bool = True) -> torch.Tensor:
         """Basis-filter gains from context windows: ``(batch, blocks, context)`` → ``(batch, blocks, rank)``."""
         batch, blocks, context = windows.shape
-        if not use_encoder:
+        if not (use_encoder and self.config.encoder_correction):
             return windows.new_zeros(batch, blocks, self.filter_head.projection.shape[0])
         features = self.encoder_features(windows.reshape(batch * blocks, context)).reshape(batch, blocks, -1)
         return self.filter_head.gains(features)
@@ -343,29 +364,26 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         """
         if self.config.secondary_path is None and self.loudspeaker_eta is None:
             return drive
-        from .acoustics import sef
+        from .acoustics import secondary_path_torch
 
-        played = sef(drive, self.loudspeaker_eta)
-        if self.config.secondary_path is None:
-            return played
-        secondary = torch.as_tensor(self.config.secondary_path, dtype=played.dtype, device=played.device)
-        return causal_fir(played, secondary[None])[:, 0]
+        return secondary_path_torch(drive, self.config.secondary_path or [1.0], self.loudspeaker_eta)
 
-    def start_shared_filter(self, mode: str, wiener_predictor: np.ndarray | None = None) -> bool:
+    def start_shared_filter(self, mode: str, wiener_filter: np.ndarray | None = None) -> bool:
         """Set the shared filter's start: ``"learned"`` (zero, then learned) or ``"wiener"`` (closed form, held fixed).
 
         Args:
             mode: ``"learned"`` or ``"wiener"``.
-            wiener_predictor: for ``"wiener"``, the optimal linear predictor of the training audio at
-                this latency (``fit_wiener_predictor``), shape ``(filter_taps,)``.
+            wiener_filter: for ``"wiener"``, the optimal linear control filter of the training audio at
+                this latency (``fit_wiener_controller``; without a scene, the negated
+                ``fit_wiener_predictor``), shape ``(filter_taps,)``.
 
         Returns:
             Whether fine-tuning should train the shared filter.
         """
         if mode == "wiener":
-            if wiener_predictor is None:
-                raise ValueError("shared filter mode 'wiener' needs the fitted wiener_predictor")
-            self.set_shared_filter(-np.asarray(wiener_predictor))
+            if wiener_filter is None:
+                raise ValueError("shared filter mode 'wiener' needs the fitted wiener_filter")
+            self.set_shared_filter(wiener_filter)
             return False
         if mode == "learned":
             self.set_shared_filter(np.zeros(self.filter_taps))

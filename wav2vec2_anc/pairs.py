@@ -52,6 +52,18 @@ def load_clips(path, min_train_samples: int, heldout_fraction: float) -> list[Cl
     return clips
 
 
+def validation_split(clips: list[Clip], validation_fraction: float = 0.2) -> list[Clip]:
+    """Each clip's training part split again: ``train`` its head to fit on, ``heldout`` its tail to validate on.
+
+    The clips' own held-out tails are left out entirely.
+    """
+    split = []
+    for clip in clips:
+        fit, validation = split_heldout(clip.train, validation_fraction)
+        split.append(Clip(name=clip.name, train=fit, heldout=validation))
+    return split
+
+
 def training_audio(clips: list[Clip]) -> np.ndarray:
     """Every clip's training part, end to end, shape ``(samples,)``: what the closed-form fits see."""
     return np.concatenate([clip.train for clip in clips])
@@ -96,18 +108,19 @@ def inversion_pairs(
     return inputs, -target
 
 
-def build_dataset(clips: list[Clip], segment_samples: int, hop_samples: int, warmup_samples: int = 0, primary=None):
+def build_dataset(clips: list[Clip], segment_samples: int, hop_samples: int, warmup_samples: int = 0, scene=None):
     """The training pairs of every clip's training part as a ``datasets.Dataset``: (input, −input), or
-    (input, −noise at the ear) through a ``primary`` path (FIR taps, shape ``(taps,)``).
+    in an acoustic ``scene`` (input, −noise at the ear), the noise at the ear being ``P∗input``.
 
     Columns ``input_values`` (``warmup + segment`` samples) and ``labels`` (``segment`` samples), float32.
     """
     import datasets
-    from scipy.signal import lfilter
+
+    from .acoustics import noise_at_ear
 
     pairs = [
         inversion_pairs(clip.train, segment_samples, hop_samples, warmup_samples,
-                        None if primary is None else lfilter(primary, [1.0], clip.train.astype(np.float64)))
+                        None if scene is None else noise_at_ear(clip.train, scene))
         for clip in clips
     ]
     inputs = np.concatenate([p[0] for p in pairs])

@@ -123,3 +123,31 @@ def plot_spectrograms(noise: np.ndarray, inverse: np.ndarray, title: str, path=N
     if path is not None:
         fig.savefig(path, dpi=120)
     return fig
+
+
+def plot_paths(plant, path=None):
+    """The scene's paths: impulse responses (P, S and the identified Ŝ) and their magnitude responses in dB."""
+    import matplotlib.pyplot as plt
+    from scipy.signal import freqz
+
+    responses = {"primary P": plant.scene.primary, "secondary S": plant.scene.secondary,
+                 "identified Ŝ": plant.secondary_estimate}
+    fig, (time_ax, freq_ax) = plt.subplots(1, 2, figsize=(13, 3.8))
+    for label, response in responses.items():
+        time_ax.plot(np.arange(len(response)) / SAMPLE_RATE * 1000, response, linewidth=0.8, label=label)
+        frequencies, gain = freqz(response, worN=2048, fs=SAMPLE_RATE)
+        freq_ax.semilogx(frequencies[1:], 20 * np.log10(np.maximum(np.abs(gain[1:]), 1e-6)), linewidth=0.8, label=label)
+    time_ax.set_xlabel("time (ms)")
+    time_ax.set_title(f"impulse responses: lead {plant.scene.lead_samples} samples")
+    freq_ax.set_xlabel("frequency (Hz)")
+    freq_ax.set_ylabel("gain (dB)")
+    freq_ax.set_title("magnitude responses")
+    for ax in (time_ax, freq_ax):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    eta = "linear" if plant.eta is None else f"η = {plant.eta:.3g}"
+    fig.suptitle(f"scene {plant.scene.name}, loudspeaker {plant.loudspeaker} ({eta})")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig

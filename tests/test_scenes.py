@@ -1,0 +1,143 @@
+"""The model in an acoustic scene: trained through Ŝ and the loudspeaker, judged at the ear with the true plant."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import predictable_noise, set_random_basis
+
+import helpers
+from wav2vec2_anc.acoustics import Plant, bandpass_scene, inverse_sef, none_scene, sef
+from wav2vec2_anc.pairs import split_heldout
+
+
+def bandpass_plant(eta=None):
+    scene = bandpass_scene()
+    return Plant(scene, eta, scene.secondary.copy(), "linear" if eta is None else "sat:2")
+
+
+def test_plant_settings_of_each_kind():
+    assert helpers.plant_settings(None) == {} == helpers.plant_settings(Plant(none_scene()))
+    linear = helpers.plant_settings(bandpass_plant())
+    assert linear["safety_window_samples"] == 0 and len(linear["secondary_path"]) == 256
+    assert "loudspeaker_eta" not in linear
+    saturating = helpers.plant_settings(bandpass_plant(eta=0.05))
+    assert saturating["loudspeaker_eta"] == 0.05 and saturating["output_stage_hidden"] > 0
+
+
+@pytest.mark.parametrize("eta", [None, 0.05])
+def test_model_in_a_scene_is_causal(eta):
+    """The perturbation test of the plain model, with the plant's settings and a non-identity output stage."""
+    latency = 16
+    x = torch.from_numpy(predictable_noise(12_000))[None]
+    model = helpers.build_model("scratch:tiny", filter_taps=32, latency_samples=latency, seed=0,
+                                **helpers.plant_settings(bandpass_plant(eta))).eval()
+    model.init_shared_filter_from_wiener(x[0].numpy())
+    set_random_basis(model, 0.02)
+    if eta is not None:
+        with torch.no_grad():
+            model.output_stage.outer.weight.normal_(0, 0.3)
+    y = model(x).inverse
+    for n in (latency, 800, 5_000, 11_900):
+        perturbed = x.clone()
+        perturbed[:, n - latency + 1 :] += 0.1 * torch.randn(1, x.shape[1] - (n - latency + 1))
+        y_perturbed = model(perturbed).inverse
+        assert (y_perturbed[:, : n + 1] - y[:, : n + 1]).abs().max() < 1e-6
+        assert (y_perturbed[:, n + 1 :] - y[:, n + 1 :]).abs().max() > 1e-3
+
+
+def test_model_with_the_wiener_start_is_the_wiener_controller_at_the_ear():
+    """Zero basis and the closed-form start: the model's drive is the controller's, so its NR at the ear is wiener's."""
+    audio = predictable_noise(48_000, seed=3)
+    train, heldout = split_heldout(audio, 0.3)
+    clips = [helpers.Clip("ar1", train, heldout)]
+    plant, wiener_filter = helpers.make_plant("bandpass", "linear", train, delay=16, taps=256)
+    model = helpers.build_model("scratch:tiny", filter_taps=256, latency_samples=16, **helpers.plant_settings(plant))
+    model.start_shared_filter("wiener", wiener_filter)
+    noise, anti_noise = helpers.heldout_inverses(model, clips, wiener_filter, plant=plant)
+    assert set(anti_noise) == {"wiener", "fxnlms", "model", "model_no_encoder"}
+    np.testing.assert_allclose(anti_noise["model"], anti_noise["wiener"], atol=1e-6)
+    # ...and the noise at the ear is P∗x, not x.
+    np.testing.assert_allclose(noise, plant.noise_at_ear(audio)[len(train):])
+    assert helpers.noise_reduction_db(noise, anti_noise["wiener"]) > 10.0
+
+
+def test_loss_goes_through_the_secondary_path_and_the_loudspeaker():
+    """With labels −d, the loss is ‖Ŝ∗f(y) + d‖² / ‖d‖², computed here by hand."""
+    plant = bandpass_plant(eta=0.05)
+    model = helpers.build_model("scratch:tiny", filter_taps=16, latency_samples=0, **helpers.plant_settings(plant))
+    with torch.no_grad():
+        model.filter_head.shared.copy_(torch.linspace(-0.5, 0.5, 16))
+    x = torch.from_numpy(predictable_noise(8_000, seed=4))[None]
+    d = torch.from_numpy(plant.noise_at_ear(x[0].numpy())).float()[None]
+    out = model.train()(x, labels=-d[:, -4000:])
+    drive = out.inverse.double()[0].detach().numpy()
+    at_ear = np.convolve(sef(drive, 0.05), plant.secondary_estimate)[: len(drive)]
+    expected = np.sum((at_ear[-4000:] + d[0, -4000:].numpy()) ** 2) / np.sum(d[0, -4000:].numpy() ** 2)
+    assert out.loss.item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_training_through_the_plant_learns_at_the_ear(tmp_path):
+    audio = predictable_noise(64_000, seed=6)
+    train, heldout = split_heldout(audio, 0.3)
+    clips = [helpers.Clip("ar1", train, heldout)]
+    plant, _ = helpers.make_plant("bandpass", "linear", train, delay=0, taps=256)
+    model = helpers.build_model("scratch:tiny", filter_taps=256, **helpers.plant_settings(plant))
+    model.start_shared_filter("learned")
+    before = helpers.heldout_model_nr_db(model, clips, plant=plant)
+    dataset = helpers.build_dataset(clips, 8000, 2000, model.training_warmup, plant.scene)
+    settings = helpers.TrainSettings(output_dir=str(tmp_path), max_steps=80, batch_size=4, save_steps=1000)
+    helpers.train(model, dataset, settings)
+    after = helpers.heldout_model_nr_db(model, clips, plant=plant)
+    assert before == pytest.approx(0.0, abs=1e-9)
+    assert after > 6.0
+
+
+def test_output_stage_learns_to_undo_saturation():
+    """Alone, on Gaussian drives: f(g(y)) ≈ y, so the loudspeaker's error falls well below the plain f(y)'s."""
+    from wav2vec2_anc.model import OutputStage
+
+    torch.manual_seed(0)
+    eta = 0.5
+    stage = OutputStage(16)
+    helpers.build_model("scratch:tiny")._init_weights(stage)
+    optimizer = torch.optim.Adam(stage.parameters(), lr=1e-2)
+    for _ in range(400):
+        y = 0.25 * torch.randn(4096, dtype=torch.float64)
+        loss = (sef(stage(y, eta), eta) - y).pow(2).mean() / y.pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    y = 0.25 * torch.randn(20_000, dtype=torch.float64)
+    plain = helpers.noise_reduction_db(y.numpy(), -sef(y, eta).numpy())
+    staged = helpers.noise_reduction_db(y.numpy(), -sef(stage(y, eta), eta).detach().numpy())
+    informed = helpers.noise_reduction_db(y.numpy(), -sef(inverse_sef(y, eta), eta).numpy())  # the exact inverse, capped
+    assert staged > plain + 5.0 and staged > informed - 2.0, (plain, staged, informed)
+
+
+def test_validation_split_keeps_the_heldout_tails_out():
+    audio = np.arange(1000, dtype=np.float32)
+    clip = helpers.Clip("a", train=audio[:700], heldout=audio[700:])
+    (split,) = helpers.validation_split([clip], 0.2)
+    assert split.name == "a"
+    np.testing.assert_array_equal(split.train, audio[:560])
+    np.testing.assert_array_equal(split.heldout, audio[560:700])
+
+
+def test_gate_switches_off_a_correction_that_hurts():
+    """A large random basis only adds noise on validation audio: the gate turns it off, and the model is its shared filter."""
+    audio = predictable_noise(48_000, seed=8)
+    train, heldout = split_heldout(audio, 0.3)
+    plant, wiener_filter = helpers.make_plant("bandpass", "linear", train, delay=16, taps=256)
+    model = helpers.build_model("scratch:tiny", filter_taps=256, latency_samples=16, **helpers.plant_settings(plant))
+    model.start_shared_filter("wiener", wiener_filter)
+    set_random_basis(model, 0.05)
+    validation = helpers.validation_split([helpers.Clip("ar1", train, heldout)])
+    report = helpers.gate_encoder_correction(model, validation, plant)
+    assert report["validation_nr_db"] < report["validation_nr_db_no_encoder"]
+    assert report["encoder_correction"] is False and model.config.encoder_correction is False
+    x = torch.from_numpy(audio)[None]
+    assert torch.equal(model(x).inverse, model(x, use_encoder=False).inverse)
+    # With the basis at zero the two are equal, and a correction that does not help is not kept either.
+    model.config.encoder_correction = True
+    model.filter_head.basis.data.zero_()
+    assert helpers.gate_encoder_correction(model, validation, plant)["encoder_correction"] is False
