@@ -187,8 +187,9 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
     negation is within reach, as it should be.
 
     Config attributes beyond ``Wav2Vec2Config``: ``filter_taps``, ``latency_samples``,
-    ``block_samples``, ``context_samples``, ``adaptive_rank``, ``safety_window_samples`` (defaults in
-    ``HEAD_DEFAULTS``).
+    ``block_samples``, ``context_samples``, ``adaptive_rank``, ``safety_window_samples``, and for an
+    acoustic scene ``secondary_path``, ``loudspeaker_eta``, ``output_stage_hidden`` and
+    ``encoder_correction`` (defaults in ``HEAD_DEFAULTS``).
     """
 
     # The loss is a mean over the batch, already right under DDP: the Trainer must not pass
@@ -320,7 +321,9 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         Args:
             input_values: noisy waveform, shape ``(batch, samples)``, any level.
             labels: target anti-noise for the *last* ``labels.shape[-1]`` samples (the earlier ones are
-                warm-up context), shape ``(batch, ≤ samples)``; gives ``loss`` when set.
+                warm-up context), shape ``(batch, ≤ samples)``; gives ``loss`` when set. In an acoustic
+                scene the target is at the ear (−P∗x), and the loss is taken on ``through_plant`` of the
+                output, the drive.
             use_encoder: ``False`` zeroes the encoder's features, leaving the shared filter alone;
                 the benchmark uses it to show what the encoder adds.
         """
