@@ -316,7 +316,7 @@ def plot_switching(records: list[dict], path: Path, floor_db: float = -10.0, cei
             ax.plot((np.arange(len(values)) + 0.5) * WINDOW_SECONDS, values, label=r["method"], linewidth=1.0)
         for clip, start, stop, _ in rows[0]["segments"]:
             ax.axvline(start / helpers.SAMPLE_RATE, color="k", linestyle="--", linewidth=0.6)
-            ax.text((start + stop) / 2 / helpers.SAMPLE_RATE, ceiling_db, clip, ha="center", va="top", fontsize=7)
+            ax.text((start + stop) / 2 / helpers.SAMPLE_RATE, ceiling_db, Path(clip).stem, ha="center", va="top", fontsize=6)
         ax.set_ylim(floor_db, ceiling_db + 2)
         ax.set_xlabel("time (s)")
         ax.set_ylabel("NR in 100 ms (dB)")
