@@ -17,7 +17,8 @@ from wav2vec2_anc.audio_io import SAMPLE_RATE  # noqa: E402
 from wav2vec2_anc.metrics import ratio_db  # noqa: E402
 
 
-def _at_rms(x: np.ndarray, rms: float = 0.1) -> np.ndarray:
+def at_rms(x: np.ndarray, rms: float = 0.1) -> np.ndarray:
+    """``x`` scaled to the root-mean-square ``rms``, float32 of the same shape."""
     return (x * (rms / np.sqrt(np.mean(x**2)))).astype(np.float32)
 
 
@@ -27,7 +28,7 @@ def shaped_noise(seconds: float, exponent: float, seed: int = 0) -> np.ndarray:
     samples = int(seconds * SAMPLE_RATE)
     spectrum = np.fft.rfft(rng.standard_normal(samples))
     frequencies = np.maximum(np.fft.rfftfreq(samples, 1 / SAMPLE_RATE), 20.0)
-    return _at_rms(np.fft.irfft(spectrum * frequencies ** (-exponent / 2), n=samples))
+    return at_rms(np.fft.irfft(spectrum * frequencies ** (-exponent / 2), n=samples))
 
 
 def shaped_noise_spectrum(exponent: float, size: int = 1 << 16) -> np.ndarray:
@@ -43,8 +44,8 @@ def harmonic_noise(seconds: float, fundamental_hz, harmonics: int, floor_db: flo
     samples = int(seconds * SAMPLE_RATE)
     f0 = np.broadcast_to(np.asarray(fundamental_hz, dtype=np.float64), (samples,))
     phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
-    tones = _at_rms(sum(np.sin(k * phase + rng.uniform(0, 2 * np.pi)) / k for k in range(1, harmonics + 1)))
-    return tones + _at_rms(rng.standard_normal(samples), 0.1 * 10 ** (floor_db / 20))
+    tones = at_rms(sum(np.sin(k * phase + rng.uniform(0, 2 * np.pi)) / k for k in range(1, harmonics + 1)))
+    return tones + at_rms(rng.standard_normal(samples), 0.1 * 10 ** (floor_db / 20))
 
 
 def engine_noise(seconds: float, seed: int = 0) -> np.ndarray:
@@ -63,6 +64,35 @@ def synthetic_suite(seconds: float = 20.0, seed: int = 0) -> dict[str, np.ndarra
         "mains_hum": harmonic_noise(seconds, 50.0, harmonics=8, seed=seed + 3),
         "engine": engine_noise(seconds, seed + 4),
     }
+
+
+# The switching suite's engines: firing frequencies in Hz of three fixed engine speeds (a 4-cylinder
+# four-stroke fires twice a revolution, so 900, 1350 and 2100 RPM), far enough apart that their
+# harmonic combs, and so their optimal filters, differ.
+SWITCHING_ENGINE_FIRING_HZ = (30.0, 45.0, 70.0)
+
+
+def switching_suite(seconds: float = 20.0, seed: int = 0, with_white: bool = False) -> dict[str, np.ndarray]:
+    """Generated noises for the switching benchmark, each predictable and each with its own optimal filter.
+
+    Mains hum at 50 Hz and at 60 Hz (8 harmonics, as ``mains_hum``), engine tones at the fixed firing
+    frequencies of ``SWITCHING_ENGINE_FIRING_HZ`` (12 harmonics) and brown noise; with ``with_white``
+    also white noise, which no filter predicts (left out of the headline run, where it would only add
+    a segment every method fails on alike). The bundled ``engine_honda_nsx.wav`` is added by the benchmark.
+
+    Returns:
+        ``{name: float32 of shape (seconds·16000,)}`` at an RMS of 0.1 (tones plus a floor 40 dB down).
+    """
+    suite = {
+        "mains_50hz": harmonic_noise(seconds, 50.0, harmonics=8, seed=seed + 3),
+        "mains_60hz": harmonic_noise(seconds, 60.0, harmonics=8, seed=seed + 5),
+        **{f"engine_{hz:g}hz": harmonic_noise(seconds, hz, harmonics=12, seed=seed + 6 + i)
+           for i, hz in enumerate(SWITCHING_ENGINE_FIRING_HZ)},
+        "brown": shaped_noise(seconds, 2.0, seed + 2),
+    }
+    if with_white:
+        suite["white"] = shaped_noise(seconds, 0.0, seed)
+    return suite
 
 
 def linear_prediction_bound_db(power_spectrum: np.ndarray, delay: int) -> float:

@@ -60,3 +60,33 @@ def test_head_settings_convert_the_notebook_units_to_samples():
     assert helpers.head_settings(1.0, 50.0, 0.25, filter_taps=64) == dict(
         latency_samples=16, block_samples=800, context_samples=4000, filter_taps=64
     )
+
+
+def ramp_clip(name, seconds, offset):
+    """A clip whose samples are ``offset`` plus a ramp in [0, 1): a row's first sample names its clip and its start."""
+    samples = int(seconds * 16_000)
+    return helpers.Clip(name, train=(offset + np.arange(samples) / samples).astype(np.float32),
+                        heldout=np.zeros(10, np.float32))
+
+
+def test_every_file_gives_as_many_rows_whatever_its_length():
+    # 1-s segments every 0.25 s: the 2-s clip has 5 pairs, the 8-s one 29; each file then holds 29 rows.
+    short, long = ramp_clip("short", 2.0, 0.0), ramp_clip("long", 8.0, 1.0)
+    dataset = helpers.build_dataset([short, long], segment_samples=16_000, hop_samples=4_000)
+    first = np.array([float(row["input_values"][0]) for row in dataset])
+    from_short, from_long = first[first < 1.0], first[first >= 1.0]
+    assert len(from_short) == len(from_long) == 29
+    np.testing.assert_allclose(np.sort(from_long), 1.0 + np.arange(29) * 4_000 / 128_000, rtol=1e-6)
+    starts, repeats = np.unique(np.round(from_short * 32_000), return_counts=True)
+    np.testing.assert_array_equal(starts, [0, 4_000, 8_000, 12_000, 16_000])  # every pair of the short file …
+    assert sorted(repeats) == [5, 6, 6, 6, 6]  # … cycled in order up to 29 rows
+    assert (dataset[0]["labels"] == -dataset[0]["input_values"]).all()
+
+
+def test_a_single_clip_dataset_is_its_pairs_in_order():
+    clip = ramp_clip("only", 2.0, 0.0)
+    dataset = helpers.build_dataset([clip], segment_samples=16_000, hop_samples=4_000, warmup_samples=800)
+    inputs, labels = inversion_pairs(clip.train, 16_000, 4_000, 800)
+    np.testing.assert_array_equal(np.stack([row["input_values"].numpy() for row in dataset]), inputs)
+    np.testing.assert_array_equal(np.stack([row["labels"].numpy() for row in dataset]), labels)
+    assert dataset.column_names == ["input_values", "labels"]

@@ -108,11 +108,34 @@ def inversion_pairs(
     return inputs, -target
 
 
+def balanced_indices(pair_counts: list[int]) -> np.ndarray:
+    """Row indices into the clips' pairs laid end to end that give every clip as many rows as the largest has.
+
+    Clip ``i``'s ``pair_counts[i]`` pairs are cycled in order up to the largest count, so each of its
+    pairs appears ``⌊N/n⌋`` or ``⌈N/n⌉`` times and every clip holds exactly ``N`` rows: an epoch sees
+    each file equally often whatever its length. Deterministic (no draw); a clip with no pairs gets none.
+
+    Args:
+        pair_counts: pairs per clip, in the order they are laid end to end.
+
+    Returns:
+        int64 of shape ``(clips with pairs × N,)``, clip by clip.
+    """
+    largest = max(pair_counts, default=0)
+    offsets = np.cumsum([0, *pair_counts[:-1]])
+    return np.concatenate([offset + np.arange(largest) % count for offset, count in zip(offsets, pair_counts) if count]
+                          + [np.zeros(0, dtype=np.int64)]).astype(np.int64)
+
+
 def build_dataset(clips: list[Clip], segment_samples: int, hop_samples: int, warmup_samples: int = 0, scene=None):
     """The training pairs of every clip's training part as a ``datasets.Dataset``: (input, −input), or
     in an acoustic ``scene`` (input, −noise at the ear), the noise at the ear being ``P∗input``.
 
     Columns ``input_values`` (``warmup + segment`` samples) and ``labels`` (``segment`` samples), float32.
+    Each file counts the same whatever its length: when the clips give different numbers of pairs,
+    the rows are every clip's pairs cycled up to the largest count (``balanced_indices``), through
+    ``Dataset.select``'s index mapping, so the repeats cost no memory. A single clip's dataset (and
+    clips of equal pair counts) are the pairs clip by clip, unchanged.
     """
     import datasets
 
@@ -132,4 +155,7 @@ def build_dataset(clips: list[Clip], segment_samples: int, hop_samples: int, war
         }
     )
     dataset = datasets.Dataset.from_dict({"input_values": list(inputs), "labels": list(labels)}, features=features)
+    counts = [len(p[0]) for p in pairs]
+    if len(set(counts)) > 1:
+        dataset = dataset.select(balanced_indices(counts))
     return dataset.with_format("torch")
