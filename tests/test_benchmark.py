@@ -72,3 +72,34 @@ def test_target_checks_find_the_worst_case():
     assert checks["stream RTF ≤ 0.5"] == ("0.600, pink at 5 ms", False)
     del records[-2:]  # without pink every target holds, ∞ against ∞ included
     assert all(holds for _, _, holds in report.target_checks(records))
+
+
+def test_scene_lead_shows_white_noise_cancelled_only_inside_the_lead():
+    import scene_lead
+
+    records = scene_lead.lead_records(["bandpass"], [1.0, 12.0], taps=256)
+    white = {r["latency_ms"]: r["nr_db"] for r in records if r["clip"] == "white"}
+    assert records[0]["lead_samples"] == 128  # 8 ms
+    assert white[1.0] > 25.0 and abs(white[12.0]) < 1.0
+
+
+def test_scene_target_checks_on_hand_made_records():
+    def record(clip, method, nr_db, loudspeaker="linear", latency_ms=1.0, worst10=0.0):
+        return {"clip": clip, "method": method, "latency_ms": latency_ms, "scene": "bandpass",
+                "loudspeaker": loudspeaker, "nr_db": nr_db, "nr_db_worst10_1s": worst10}
+
+    records = [
+        record("a", "wiener", 40.0), record("a", "fxnlms", 15.0), record("a", "model", 39.5),
+        record("b", "wiener", 30.0), record("b", "fxnlms", 31.0), record("b", "model", 30.5, worst10=-0.7),
+        *[record(c, m, v, "sat:2") for c, m, v in [("a", "wiener", 20.0), ("a", "fxnlms", 10.0), ("a", "model", 30.0),
+                                                   ("b", "wiener", 20.0), ("b", "fxnlms", 19.0), ("b", "model", 19.0),
+                                                   ("c", "wiener", 10.0), ("c", "fxnlms", 5.0), ("c", "model", 14.0)]],
+    ]
+    checks = {target: (found, holds) for target, found, holds in report.scene_target_checks(records)}
+    assert checks["bandpass, linear, 1 ms: model ≥ wiener − 1 dB"] == ("-0.5 dB, a", True)
+    assert checks["bandpass, linear, 1 ms: model ≥ fxnlms"] == ("-0.5 dB, b", False)
+    assert checks["bandpass, linear, 1 ms: model worst-10% 1-s NR ≥ −0.5 dB"] == ("-0.7 dB, b", False)
+    # sat: gains over wiener 10, −1, 4 → median 4; over fxnlms 20, 0, 9 → median 9.
+    assert checks["bandpass, sat:2, 1 ms: model − wiener ≥ 3 dB, median over clips"] == ("+4.0 dB", True)
+    assert checks["bandpass, sat:2, 1 ms: model − wiener ≥ −0.5 dB on every clip"] == ("-1.0 dB, b", False)
+    assert checks["bandpass, sat:2, 1 ms: model − fxnlms ≥ 3 dB, median over clips"] == ("+9.0 dB", True)
