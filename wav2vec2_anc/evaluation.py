@@ -40,18 +40,31 @@ def heldout_prediction(
     return predict_inverse(model, audio, chunk_seconds, use_encoder)[len(clip.train) - before - start :]
 
 
+def model_anti_noise_at_ear(
+    model, clip: Clip, plant: Plant, chunk_seconds: float = 10.0, use_encoder: bool = True
+) -> np.ndarray:
+    """The model's anti-noise at the ear over ``clip.heldout``: its drive through the true S and loudspeaker.
+
+    The drive starts ``len(S) − 1`` samples early, so the secondary path has all the past it convolves.
+    """
+    before = len(plant.scene.secondary) - 1
+    drive = heldout_prediction(model, clip, chunk_seconds, use_encoder, before=before)
+    return plant.anti_noise_at_ear(drive)[before:]
+
+
+def heldout_noise_at_ear(clip: Clip, plant: Plant) -> np.ndarray:
+    """``P∗x`` over ``clip.heldout``, with the clip's own past filtered in."""
+    return plant.noise_at_ear(np.concatenate([clip.train, clip.heldout]))[len(clip.train) :]
+
+
 def heldout_model_nr_db(
     model, clips: list[Clip], chunk_seconds: float = 10.0, plant: Plant | None = None, use_encoder: bool = True
 ) -> float:
     """The model's NR on the held-out tails of all clips, at the ear, dB (the ``model`` row of ``heldout_inverses``)."""
     plant = plant or Plant(none_scene())
-    before = len(plant.scene.secondary) - 1
-    noise, anti = [], []
-    for clip in clips:
-        drive = heldout_prediction(model, clip, chunk_seconds, use_encoder, before=before)
-        anti.append(plant.anti_noise_at_ear(drive)[before:])
-        noise.append(plant.noise_at_ear(np.concatenate([clip.train, clip.heldout]))[len(clip.train) :])
-    return noise_reduction_db(np.concatenate(noise), np.concatenate(anti))
+    noise = np.concatenate([heldout_noise_at_ear(clip, plant) for clip in clips])
+    anti = np.concatenate([model_anti_noise_at_ear(model, clip, plant, chunk_seconds, use_encoder) for clip in clips])
+    return noise_reduction_db(noise, anti)
 
 
 def gate_encoder_correction(model, validation_clips: list[Clip], plant: Plant | None = None) -> dict:
@@ -111,16 +124,14 @@ def heldout_inverses(
         if plant.eta is not None:
             whole_clip["wiener_predistorted"] = lambda audio: predistorted_drive(
                 controller_drive(audio, wiener_filter, delay), plant.eta)
-    before = len(plant.scene.secondary) - 1
     noise, anti = [], {name: [] for name in [*whole_clip, "model", "model_no_encoder"]}
     for clip in clips:
         audio = np.concatenate([clip.train, clip.heldout])
-        noise.append(plant.noise_at_ear(audio)[len(clip.train) :])
+        noise.append(heldout_noise_at_ear(clip, plant))
         for name, method in whole_clip.items():
             anti[name].append(plant.anti_noise_at_ear(method(audio))[len(clip.train) :])
         for name, use_encoder in (("model", True), ("model_no_encoder", False)):
-            drive = heldout_prediction(model, clip, chunk_seconds, use_encoder, before=before)
-            anti[name].append(plant.anti_noise_at_ear(drive)[before:])
+            anti[name].append(model_anti_noise_at_ear(model, clip, plant, chunk_seconds, use_encoder))
     return np.concatenate(noise), {name: np.concatenate(parts) for name, parts in anti.items()}
 
 
