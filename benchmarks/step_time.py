@@ -2,11 +2,13 @@
 
 Usage:
     python benchmarks/step_time.py [--model scratch:base] [--batch-size 8] [--steps 3] [--latency-ms 0]
+                                   [--precision {auto,fp16,bf16,fp32}]
 
 Trains on generated pink noise cut into the notebook's pairs (1-s segments plus the model's warm-up)
 for ``--steps`` timed steps after one untimed step, on the GPU when there is one (with the mixed
-precision the notebook uses), and prints the mean seconds per step. ``scratch:base`` has the
-architecture and compute of ``facebook/wav2vec2-base-960h``; the weights do not change the time.
+precision the notebook uses, or the one ``--precision`` names), and prints the mean seconds per step.
+``scratch:base`` has the architecture and compute of ``facebook/wav2vec2-base-960h``; the weights do
+not change the time.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--precision", choices=["auto", "fp16", "bf16", "fp32"], default="auto",
+                        help="on a GPU; auto: the notebook's (helpers.mixed_precision: bf16 from capability 8.0, else fp16)")
     args = parser.parse_args(argv)
     import torch
     from transformers import TrainerCallback
@@ -50,14 +54,17 @@ def main(argv=None) -> dict:
 
     with tempfile.TemporaryDirectory() as out:
         settings = helpers.TrainSettings(output_dir=out, max_steps=args.steps + 1, batch_size=args.batch_size,
-                                         save_steps=10_000, progress_bar=False)
+                                         save_steps=10_000, progress_bar=False,
+                                         precision=None if args.precision == "auto" else args.precision)
         trainer = helpers.make_trainer(model, dataset, settings)
         trainer.add_callback(Clock())
         trainer.train()
     seconds = (ends[-1] - ends[0]) / args.steps
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    cuda = torch.cuda.is_available()
+    device = torch.cuda.get_device_name() if cuda else "CPU"
+    auto = helpers.mixed_precision(torch.cuda.get_device_capability() if cuda else None)
     result = {"model": args.model, "batch_size": args.batch_size, "device": device,
-              "precision": helpers.mixed_precision(torch.cuda.get_device_capability() if torch.cuda.is_available() else None),
+              "precision": auto if args.precision == "auto" else args.precision,
               "seconds_per_step": round(seconds, 3)}
     print(result)
     return result

@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/streaming.py [--model scratch:tiny] [--minutes 10] [--block-ms 20] [--latency-ms 1]
-                                   [--update-ms 50] [--context-seconds 0.25]
+                                   [--update-ms 50] [--context-seconds 0.25] [--device cuda]
 
 Streams generated pink noise through ``helpers.StreamingCanceller`` in blocks and reports the
 real-time factor (compute time over audio time) and the process's resident memory after each
@@ -10,6 +10,7 @@ minute of audio: flat memory means the canceller keeps only the past it needs. T
 untrained (its weights do not change the compute); the encoder is the one named by ``--model``.
 ``--block-ms`` is the size of the blocks fed in; ``--update-ms`` and ``--context-seconds`` are the
 model's own ``BLOCK_MS`` (how often the encoder runs) and ``CONTEXT_SECONDS`` (what it hears).
+``--device`` is where the model runs: the GPU when there is one, else the CPU.
 """
 
 from __future__ import annotations
@@ -41,10 +42,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--latency-ms", type=float, default=1.0)
     parser.add_argument("--update-ms", type=float, default=50.0, help="the model's BLOCK_MS")
     parser.add_argument("--context-seconds", type=float, default=0.25, help="the model's CONTEXT_SECONDS")
+    parser.add_argument("--device", default=None, help="torch device; default cuda when available, else cpu")
     args = parser.parse_args(argv)
+    import torch
     from tqdm.auto import tqdm
 
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = helpers.build_model(args.model, **helpers.head_settings(args.latency_ms, args.update_ms, args.context_seconds))
+    model.to(device)
     canceller = helpers.StreamingCanceller(model)
     block = helpers.latency_samples(args.block_ms)
     minute = shaped_noise(60.0, 1.0, seed=0)  # one minute, looped: generating 10 minutes is not the point
@@ -60,6 +65,7 @@ def main(argv=None) -> dict:
         "latency_ms": args.latency_ms,
         "update_ms": args.update_ms,
         "context_seconds": args.context_seconds,
+        "device": torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else device,
         "real_time_factor": canceller.real_time_factor,
         "resident_mb_after_each_minute": [round(m, 1) for m in memory],
     }

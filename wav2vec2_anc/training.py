@@ -26,6 +26,7 @@ class TrainSettings:
     save_steps: int = 100
     logging_steps: int = 10
     progress_bar: bool = True
+    precision: str | None = None  # "bf16", "fp16" or "fp32" on a GPU; None: as ``mixed_precision`` decides
 
 
 def make_optimizer(model: Wav2Vec2ForNoiseCancellation, settings: TrainSettings) -> torch.optim.Optimizer:
@@ -79,7 +80,7 @@ def run_fingerprint(clips, model: Wav2Vec2ForNoiseCancellation, settings: TrainS
     for name, tensor in sorted(model.state_dict().items()):
         state.update(name.encode())
         state.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    ignored = {"output_dir", "max_steps", "save_steps", "logging_steps", "progress_bar"}
+    ignored = {"output_dir", "max_steps", "save_steps", "logging_steps", "progress_bar", "precision"}
     return {
         "files": [{"file": clip.name, "train_sha256": hashlib.sha256(clip.train.tobytes()).hexdigest()} for clip in clips],
         "model_sha256": state.hexdigest(),
@@ -98,14 +99,16 @@ def fingerprint_id(fingerprint: dict) -> str:
 def make_trainer(model, dataset, settings: TrainSettings, checkpoint_dir: str | Path | None = None):
     """A ``transformers.Trainer`` with checkpoints in ``checkpoint_dir`` (default ``output_dir/checkpoints``).
 
-    Mixed precision on a GPU, as ``mixed_precision`` decides.
+    Mixed precision on a GPU: ``settings.precision``, or as ``mixed_precision`` decides when it is ``None``.
     """
     from transformers import Trainer, TrainingArguments
 
     if settings.freeze_feature_encoder:
         model.freeze_feature_encoder()
     cuda = torch.cuda.is_available()
-    precision = mixed_precision(torch.cuda.get_device_capability() if cuda else None)
+    precision = settings.precision or mixed_precision(torch.cuda.get_device_capability() if cuda else None)
+    if precision not in (None, "bf16", "fp16", "fp32"):
+        raise ValueError(f"precision {precision!r}: choose 'bf16', 'fp16', 'fp32' or None")
     args = TrainingArguments(
         output_dir=str(checkpoint_dir or Path(settings.output_dir) / "checkpoints"),
         max_steps=settings.max_steps,
