@@ -16,6 +16,7 @@ from wav2vec2_anc.audio_io import (
 from wav2vec2_anc.baselines import (
     controller_drive,
     delayed_negation,
+    fit_filter_bank,
     fit_wiener_controller,
     fit_wiener_predictor,
     nlms_inverse,
@@ -28,6 +29,7 @@ from wav2vec2_anc.evaluation import (
     heldout_inverses,
     heldout_model_nr_db,
     loads_strict,
+    new_file_comparison,
     per_file_metrics,
     write_outputs,
 )
@@ -36,6 +38,7 @@ from wav2vec2_anc.metrics import all_metrics, noise_reduction_db
 from wav2vec2_anc.model import (
     HEAD_DEFAULTS,
     Wav2Vec2ForNoiseCancellation,
+    bank_settings,
     build_model,
     describe_model,
     head_settings,
@@ -45,7 +48,8 @@ from wav2vec2_anc.model import (
 )
 from wav2vec2_anc.notebook_ui import ask_for_audio, in_colab, play_all, resolve_audio_path
 from wav2vec2_anc.pairs import Clip, build_dataset, load_clips, training_audio, validation_split
-from wav2vec2_anc.plots import plot_loss_curve, plot_paths, plot_spectrograms, plot_waveforms
+from wav2vec2_anc.plots import plot_loss_curve, plot_paths, plot_spectrograms, plot_switching, plot_waveforms
+from wav2vec2_anc.switching import switching_comparison, switching_records
 from wav2vec2_anc.training import (
     TrainSettings,
     cpu_runtime_note,
@@ -59,15 +63,17 @@ from wav2vec2_anc.training import (
 __all__ = [
     "Plant", "make_plant", "controller_drive", "fit_wiener_controller", "plant_settings",
     "DEFAULT_SAMPLE", "SAMPLE_AUDIO_DIR", "SAMPLE_RATE", "AudioInputError", "load_audio", "save_audio",
-    "delayed_negation", "fit_wiener_predictor", "nlms_inverse", "wiener_inverse",
-    "dumps_strict", "format_comparison", "gate_encoder_correction", "heldout_inverses", "heldout_model_nr_db", "loads_strict",
+    "delayed_negation", "fit_filter_bank", "fit_wiener_predictor", "nlms_inverse", "wiener_inverse",
+    "dumps_strict", "new_file_comparison", "format_comparison", "gate_encoder_correction", "heldout_inverses",
+    "heldout_model_nr_db", "loads_strict",
     "per_file_metrics", "write_outputs",
     "StreamingCanceller", "cancel_file", "predict_inverse", "stream_inverse",
     "all_metrics", "noise_reduction_db",
-    "HEAD_DEFAULTS", "Wav2Vec2ForNoiseCancellation", "build_model", "describe_model", "head_settings",
+    "HEAD_DEFAULTS", "Wav2Vec2ForNoiseCancellation", "bank_settings", "build_model", "describe_model", "head_settings",
     "latency_samples", "warmup_samples",
     "ask_for_audio", "in_colab", "play_all", "resolve_audio_path",
     "Clip", "build_dataset", "load_clips", "training_audio", "validation_split",
-    "plot_loss_curve", "plot_paths", "plot_spectrograms", "plot_waveforms",
+    "plot_loss_curve", "plot_paths", "plot_spectrograms", "plot_switching", "plot_waveforms",
+    "switching_comparison", "switching_records",
     "TrainSettings", "cpu_runtime_note", "loss_history", "make_trainer", "mixed_precision", "run_fingerprint", "train",
 ]

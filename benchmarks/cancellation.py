@@ -3,7 +3,7 @@
 Usage:
     python benchmarks/cancellation.py [--clips DIR] [--out results.json] [--model MODEL_NAME]
                                       [--max-steps N] [--latency-ms 0,1,5,20] [--shared-filter wiener]
-                                      [--update-ms 50] [--context-seconds 0.25]
+                                      [--update-ms 50] [--context-seconds 0.25] [--safety-seconds 0.25]
                                       [--scene none,room,bandpass] [--loudspeaker linear,sat:2]
                                       [--plot results.png]
 
@@ -102,23 +102,29 @@ def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work
     return records
 
 
-def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_filter):
+def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_filter, filter_bank=None):
     """A model for this latency and plant, fine-tuned on the clips' training parts.
 
     Args:
         wiener_filter: the optimal linear controller, fitted once (``make_plant``) for the model's
             ``"wiener"`` start and the ``wiener`` baseline alike.
+        filter_bank: ``fit_filter_bank``'s ``{name: taps}`` to start the encoder's basis at
+            (``start_filter_bank``, one basis filter per entry), or None for the learned rank-8 basis.
 
     Returns:
         ``(model, train_seconds)``.
     """
-    head = helpers.head_settings(latency_ms, args.update_ms, args.context_seconds, filter_taps=args.filter_taps)
-    model = helpers.build_model(args.model, seed=args.seed, **head, **helpers.plant_settings(plant))
+    head = helpers.head_settings(latency_ms, args.update_ms, args.context_seconds, filter_taps=args.filter_taps,
+                                 safety_window_samples=int(args.safety_seconds * helpers.SAMPLE_RATE))
+    model = helpers.build_model(args.model, seed=args.seed,
+                                **{**head, **helpers.bank_settings(filter_bank), **helpers.plant_settings(plant)})
     train_shared_filter = model.start_shared_filter(args.shared_filter, wiener_filter)
+    if filter_bank:
+        model.start_filter_bank(filter_bank)
     # In a scene the last 20 % of the training part validates the encoder's correction (no safety gain there).
     fit_clips = clips if plant.is_identity else helpers.validation_split(clips)
     dataset = helpers.build_dataset(fit_clips, helpers.SAMPLE_RATE, helpers.SAMPLE_RATE // 4, model.training_warmup,
-                                    None if plant.is_identity else plant.scene)
+                                    None if plant.is_identity else plant.scene, with_switches=bool(filter_bank), seed=args.seed)
     settings = helpers.TrainSettings(
         output_dir=str(output_dir), max_steps=args.max_steps, seed=args.seed,
         train_shared_filter=train_shared_filter, save_steps=args.max_steps,
@@ -217,6 +223,8 @@ def main(argv=None) -> list[dict]:
                         help="how often the encoder updates the filter, the notebook's BLOCK_MS (default: 50)")
     parser.add_argument("--context-seconds", type=float, default=0.25,
                         help="what the encoder hears per update, the notebook's CONTEXT_SECONDS (default: 0.25)")
+    parser.add_argument("--safety-seconds", type=float, default=0.25,
+                        help="the past the safety gains judge, the notebook's SAFETY_SECONDS (default: 0.25)")
     parser.add_argument("--scene", default="none",
                         help="comma-separated acoustic scenes: none, room, bandpass or a .npz/2-channel WAV (default: none)")
     parser.add_argument("--loudspeaker", default="linear", help="comma-separated: linear, sat:R (default: linear)")

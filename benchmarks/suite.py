@@ -13,13 +13,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wav2vec2_anc.audio_io import SAMPLE_RATE  # noqa: E402
+from wav2vec2_anc.audio_io import SAMPLE_RATE, at_rms  # noqa: E402,F401 (at_rms: the suite's level, imported from here)
 from wav2vec2_anc.metrics import ratio_db  # noqa: E402
-
-
-def at_rms(x: np.ndarray, rms: float = 0.1) -> np.ndarray:
-    """``x`` scaled to the root-mean-square ``rms``, float32 of the same shape."""
-    return (x * (rms / np.sqrt(np.mean(x**2)))).astype(np.float32)
 
 
 def shaped_noise(seconds: float, exponent: float, seed: int = 0) -> np.ndarray:

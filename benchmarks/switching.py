@@ -45,7 +45,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
@@ -54,38 +53,28 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cancellation import fine_tune  # noqa: E402
-from suite import at_rms, switching_suite  # noqa: E402
+from suite import switching_suite  # noqa: E402
 
 import helpers  # noqa: E402
-from wav2vec2_anc.audio_io import list_audio_files  # noqa: E402
-from wav2vec2_anc.baselines import fxnlms_drive  # noqa: E402
-from wav2vec2_anc.metrics import segment_noise_reduction_db  # noqa: E402
+from wav2vec2_anc.audio_io import at_rms, list_audio_files  # noqa: E402
 from wav2vec2_anc.pairs import split_heldout  # noqa: E402
+from wav2vec2_anc.plots import plot_switching  # noqa: E402
+from wav2vec2_anc.switching import (  # noqa: E402
+    CLIP_RMS,
+    MIN_SWITCHES,
+    Segment,
+    default_switches,
+    lower_median,
+    method_drives,
+    switching_records,
+    switching_sequence,
+)
 
 HELDOUT_FRACTION = 0.3
-CLIP_RMS = 0.1
-MIN_SWITCHES = 8
-WINDOW_SECONDS = 0.1  # the plot's NR windows
-AFTER_SWITCH_SECONDS = 1.0
 METHODS = ("wiener_library", "nlms", "fxnlms", "wiener_oracle", "model", "model_no_encoder")
 
 
-class Segment(NamedTuple):
-    """One stretch of the test sequence: which clip plays, where in the sequence, and from where in its held-out part.
-
-    Attributes:
-        clip: the clip's name.
-        start, stop: its samples in the sequence, ``[start, stop)``.
-        source_offset: the sample of the clip's held-out part it starts at (it wraps past that part's end).
-    """
-
-    clip: str
-    start: int
-    stop: int
-    source_offset: int
-
-
-# ── the library and the test sequence (pure) ──
+# ── the library ──
 
 
 def load_library(clips_dir: str | None, seconds: float, seed: int = 0, with_white: bool = False) -> dict[str, np.ndarray]:
@@ -103,152 +92,6 @@ def library_clips(library: dict[str, np.ndarray], heldout_fraction: float = HELD
     return [helpers.Clip(name, *split_heldout(audio, heldout_fraction)) for name, audio in library.items()]
 
 
-def default_switches(clips: int) -> int:
-    """Enough switches that every clip plays at least twice, and at least ``MIN_SWITCHES``."""
-    return max(MIN_SWITCHES, 2 * clips - 1)
-
-
-def clip_order(names: list[str], count: int, seed: int) -> list[str]:
-    """``count`` clip names: seeded shuffles of ``names`` end to end, so each plays about equally often.
-
-    Where a shuffle would begin with the clip the last one ended on, its first and last entries swap,
-    so no clip follows itself.
-
-    Raises:
-        ValueError: fewer than two clips (nothing to switch between).
-    """
-    if len(names) < 2:
-        raise ValueError(f"switching needs at least two clips, got {len(names)}")
-    rng = np.random.default_rng(seed)
-    order: list[str] = []
-    while len(order) < count:
-        cycle = [names[i] for i in rng.permutation(len(names))]
-        if order and cycle[0] == order[-1]:
-            cycle[0], cycle[-1] = cycle[-1], cycle[0]
-        order.extend(cycle)
-    return order[:count]
-
-
-def switching_sequence(
-    heldouts: dict[str, np.ndarray], switch_seconds: float, switches: int, seed: int, rms: float = CLIP_RMS
-) -> tuple[np.ndarray, list[Segment]]:
-    """The test sequence: the clips' held-out parts in turn, switching clip every ``switch_seconds``.
-
-    The order is ``clip_order``'s. Each segment is taken from its clip's held-out part only, and a
-    clip's next segment continues where its last one stopped (wrapping to that part's start if it runs
-    out: a segment longer than what is left holds one seam). Each segment is scaled to RMS ``rms``.
-
-    Args:
-        heldouts: ``{clip name: held-out audio, shape (samples,)}``.
-        switch_seconds: length of each segment, seconds.
-        switches: how many times the clip changes; there are ``switches + 1`` segments.
-        seed: for the order.
-
-    Returns:
-        ``(sequence, segments)``: float32 of shape ``((switches + 1)·segment samples,)`` and its ``Segment`` s.
-
-    Raises:
-        ValueError: a segment of digital silence (it cannot be brought to ``rms``).
-    """
-    length = int(round(switch_seconds * helpers.SAMPLE_RATE))
-    next_offset = dict.fromkeys(heldouts, 0)
-    parts, segments = [], []
-    for index, name in enumerate(clip_order(list(heldouts), switches + 1, seed)):
-        source, offset = heldouts[name], next_offset[name]
-        part = np.take(source, np.arange(offset, offset + length), mode="wrap")
-        if not np.any(part):
-            raise ValueError(f"{name}: held-out samples {offset}…{offset + length} are silent")
-        parts.append(at_rms(part, rms))
-        segments.append(Segment(name, index * length, (index + 1) * length, offset))
-        next_offset[name] = (offset + length) % len(source)
-    return np.concatenate(parts), segments
-
-
-# ── the methods ──
-
-
-def fit_filter_bank(clips: list[helpers.Clip], scene, delay: int, taps: int) -> dict[str, np.ndarray]:
-    """Each clip's optimal causal linear controller, fitted on its own training part: ``{name: w of shape (taps,)}``."""
-    return {clip.name: helpers.fit_wiener_controller(clip.train, scene, delay, taps) for clip in clips}
-
-
-def oracle_drive(sequence: np.ndarray, segments: list[Segment], filter_bank: dict[str, np.ndarray], delay: int) -> np.ndarray:
-    """The drive of a filter bank switched by a perfect classifier: during each segment, its clip's filter.
-
-    The filters all run over the whole sequence, so at a switch the newly chosen one's taps already
-    hold the samples before it, as a bank of filters running in parallel would.
-
-    Returns:
-        float64 of shape ``(samples,)``.
-    """
-    drives = {name: helpers.controller_drive(sequence, filter_bank[name], delay) for name in {s.clip for s in segments}}
-    drive = np.zeros(len(sequence))
-    for segment in segments:
-        drive[segment.start : segment.stop] = drives[segment.clip][segment.start : segment.stop]
-    return drive
-
-
-def method_drives(
-    sequence: np.ndarray, segments: list[Segment], plant, library_filter: np.ndarray, filter_bank: dict[str, np.ndarray],
-    delay: int, taps: int, model=None,
-) -> dict[str, np.ndarray]:
-    """Every method's drive over the whole sequence, shape ``(samples,)`` each (see the module's docstring).
-
-    Args:
-        library_filter: the optimal controller of all the training audio (``make_plant``'s).
-        filter_bank: ``fit_filter_bank``'s.
-        model: the trained model, or None to leave its two rows out.
-    """
-    drives = {"wiener_library": helpers.controller_drive(sequence, library_filter, delay)}
-    if plant.is_identity:
-        drives["nlms"] = helpers.nlms_inverse(sequence, delay, taps)
-    else:
-        drives["fxnlms"] = fxnlms_drive(sequence, plant.scene, plant.secondary_estimate, delay, taps, eta=plant.eta)
-    drives["wiener_oracle"] = oracle_drive(sequence, segments, filter_bank, delay)
-    if model is not None:
-        drives["model"] = helpers.predict_inverse(model, sequence)
-        drives["model_no_encoder"] = helpers.predict_inverse(model, sequence, use_encoder=False)
-    return drives
-
-
-# ── the figures ──
-
-
-def lower_median(values) -> float:
-    """The median as one of the values themselves (the lower of the middle two), so ∞ never turns into NaN."""
-    values = np.asarray(values, dtype=np.float64)
-    return float(np.percentile(values, 50, method="lower")) if len(values) else float("nan")
-
-
-def segment_nr_db(noise: np.ndarray, anti_noise: np.ndarray, segments: list[Segment]) -> np.ndarray:
-    """NR of each segment in dB, shape ``(segments,)``; ``noise`` and ``anti_noise`` at the ear, shape ``(samples,)``."""
-    return np.array([helpers.noise_reduction_db(noise[s.start : s.stop], anti_noise[s.start : s.stop]) for s in segments])
-
-
-def after_switch_nr_db(
-    noise: np.ndarray, anti_noise: np.ndarray, segments: list[Segment], seconds: float = AFTER_SWITCH_SECONDS
-) -> np.ndarray:
-    """NR in dB of the first ``seconds`` after each switch (each segment's start but the first), shape ``(switches,)``.
-
-    A window never runs past its segment's end.
-    """
-    length = int(round(seconds * helpers.SAMPLE_RATE))
-    return np.array([helpers.noise_reduction_db(noise[s.start : min(s.start + length, s.stop)],
-                                                anti_noise[s.start : min(s.start + length, s.stop)]) for s in segments[1:]])
-
-
-def switching_metrics(noise: np.ndarray, anti_noise: np.ndarray, segments: list[Segment]) -> dict:
-    """``nr_db``, ``nr_db_median_segment``, ``nr_db_after_switch_1s``, ``segment_nr_db`` and ``window_nr_db_100ms``."""
-    per_segment = segment_nr_db(noise, anti_noise, segments)
-    return {
-        "nr_db": helpers.noise_reduction_db(noise, anti_noise),
-        "nr_db_median_segment": lower_median(per_segment),
-        "nr_db_after_switch_1s": lower_median(after_switch_nr_db(noise, anti_noise, segments)),
-        "segment_nr_db": per_segment.tolist(),
-        "window_nr_db_100ms": segment_noise_reduction_db(noise, anti_noise, WINDOW_SECONDS).tolist(),
-    }
-
-
 # ── a run ──
 
 
@@ -263,19 +106,17 @@ def run_setting(clips: list[helpers.Clip], sequence: np.ndarray, segments: list[
     plant, library_filter = helpers.make_plant(scene, loudspeaker, helpers.training_audio(clips), delay,
                                                args.filter_taps, args.rt60)
     run_dir = work_dir / f"{scene}_{loudspeaker}_{latency_ms:g}ms".replace(":", "").replace("/", "_")
-    model, train_seconds = fine_tune(clips, latency_ms, args, run_dir, plant, library_filter)
-    filter_bank = fit_filter_bank(clips, plant.scene, delay, args.filter_taps)
+    filter_bank = helpers.fit_filter_bank({c.name: c.train for c in clips}, plant.scene, delay, args.filter_taps)
+    model, train_seconds = fine_tune(clips, latency_ms, args, run_dir, plant, library_filter,
+                                     filter_bank if args.filter_bank == "files" else None)
     drives = method_drives(sequence, segments, plant, library_filter, filter_bank, delay, args.filter_taps, model)
-    noise = plant.noise_at_ear(sequence)
-    records = []
-    for method, drive in drives.items():
-        trained = method.startswith("model")
-        records.append({
-            "method": method, "latency_ms": latency_ms, "scene": plant.scene.name, "loudspeaker": loudspeaker,
-            "eta": plant.eta, **switching_metrics(noise, plant.anti_noise_at_ear(drive), segments),
-            "train_seconds": train_seconds if trained else 0.0, "model_name": args.model if trained else None,
-            "switch_seconds": args.switch_seconds, "segments": [list(s) for s in segments],
-        })
+    anti_noise = {method: plant.anti_noise_at_ear(drive) for method, drive in drives.items()}
+    records = switching_records(plant.noise_at_ear(sequence), anti_noise, segments, latency_ms=latency_ms,
+                                scene=plant.scene.name, loudspeaker=loudspeaker, eta=plant.eta,
+                                switch_seconds=args.switch_seconds, filter_bank=args.filter_bank)
+    for r in records:
+        trained = r["method"].startswith("model")
+        r.update(train_seconds=train_seconds if trained else 0.0, model_name=args.model if trained else None)
     return records
 
 
@@ -300,41 +141,12 @@ def format_tables(records: list[dict]) -> str:
     return "\n\n".join(blocks)
 
 
-def plot_switching(records: list[dict], path: Path, floor_db: float = -10.0, ceiling_db: float = 60.0):
-    """NR in 100-ms windows against time, one line per method, one panel per setting; switches dashed, clips named."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    settings = list(dict.fromkeys((r["scene"], r["loudspeaker"], r["latency_ms"]) for r in records))
-    fig, axes = plt.subplots(len(settings), 1, figsize=(14, 3.8 * len(settings)), squeeze=False)
-    for ax, setting in zip(axes[:, 0], settings):
-        rows = [r for r in records if (r["scene"], r["loudspeaker"], r["latency_ms"]) == setting]
-        for r in rows:
-            values = np.clip(np.asarray(r["window_nr_db_100ms"], dtype=np.float64), floor_db, ceiling_db)
-            ax.plot((np.arange(len(values)) + 0.5) * WINDOW_SECONDS, values, label=r["method"], linewidth=1.0)
-        for clip, start, stop, _ in rows[0]["segments"]:
-            ax.axvline(start / helpers.SAMPLE_RATE, color="k", linestyle="--", linewidth=0.6)
-            ax.text((start + stop) / 2 / helpers.SAMPLE_RATE, ceiling_db, Path(clip).stem, ha="center", va="top", fontsize=6)
-        ax.set_ylim(floor_db, ceiling_db + 2)
-        ax.set_xlabel("time (s)")
-        ax.set_ylabel("NR in 100 ms (dB)")
-        ax.set_title(f"{setting[2]:g} ms, scene {setting[0]}, loudspeaker {setting[1]} "
-                     f"(values clipped to [{floor_db:g}, {ceiling_db:g}] dB)", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, ncol=len(rows), loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", help="folder of audio files, the library (default: the switching suite)")
     parser.add_argument("--out", default="switching.json", help="JSON records (default: switching.json)")
     parser.add_argument("--model", default="scratch:tiny", help="MODEL_NAME for the model rows (default: scratch:tiny)")
-    parser.add_argument("--max-steps", type=int, default=500, help="fine-tuning steps per latency and scene (default: 500)")
+    parser.add_argument("--max-steps", type=int, default=2000, help="fine-tuning steps per latency and scene (default: 2000)")
     parser.add_argument("--latency-ms", default="1,5", help="comma-separated latencies in ms (default: 1,5)")
     parser.add_argument("--scene", default="none", help="comma-separated scenes: none, room, bandpass or a file (default: none)")
     parser.add_argument("--loudspeaker", default="linear", help="comma-separated: linear, sat:R (default: linear)")
@@ -344,10 +156,15 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each generated clip (default: 20)")
     parser.add_argument("--shared-filter", default="wiener", choices=["wiener", "learned"],
                         help="the model's shared filter: the library-wide controller, held fixed, or learned from zero")
+    parser.add_argument("--filter-bank", default="files", choices=["files", "none"],
+                        help="the encoder's basis: start at one optimal filter per file (files) or learn rank 8 from zero")
     parser.add_argument("--filter-taps", type=int, default=helpers.HEAD_DEFAULTS["filter_taps"],
                         help="taps of the model's filter, the Wiener controllers and (Fx)NLMS (default: 512)")
-    parser.add_argument("--update-ms", type=float, default=50.0, help="the notebook's BLOCK_MS (default: 50)")
-    parser.add_argument("--context-seconds", type=float, default=0.25, help="the notebook's CONTEXT_SECONDS (default: 0.25)")
+    # A change of noise must be heard, and acted on, within tens of ms: shorter updates, context and
+    # safety window than the notebook's stationary defaults (benchmarks/README.md has the measurements).
+    parser.add_argument("--update-ms", type=float, default=20.0, help="the notebook's BLOCK_MS (default: 20)")
+    parser.add_argument("--context-seconds", type=float, default=0.1, help="the notebook's CONTEXT_SECONDS (default: 0.1)")
+    parser.add_argument("--safety-seconds", type=float, default=0.05, help="the notebook's SAFETY_SECONDS (default: 0.05)")
     parser.add_argument("--rt60", type=float, default=0.2, help="the room scene's reverberation time, s (default: 0.2)")
     parser.add_argument("--seed", type=int, default=0, help="for the generated clips, the order and the model")
     parser.add_argument("--plot", help="also save NR against time across the switches here (PNG)")

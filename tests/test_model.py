@@ -207,3 +207,29 @@ def test_loads_a_ctc_checkpoint_encoder_bit_identically(tmp_path, weights_format
     # projection ~ N(0, 1/hidden): non-zero so the basis gets a gradient from the first step.
     assert head.projection.std().item() == pytest.approx(32**-0.5, rel=0.3)
     assert not model.config.apply_spec_augment and model.config.layerdrop == 0.0
+
+
+def test_filter_bank_start_mixes_the_bank_and_each_one_hot_weight_is_its_filter(tone, tmp_path):
+    rng = np.random.default_rng(3)
+    shared, bank = rng.standard_normal(16), rng.standard_normal((3, 16))
+    model = helpers.build_model("scratch:tiny", filter_taps=16, adaptive_rank=3, safety_window_samples=0).eval()
+    model.start_shared_filter("wiener", shared)
+    model.start_filter_bank(bank)
+    head = model.filter_head
+    for j in range(3):
+        np.testing.assert_allclose((head.shared + torch.eye(3)[j] @ head.basis.T).detach().numpy(), bank[j], atol=1e-6)
+    # The projection starts at zero: equal softmax weights, the bank's mean filter, whatever the input.
+    np.testing.assert_allclose(helpers.predict_inverse(model, tone), helpers.controller_drive(tone, bank.mean(0), 0), atol=1e-4)
+    np.testing.assert_allclose(helpers.predict_inverse(model, tone, use_encoder=False),
+                               helpers.controller_drive(tone, shared, 0), atol=1e-4)
+    with torch.no_grad():
+        head.projection.normal_()
+    weights = model.block_gains(torch.randn(1, 5, model.context))
+    torch.testing.assert_close(weights.sum(-1), torch.ones(1, 5))
+    assert (weights > 0).all()
+    model.save_pretrained(tmp_path)
+    loaded = helpers.build_model(str(tmp_path)).eval()
+    assert loaded.filter_head.mixing and loaded.config.filter_bank
+    np.testing.assert_array_equal(helpers.predict_inverse(loaded, tone), helpers.predict_inverse(model, tone))
+    with pytest.raises(ValueError, match="adaptive_rank 3"):
+        model.start_filter_bank(bank[:2])

@@ -95,7 +95,7 @@ def test_headless_run_from_a_ctc_checkpoint_writes_every_output(tmp_path):
         nr(heldout, heldout - audio[len(train) - 16 : len(audio) - 16]), abs=1e-3)
     assert metrics["heldout_seconds"] == pytest.approx(len(heldout) / 16_000)
     assert metrics["training"]["heldout_nr_db_before"] == 0.0  # the learned head starts silent
-    # The second bundled sample is cancelled by step 9 without retraining.
+    # The second bundled sample is cancelled by step 10 without retraining.
     assert (out / "slide_rock_inverse.wav").is_file() and (out / "slide_rock_residual.wav").is_file()
     # The frozen feature encoder is saved exactly as the checkpoint had it.
     saved = helpers.build_model(str(out / "model")).state_dict()
@@ -129,6 +129,14 @@ def test_folder_of_files_with_the_closed_form_start(tmp_path):
     assert len(inverse) / 16_000 == pytest.approx(sum(f["heldout_seconds"] for f in metrics["files"]))
     # At zero latency the closed-form start is exact negation, and the safety gains keep it exact.
     assert metrics["noise_reduction_db"] == metrics["negation_noise_reduction_db"] == math.inf
+    # Two files: a filter bank of both, and step 9's switching sequence, every method through it.
+    assert metrics["filter_bank"] == ["engine_honda_nsx.wav", "slide_rock.wav"]
+    switching = {r["method"]: r for r in metrics["switching"]}
+    assert set(switching) == {"wiener_library", "nlms", "wiener_oracle", "model", "model_no_encoder"}
+    assert [s[0] for s in switching["model"]["segments"]][:2] in (["engine_honda_nsx.wav", "slide_rock.wav"],
+                                                                   ["slide_rock.wav", "engine_honda_nsx.wav"])
+    assert switching["wiener_oracle"]["nr_db"] == switching["model"]["nr_db"] == math.inf  # every filter is −δ at 0 ms
+    assert (tmp_path / "out" / "switching.png").is_file()
 
 
 @pytest.mark.parametrize("case", ["corrupt", "silent"])
@@ -187,7 +195,7 @@ def test_colab_branch_runs_all(tmp_path, monkeypatch, cancelled):
     else:
         assert metrics["audio_path"] == "outputs/uploads/my_noise.wav"
         assert (work / "my_noise.wav").is_file()  # where Colab puts an upload
-        assert (work / "outputs" / "my_noise_inverse.wav").is_file()  # step 9 got the picker's file too
+        assert (work / "outputs" / "my_noise_inverse.wav").is_file()  # step 10 got the picker's file too
 
 
 def test_scene_run_reports_at_the_ear(tmp_path):

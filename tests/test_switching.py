@@ -9,10 +9,11 @@ import soundfile as sf
 import switching  # noqa: E402
 from scipy.signal import lfilter
 from suite import SWITCHING_ENGINE_FIRING_HZ, switching_suite
-from switching import Segment
 
 import helpers
+from wav2vec2_anc import switching as sequences
 from wav2vec2_anc.acoustics import Plant, none_scene
+from wav2vec2_anc.switching import Segment
 
 SR = 16_000
 
@@ -25,7 +26,7 @@ def ramp_library(lengths: dict[str, int]) -> dict[str, np.ndarray]:
 def test_the_sequence_switches_every_segment_at_one_rms_from_heldout_audio_only():
     library = ramp_library({"a": 40_000, "b": 60_000, "c": 30_000})  # held out: 12 000, 18 000, 9 000 samples
     clips = switching.library_clips(library)
-    sequence, segments = switching.switching_sequence({c.name: c.heldout for c in clips}, 0.5, 9, seed=3)
+    sequence, segments = sequences.switching_sequence({c.name: c.heldout for c in clips}, 0.5, 9, seed=3)
     length = 8_000
     assert len(segments) == 10 and len(sequence) == 10 * length
     assert [(s.start, s.stop) for s in segments] == [(k * length, (k + 1) * length) for k in range(10)]
@@ -48,22 +49,22 @@ def test_the_sequence_switches_every_segment_at_one_rms_from_heldout_audio_only(
 def test_the_order_never_repeats_a_clip_back_to_back_and_is_reproducible():
     names = ["a", "b", "c", "d"]
     for seed in range(20):
-        order = switching.clip_order(names, 41, seed)
+        order = sequences.clip_order(names, 41, seed)
         assert all(x != y for x, y in zip(order, order[1:]))
-        assert order == switching.clip_order(names, 41, seed)
+        assert order == sequences.clip_order(names, 41, seed)
         assert sorted(order[:40]) == sorted(names * 10)  # whole shuffles: every clip equally often
-    assert switching.clip_order(names, 41, 0) != switching.clip_order(names, 41, 1)
-    two = switching.clip_order(["x", "y"], 9, 5)
+    assert sequences.clip_order(names, 41, 0) != sequences.clip_order(names, 41, 1)
+    two = sequences.clip_order(["x", "y"], 9, 5)
     assert all(x != y for x, y in zip(two, two[1:]))
     with pytest.raises(ValueError, match="two clips"):
-        switching.clip_order(["x"], 3, 0)
+        sequences.clip_order(["x"], 3, 0)
 
 
 def test_default_switches_play_every_clip_twice_and_at_least_eight():
-    assert switching.default_switches(2) == 8
-    assert switching.default_switches(7) == 13
+    assert sequences.default_switches(2) == 8
+    assert sequences.default_switches(7) == 13
     heldouts = {name: np.random.default_rng(i).standard_normal(SR) for i, name in enumerate("abcdefg")}
-    _, segments = switching.switching_sequence(heldouts, 0.25, switching.default_switches(7), seed=0)
+    _, segments = sequences.switching_sequence(heldouts, 0.25, sequences.default_switches(7), seed=0)
     assert len(segments) - 1 == 13
     assert {name: sum(s.clip == name for s in segments) for name in heldouts} == dict.fromkeys(heldouts, 2)
 
@@ -91,21 +92,21 @@ def test_the_oracle_uses_each_clips_own_filter_and_beats_the_library_filter():
     library = {name: ar1(a, 20 * SR, seed) for seed, (name, a) in enumerate(coefficients.items())}
     clips = switching.library_clips(library)
     scene, delay, taps = none_scene(), 1, 8
-    bank = switching.fit_filter_bank(clips, scene, delay, taps)
+    bank = helpers.fit_filter_bank({c.name: c.train for c in clips}, scene, delay, taps)
     for name, a in coefficients.items():
         np.testing.assert_allclose(bank[name], [-a] + [0.0] * (taps - 1), atol=0.02)
-    sequence, segments = switching.switching_sequence({c.name: c.heldout for c in clips}, 1.0, 8, seed=0)
+    sequence, segments = sequences.switching_sequence({c.name: c.heldout for c in clips}, 1.0, 8, seed=0)
     library_filter = helpers.fit_wiener_controller(helpers.training_audio(clips), scene, delay, taps)
-    drives = switching.method_drives(sequence, segments, Plant(scene), library_filter, bank, delay, taps)
+    drives = sequences.method_drives(sequence, segments, Plant(scene), library_filter, bank, delay, taps)
     assert set(drives) == {"wiener_library", "nlms", "wiener_oracle"}
     oracle = drives["wiener_oracle"]
     for segment in segments:
         inside = slice(segment.start, segment.stop)
         np.testing.assert_allclose(oracle[inside], helpers.controller_drive(sequence, bank[segment.clip], delay)[inside])
-    nr = switching.segment_nr_db(sequence, oracle, segments)
+    nr = sequences.segment_nr_db(sequence, oracle, segments)
     for segment, value in zip(segments, nr):
         assert value == pytest.approx(-10 * math.log10(1 - coefficients[segment.clip] ** 2), abs=0.6)
-    library_nr = switching.segment_nr_db(sequence, drives["wiener_library"], segments)
+    library_nr = sequences.segment_nr_db(sequence, drives["wiener_library"], segments)
     assert np.all(nr > library_nr + 0.5)
     assert helpers.noise_reduction_db(sequence, oracle) > helpers.noise_reduction_db(sequence, drives["wiener_library"]) + 1.0
 
@@ -120,15 +121,15 @@ def test_nr_after_a_switch_is_the_first_second_of_each_new_segment():
     residual[2 * SR : 3 * SR] = 0.1
     residual[4 * SR : 5 * SR] = 0.01
     residual[6 * SR : 7 * SR] = 10 ** (-30 / 20)
-    after = switching.after_switch_nr_db(noise, residual - noise, segments)
+    after = sequences.after_switch_nr_db(noise, residual - noise, segments)
     np.testing.assert_allclose(after, [20.0, 40.0, 30.0], atol=1e-9)
-    metrics = switching.switching_metrics(noise, residual - noise, segments)
+    metrics = sequences.switching_metrics(noise, residual - noise, segments)
     assert metrics["nr_db_after_switch_1s"] == pytest.approx(30.0)
     # The last segment is 1.5 s: its half second of 60 dB averages in with the 30 dB second.
     expected_last = 10 * math.log10(1.5 * SR / (SR * 10 ** (-30 / 10) + SR / 2 * 1e-6))
     assert metrics["segment_nr_db"][3] == pytest.approx(expected_last)
     assert metrics["nr_db_median_segment"] == pytest.approx(sorted(metrics["segment_nr_db"])[1])
-    short = switching.after_switch_nr_db(noise, residual - noise, segments, seconds=0.5)
+    short = sequences.after_switch_nr_db(noise, residual - noise, segments, seconds=0.5)
     np.testing.assert_allclose(short, [20.0, 40.0, 30.0], atol=1e-9)
     assert len(metrics["window_nr_db_100ms"]) == 75
 

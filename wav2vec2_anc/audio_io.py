@@ -97,6 +97,11 @@ def check_audio(audio: np.ndarray, name: str) -> np.ndarray:
     return audio
 
 
+def at_rms(x: np.ndarray, rms: float = 0.1) -> np.ndarray:
+    """``x`` scaled to the root-mean-square ``rms``, float32 of the same shape."""
+    return (x * (rms / np.sqrt(np.mean(x**2)))).astype(np.float32)
+
+
 def load_audio(path: str | os.PathLike) -> np.ndarray:
     """Read an audio file as 16 kHz mono float32, rejecting unusable input.
 

@@ -160,6 +160,19 @@ def fit_wiener_controller(train: np.ndarray, scene, delay: int = 0, taps: int = 
     return -solve_toeplitz(column, cross[delay : delay + taps])
 
 
+def fit_filter_bank(trains: dict[str, np.ndarray], scene, delay: int = 0, taps: int = 64) -> dict[str, np.ndarray]:
+    """One optimal causal linear controller per noise, each fitted on that noise's own training audio.
+
+    Args:
+        trains: ``{name: training audio at the reference microphone, shape (samples,)}``.
+        scene, delay, taps: as ``fit_wiener_controller``.
+
+    Returns:
+        ``{name: w of shape (taps,)}``, in the order of ``trains``.
+    """
+    return {name: fit_wiener_controller(train, scene, delay, taps) for name, train in trains.items()}
+
+
 def controller_drive(noise: np.ndarray, coefficients: np.ndarray, delay: int = 0) -> np.ndarray:
     """The drive of a fixed controller: ``y[n] = Σₖ w[k]·x[n−D−k]``, float64 of shape ``(samples,)``."""
     from .acoustics import causal_filter

@@ -84,6 +84,50 @@ def gate_encoder_correction(model, validation_clips: list[Clip], plant: Plant | 
             "encoder_correction": model.config.encoder_correction}
 
 
+def baseline_drives(plant: Plant, wiener_filter: np.ndarray, delay: int, taps: int) -> dict:
+    """The baselines at one latency and scene, as functions of a whole clip: ``{name: drive(x)}``.
+
+    Each takes the reference-microphone noise ``x``, shape ``(samples,)``, and returns its drive, same
+    shape: without a scene ``negation``, ``nlms`` and ``wiener``; in one ``wiener``, ``fxnlms`` and, with
+    a saturating loudspeaker, ``wiener_predistorted``. NLMS and FxNLMS start from zero at ``x[0]``.
+
+    Args:
+        wiener_filter: the optimal linear control filter fitted on the training audio, shape ``(taps,)``.
+    """
+    if plant.is_identity:
+        return {
+            "negation": lambda audio: delayed_negation(audio, delay),
+            "nlms": lambda audio: nlms_inverse(audio, delay, taps),
+            "wiener": lambda audio: controller_drive(audio, wiener_filter, delay),
+        }
+    drives = {
+        "wiener": lambda audio: controller_drive(audio, wiener_filter, delay),
+        "fxnlms": lambda audio: fxnlms_drive(audio, plant.scene, plant.secondary_estimate, delay, taps, eta=plant.eta),
+    }
+    if plant.eta is not None:
+        drives["wiener_predistorted"] = lambda audio: predistorted_drive(controller_drive(audio, wiener_filter, delay), plant.eta)
+    return drives
+
+
+def new_file_comparison(model, audio: np.ndarray, anti_noise: np.ndarray, wiener_filter: np.ndarray,
+                        plant: Plant | None = None) -> dict[str, np.ndarray]:
+    """A file the model never trained on, whole: the model's anti-noise at the ear beside every baseline's.
+
+    The Wiener filter is the one fitted on the training audio (with a library, ``wiener_library``),
+    and NLMS/FxNLMS start from zero at the file's first sample, as the model does.
+
+    Args:
+        audio: the file at the reference microphone, shape ``(samples,)``.
+        anti_noise: the model's anti-noise at the ear (``cancel_file``'s), same shape.
+
+    Returns:
+        ``{"model": anti_noise, baseline: its anti-noise at the ear, …}``, each shape ``(samples,)``.
+    """
+    plant = plant or Plant(none_scene())
+    drives = baseline_drives(plant, wiener_filter, model.latency, model.filter_taps)
+    return {"model": anti_noise, **{name: plant.anti_noise_at_ear(drive(audio)) for name, drive in drives.items()}}
+
+
 def heldout_inverses(
     model, clips: list[Clip], wiener_filter: np.ndarray | None = None, chunk_seconds: float = 10.0,
     plant: Plant | None = None,
@@ -110,20 +154,7 @@ def heldout_inverses(
     delay, taps = model.latency, model.filter_taps
     if wiener_filter is None:
         wiener_filter = fit_wiener_controller(training_audio(clips), plant.scene, delay, taps)
-    if plant.is_identity:
-        whole_clip = {
-            "negation": lambda audio: delayed_negation(audio, delay),
-            "nlms": lambda audio: nlms_inverse(audio, delay, taps),
-            "wiener": lambda audio: controller_drive(audio, wiener_filter, delay),
-        }
-    else:
-        whole_clip = {
-            "wiener": lambda audio: controller_drive(audio, wiener_filter, delay),
-            "fxnlms": lambda audio: fxnlms_drive(audio, plant.scene, plant.secondary_estimate, delay, taps, eta=plant.eta),
-        }
-        if plant.eta is not None:
-            whole_clip["wiener_predistorted"] = lambda audio: predistorted_drive(
-                controller_drive(audio, wiener_filter, delay), plant.eta)
+    whole_clip = baseline_drives(plant, wiener_filter, delay, taps)
     noise, anti = [], {name: [] for name in [*whole_clip, "model", "model_no_encoder"]}
     for clip in clips:
         audio = np.concatenate([clip.train, clip.heldout])

@@ -56,6 +56,9 @@ HEAD_DEFAULTS = dict(
     secondary_path=None, loudspeaker_eta=None, output_stage_hidden=0,
     # False once validation showed the encoder's correction does not help (evaluation.gate_encoder_correction).
     encoder_correction=True,
+    # True once the basis started at a bank of filters (start_filter_bank): the encoder then mixes them
+    # with softmax weights, a classifier's output, instead of adding free multiples of each.
+    filter_bank=False,
 )
 
 
@@ -98,6 +101,11 @@ def plant_settings(plant) -> dict:
     return settings
 
 
+def bank_settings(filter_bank: dict | None) -> dict:
+    """The head settings for a model whose basis starts at ``filter_bank`` (``fit_filter_bank``'s): one basis filter each."""
+    return {"adaptive_rank": len(filter_bank)} if filter_bank else {}
+
+
 def warmup_samples(
     filter_taps: int, latency_samples: int, block_samples: int, context_samples: int, safety_window_samples: int = 0, **_
 ) -> int:
@@ -137,15 +145,21 @@ class FIRFilterHead(nn.Module):
     silence; a low rank keeps long filters cheap (one convolution per basis filter).
     """
 
-    def __init__(self, hidden_size: int, filter_taps: int, rank: int):
+    def __init__(self, hidden_size: int, filter_taps: int, rank: int, mixing: bool = False):
         super().__init__()
         self.shared = nn.Parameter(torch.zeros(filter_taps))
         self.basis = nn.Parameter(torch.zeros(filter_taps, rank))
         self.projection = nn.Parameter(torch.zeros(rank, hidden_size))
+        self.mixing = mixing
 
     def gains(self, features: torch.Tensor) -> torch.Tensor:
-        """How much of each basis filter to add: ``(..., hidden)`` → ``(..., rank)``."""
-        return features @ self.projection.T
+        """How much of each basis filter to add: ``(..., hidden)`` → ``(..., rank)``.
+
+        Free multiples, or with ``mixing`` (a filter bank, basis ``bank[j] − shared``) softmax weights
+        that sum to one, so the block's filter is a convex mix ``Σⱼ wⱼ·bank[j]``.
+        """
+        logits = features @ self.projection.T
+        return torch.softmax(logits, -1) if self.mixing else logits
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """The filter taps themselves: ``(..., hidden)`` → ``(..., filter_taps)``."""
@@ -203,7 +217,7 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
             if not hasattr(config, name):
                 setattr(config, name, value)
         self.wav2vec2 = Wav2Vec2Model(config)
-        self.filter_head = FIRFilterHead(config.hidden_size, config.filter_taps, config.adaptive_rank)
+        self.filter_head = FIRFilterHead(config.hidden_size, config.filter_taps, config.adaptive_rank, config.filter_bank)
         if config.output_stage_hidden:
             self.output_stage = OutputStage(config.output_stage_hidden)
         self.post_init()
@@ -392,6 +406,30 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
             self.set_shared_filter(np.zeros(self.filter_taps))
             return True
         raise ValueError(f"shared filter mode must be 'wiener' or 'learned', got {mode!r}")
+
+    def start_filter_bank(self, bank: np.ndarray) -> None:
+        """Start the encoder's basis at a bank of control filters, one per noise, for the encoder to mix.
+
+        Basis filter j becomes ``bank[j] − shared``, the gains softmax weights (``FIRFilterHead.gains``)
+        and the projection zero: the model starts at the bank's mean filter, and weights of one-hot
+        ``j`` give ``bank[j]`` exactly. Fine-tuning then teaches the encoder which filter the noise it
+        hears calls for (and adjusts the filters); without the encoder (``use_encoder=False``) the
+        model is its shared filter alone. Call it after ``start_shared_filter``.
+
+        Args:
+            bank: shape ``(adaptive_rank, filter_taps)``, or ``fit_filter_bank``'s ``{name: taps}``.
+        """
+        head = self.filter_head
+        if isinstance(bank, dict):
+            bank = np.stack(list(bank.values()))
+        bank = torch.as_tensor(np.asarray(bank), dtype=head.basis.dtype)
+        if bank.shape != (head.basis.shape[1], self.filter_taps):
+            raise ValueError(f"a bank of shape {tuple(bank.shape)} does not fit adaptive_rank {head.basis.shape[1]} "
+                             f"× filter_taps {self.filter_taps}")
+        with torch.no_grad():
+            head.basis.copy_(bank.T - head.shared[:, None])
+            head.projection.zero_()
+        head.mixing = self.config.filter_bank = True
 
     def set_shared_filter(self, taps: np.ndarray) -> None:
         """Overwrite the shared filter's taps, shape ``(filter_taps,)``."""

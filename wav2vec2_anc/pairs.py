@@ -127,7 +127,42 @@ def balanced_indices(pair_counts: list[int]) -> np.ndarray:
                           + [np.zeros(0, dtype=np.int64)]).astype(np.int64)
 
 
-def build_dataset(clips: list[Clip], segment_samples: int, hop_samples: int, warmup_samples: int = 0, scene=None):
+def switch_pairs(
+    pairs: list[tuple[np.ndarray, np.ndarray]], rows: np.ndarray, warmup_samples: int, scene=None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs in which the noise switches: another clip's pair up to a random sample, the row's own after it.
+
+    A canceller trained on one noise at a time never hears a change; these teach it to follow one.
+    The switch falls anywhere from half-way through the warm-up to half-way through the labelled
+    segment, so the encoder's context holds the old noise, both, or the new one alone.
+
+    Args:
+        pairs: each clip's ``inversion_pairs``, ``(inputs, labels)``; at least two clips with pairs.
+        rows: indices into the clips' pairs laid end to end (``balanced_indices``): one switch pair each,
+            whose new noise is that row.
+        warmup_samples: of every input.
+        scene: the ``acoustics.Scene`` the labels are at the ear of (``None``: the input itself).
+
+    Returns:
+        ``(inputs, labels)`` shaped like ``inversion_pairs``'s, one pair per row.
+    """
+    from .acoustics import noise_at_ear
+
+    rng = np.random.default_rng(seed)
+    inputs = np.concatenate([p[0] for p in pairs])
+    owner = np.concatenate([np.full(len(p[0]), i) for i, p in enumerate(pairs)])
+    length = inputs.shape[1]
+    switched = np.empty((len(rows), length), dtype=np.float32)
+    for k, row in enumerate(rows):
+        donors = np.flatnonzero(owner != owner[row])
+        cut = rng.integers(warmup_samples // 2, warmup_samples + (length - warmup_samples) // 2 + 1)
+        switched[k] = np.concatenate([inputs[rng.choice(donors)][:cut], inputs[row][cut:]])
+    at_ear = switched if scene is None else np.stack([noise_at_ear(x, scene) for x in switched]).astype(np.float32)
+    return switched, -at_ear[:, warmup_samples:]
+
+
+def build_dataset(clips: list[Clip], segment_samples: int, hop_samples: int, warmup_samples: int = 0, scene=None,
+                  with_switches: bool = False, seed: int = 0):
     """The training pairs of every clip's training part as a ``datasets.Dataset``: (input, −input), or
     in an acoustic ``scene`` (input, −noise at the ear), the noise at the ear being ``P∗input``.
 
@@ -135,7 +170,8 @@ def build_dataset(clips: list[Clip], segment_samples: int, hop_samples: int, war
     Each file counts the same whatever its length: when the clips give different numbers of pairs,
     the rows are every clip's pairs cycled up to the largest count (``balanced_indices``), through
     ``Dataset.select``'s index mapping, so the repeats cost no memory. A single clip's dataset (and
-    clips of equal pair counts) are the pairs clip by clip, unchanged.
+    clips of equal pair counts) are the pairs clip by clip, unchanged. With ``with_switches`` and a
+    library of two or more clips, as many rows again are ``switch_pairs`` (seeded by ``seed``).
     """
     import datasets
 
@@ -156,6 +192,11 @@ def build_dataset(clips: list[Clip], segment_samples: int, hop_samples: int, war
     )
     dataset = datasets.Dataset.from_dict({"input_values": list(inputs), "labels": list(labels)}, features=features)
     counts = [len(p[0]) for p in pairs]
+    rows = balanced_indices(counts)
     if len(set(counts)) > 1:
-        dataset = dataset.select(balanced_indices(counts))
+        dataset = dataset.select(rows)
+    if with_switches and sum(count > 0 for count in counts) > 1:
+        switched, switched_labels = switch_pairs(pairs, rows, warmup_samples, scene, seed)
+        dataset = datasets.concatenate_datasets([dataset, datasets.Dataset.from_dict(
+            {"input_values": list(switched), "labels": list(switched_labels)}, features=features)])
     return dataset.with_format("torch")

@@ -6,9 +6,12 @@ so a 10-minute file does not put tens of MB into the notebook.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from .audio_io import SAMPLE_RATE
+from .switching import WINDOW_SECONDS
 from .training import loss_curve
 
 EXACT_NOTE = "exactly 0: exact cancellation"
@@ -150,4 +153,31 @@ def plot_paths(plant, path=None):
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=120)
+    return fig
+
+
+def plot_switching(records: list[dict], path=None, floor_db: float = -10.0, ceiling_db: float = 60.0):
+    """NR in 100-ms windows against time, one line per method, one panel per setting; switches dashed, clips named."""
+    import matplotlib.pyplot as plt
+
+    settings = list(dict.fromkeys((r["scene"], r["loudspeaker"], r["latency_ms"]) for r in records))
+    fig, axes = plt.subplots(len(settings), 1, figsize=(14, 3.8 * len(settings)), squeeze=False)
+    for ax, setting in zip(axes[:, 0], settings):
+        rows = [r for r in records if (r["scene"], r["loudspeaker"], r["latency_ms"]) == setting]
+        for r in rows:
+            values = np.clip(np.asarray(r["window_nr_db_100ms"], dtype=np.float64), floor_db, ceiling_db)
+            ax.plot((np.arange(len(values)) + 0.5) * WINDOW_SECONDS, values, label=r["method"], linewidth=1.0)
+        for clip, start, stop, _ in rows[0]["segments"]:
+            ax.axvline(start / SAMPLE_RATE, color="k", linestyle="--", linewidth=0.6)
+            ax.text((start + stop) / 2 / SAMPLE_RATE, ceiling_db, Path(clip).stem, ha="center", va="top", fontsize=6)
+        ax.set_ylim(floor_db, ceiling_db + 2)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("NR in 100 ms (dB)")
+        ax.set_title(f"{setting[2]:g} ms, scene {setting[0]}, loudspeaker {setting[1]} "
+                     f"(values clipped to [{floor_db:g}, {ceiling_db:g}] dB)", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, ncol=len(rows), loc="lower right")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
     return fig

@@ -30,16 +30,20 @@ class TrainSettings:
 
 
 def make_optimizer(model: Wav2Vec2ForNoiseCancellation, settings: TrainSettings) -> torch.optim.Optimizer:
-    """AdamW with two learning rates: a fast one for the shared filter (0 when it is held fixed) and
-    the output stage, a gentle one for everything that depends on the encoder (the basis, projection
-    and encoder)."""
-    shared = model.filter_head.shared
+    """AdamW with two learning rates: a fast one for the shared filter (0 when it is held fixed), the
+    output stage and, after a filter bank start, the projection; a gentle one for the rest, which
+    depends on the encoder (the basis, the projection otherwise, and the encoder)."""
+    shared, projection = model.filter_head.shared, model.filter_head.projection
     stage = list(model.output_stage.parameters()) if hasattr(model, "output_stage") else []
-    fast = {id(p) for p in [shared, *stage]}
-    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in fast]
+    own_rate = {id(p) for p in [shared, projection, *stage]}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in own_rate]
     shared_rate = settings.head_learning_rate if settings.train_shared_filter else 0.0
+    # A filter bank start (``start_filter_bank``) zeroes the encoder's readout, which must then learn
+    # which filter each noise calls for: at the encoder's gentle rate 500 steps were not enough.
+    projection_rate = settings.head_learning_rate if model.config.filter_bank else settings.learning_rate
     # The encoder's group first: the Trainer logs the first group's learning rate.
-    groups = [{"params": rest, "lr": settings.learning_rate}, {"params": [shared], "lr": shared_rate}]
+    groups = [{"params": rest, "lr": settings.learning_rate}, {"params": [shared], "lr": shared_rate},
+              {"params": [projection], "lr": projection_rate}]
     if stage:
         groups.append({"params": stage, "lr": settings.head_learning_rate})
     return torch.optim.AdamW(groups, weight_decay=0.0)

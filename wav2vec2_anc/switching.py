@@ -1,0 +1,208 @@
+"""Noise that changes: a test sequence that switches between noises, a perfect-classifier filter bank, and the figures.
+
+The sequence (``switching_sequence``) is built from held-out audio only; every method then runs over
+it from its first sample, as a deployed canceller would, and is judged per segment, in the first
+second after each switch and in 100-ms windows (``switching_metrics``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .audio_io import SAMPLE_RATE, at_rms
+from .baselines import controller_drive
+from .evaluation import baseline_drives
+from .inference import predict_inverse
+from .metrics import noise_reduction_db, segment_noise_reduction_db
+from .pairs import Clip
+
+CLIP_RMS = 0.1
+MIN_SWITCHES = 8
+WINDOW_SECONDS = 0.1  # the plot's NR windows
+AFTER_SWITCH_SECONDS = 1.0
+
+
+class Segment(NamedTuple):
+    """One stretch of the test sequence: which clip plays, where in the sequence, and from where in its held-out part.
+
+    Attributes:
+        clip: the clip's name.
+        start, stop: its samples in the sequence, ``[start, stop)``.
+        source_offset: the sample of the clip's held-out part it starts at (it wraps past that part's end).
+    """
+
+    clip: str
+    start: int
+    stop: int
+    source_offset: int
+
+
+def default_switches(clips: int) -> int:
+    """Enough switches that every clip plays at least twice, and at least ``MIN_SWITCHES``."""
+    return max(MIN_SWITCHES, 2 * clips - 1)
+
+
+def clip_order(names: list[str], count: int, seed: int) -> list[str]:
+    """``count`` clip names: seeded shuffles of ``names`` end to end, so each plays about equally often.
+
+    Where a shuffle would begin with the clip the last one ended on, its first and last entries swap,
+    so no clip follows itself.
+
+    Raises:
+        ValueError: fewer than two clips (nothing to switch between).
+    """
+    if len(names) < 2:
+        raise ValueError(f"switching needs at least two clips, got {len(names)}")
+    rng = np.random.default_rng(seed)
+    order: list[str] = []
+    while len(order) < count:
+        cycle = [names[i] for i in rng.permutation(len(names))]
+        if order and cycle[0] == order[-1]:
+            cycle[0], cycle[-1] = cycle[-1], cycle[0]
+        order.extend(cycle)
+    return order[:count]
+
+
+def switching_sequence(
+    heldouts: dict[str, np.ndarray], switch_seconds: float, switches: int, seed: int, rms: float = CLIP_RMS
+) -> tuple[np.ndarray, list[Segment]]:
+    """The test sequence: the clips' held-out parts in turn, switching clip every ``switch_seconds``.
+
+    The order is ``clip_order``'s. Each segment is taken from its clip's held-out part only, and a
+    clip's next segment continues where its last one stopped (wrapping to that part's start if it runs
+    out: a segment longer than what is left holds one seam). Each segment is scaled to RMS ``rms``.
+
+    Args:
+        heldouts: ``{clip name: held-out audio, shape (samples,)}``.
+        switch_seconds: length of each segment, seconds.
+        switches: how many times the clip changes; there are ``switches + 1`` segments.
+        seed: for the order.
+
+    Returns:
+        ``(sequence, segments)``: float32 of shape ``((switches + 1)·segment samples,)`` and its ``Segment`` s.
+
+    Raises:
+        ValueError: a segment of digital silence (it cannot be brought to ``rms``).
+    """
+    length = int(round(switch_seconds * SAMPLE_RATE))
+    next_offset = dict.fromkeys(heldouts, 0)
+    parts, segments = [], []
+    for index, name in enumerate(clip_order(list(heldouts), switches + 1, seed)):
+        source, offset = heldouts[name], next_offset[name]
+        part = np.take(source, np.arange(offset, offset + length), mode="wrap")
+        if not np.any(part):
+            raise ValueError(f"{name}: held-out samples {offset}…{offset + length} are silent")
+        parts.append(at_rms(part, rms))
+        segments.append(Segment(name, index * length, (index + 1) * length, offset))
+        next_offset[name] = (offset + length) % len(source)
+    return np.concatenate(parts), segments
+
+
+def oracle_drive(sequence: np.ndarray, segments: list[Segment], filter_bank: dict[str, np.ndarray], delay: int) -> np.ndarray:
+    """The drive of a filter bank switched by a perfect classifier: during each segment, its clip's filter.
+
+    The filters all run over the whole sequence, so at a switch the newly chosen one's taps already
+    hold the samples before it, as a bank of filters running in parallel would.
+
+    Returns:
+        float64 of shape ``(samples,)``.
+    """
+    drives = {name: controller_drive(sequence, filter_bank[name], delay) for name in {s.clip for s in segments}}
+    drive = np.zeros(len(sequence))
+    for segment in segments:
+        drive[segment.start : segment.stop] = drives[segment.clip][segment.start : segment.stop]
+    return drive
+
+
+def method_drives(
+    sequence: np.ndarray, segments: list[Segment], plant, library_filter: np.ndarray, filter_bank: dict[str, np.ndarray],
+    delay: int, taps: int, model=None,
+) -> dict[str, np.ndarray]:
+    """Every method's drive over the whole sequence, each from its first sample, shape ``(samples,)`` each.
+
+    ``wiener_library`` (``library_filter``), ``nlms`` without a scene or ``fxnlms`` in one (online from
+    zero), ``wiener_oracle`` (``oracle_drive``), and with a model ``model`` and ``model_no_encoder``.
+
+    Args:
+        plant: the ``acoustics.Plant``.
+        library_filter: the optimal controller of all the training audio (``make_plant``'s).
+        filter_bank: ``fit_filter_bank``'s, one filter per clip.
+        model: the trained model, or None to leave its two rows out.
+    """
+    baselines = baseline_drives(plant, library_filter, delay, taps)
+    adaptive = "nlms" if plant.is_identity else "fxnlms"
+    drives = {"wiener_library": baselines["wiener"](sequence), adaptive: baselines[adaptive](sequence),
+              "wiener_oracle": oracle_drive(sequence, segments, filter_bank, delay)}
+    if model is not None:
+        drives["model"] = predict_inverse(model, sequence)
+        drives["model_no_encoder"] = predict_inverse(model, sequence, use_encoder=False)
+    return drives
+
+
+def switching_comparison(
+    model, clips: list[Clip], plant, library_filter: np.ndarray, filter_bank: dict[str, np.ndarray],
+    switch_seconds: float = 2.0, switches: int | None = None, seed: int = 0,
+) -> tuple[np.ndarray, dict[str, np.ndarray], list[Segment]]:
+    """Every method over a switching sequence of the clips' held-out parts, at the ear.
+
+    Args:
+        clips: the library (at least two), as trained on.
+        switches: default ``default_switches(len(clips))``.
+
+    Returns:
+        ``(noise, anti_noise, segments)``: the sequence's noise at the ear, shape ``(samples,)``, each
+        method's anti-noise there (``method_drives``), and the sequence's ``Segment`` s.
+    """
+    heldouts = {clip.name: clip.heldout for clip in clips}
+    sequence, segments = switching_sequence(heldouts, switch_seconds, switches or default_switches(len(clips)), seed)
+    drives = method_drives(sequence, segments, plant, library_filter, filter_bank, model.latency, model.filter_taps, model)
+    return plant.noise_at_ear(sequence), {name: plant.anti_noise_at_ear(drive) for name, drive in drives.items()}, segments
+
+
+def lower_median(values) -> float:
+    """The median as one of the values themselves (the lower of the middle two), so ∞ never turns into NaN."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(np.percentile(values, 50, method="lower")) if len(values) else float("nan")
+
+
+def segment_nr_db(noise: np.ndarray, anti_noise: np.ndarray, segments: list[Segment]) -> np.ndarray:
+    """NR of each segment in dB, shape ``(segments,)``; ``noise`` and ``anti_noise`` at the ear, shape ``(samples,)``."""
+    return np.array([noise_reduction_db(noise[s.start : s.stop], anti_noise[s.start : s.stop]) for s in segments])
+
+
+def after_switch_nr_db(
+    noise: np.ndarray, anti_noise: np.ndarray, segments: list[Segment], seconds: float = AFTER_SWITCH_SECONDS
+) -> np.ndarray:
+    """NR in dB of the first ``seconds`` after each switch (each segment's start but the first), shape ``(switches,)``.
+
+    A window never runs past its segment's end.
+    """
+    length = int(round(seconds * SAMPLE_RATE))
+    return np.array([noise_reduction_db(noise[s.start : min(s.start + length, s.stop)],
+                                                anti_noise[s.start : min(s.start + length, s.stop)]) for s in segments[1:]])
+
+
+def switching_metrics(noise: np.ndarray, anti_noise: np.ndarray, segments: list[Segment]) -> dict:
+    """``nr_db``, ``nr_db_median_segment``, ``nr_db_after_switch_1s``, ``segment_nr_db`` and ``window_nr_db_100ms``."""
+    per_segment = segment_nr_db(noise, anti_noise, segments)
+    return {
+        "nr_db": noise_reduction_db(noise, anti_noise),
+        "nr_db_median_segment": lower_median(per_segment),
+        "nr_db_after_switch_1s": lower_median(after_switch_nr_db(noise, anti_noise, segments)),
+        "segment_nr_db": per_segment.tolist(),
+        "window_nr_db_100ms": segment_noise_reduction_db(noise, anti_noise, WINDOW_SECONDS).tolist(),
+    }
+
+
+def switching_records(noise: np.ndarray, anti_noise: dict[str, np.ndarray], segments: list[Segment], **fields) -> list[dict]:
+    """One record per method: ``method``, ``switching_metrics``, the ``segments`` (as lists) and ``fields``.
+
+    Args:
+        noise: the sequence's noise at the ear, shape ``(samples,)``.
+        anti_noise: ``{method: its anti-noise at the ear, same shape}``.
+        fields: the setting, e.g. ``scene``, ``loudspeaker``, ``latency_ms`` (``plots.plot_switching`` needs those three).
+    """
+    return [{"method": method, **fields, **switching_metrics(noise, anti, segments), "segments": [list(s) for s in segments]}
+            for method, anti in anti_noise.items()]
