@@ -3,16 +3,22 @@
 Usage:
     python benchmarks/switching.py [--clips DIR] [--latency-ms 1,5] [--scene none] [--loudspeaker linear]
                                    [--switch-seconds 3] [--switches N] [--out switching.json]
-                                   [--model scratch:tiny] [--max-steps 500] [--with-white]
-                                   [--plot switching.png] [--seed 0]
+                                   [--model scratch:tiny] [--max-steps 2000] [--with-white]
+                                   [--filter-bank files] [--update-ms 20] [--context-seconds 0.1]
+                                   [--safety-seconds 0.05] [--plot switching.png] [--seed 0]
 
 The library is the files of ``--clips``, or by default the switching suite (``suite.switching_suite``:
 mains hum at 50 and 60 Hz, engines at three fixed speeds, brown noise; ``--with-white`` adds white
 noise) plus ``sample_audio/engine_honda_nsx.wav``. Every clip is scaled to an RMS of 0.1, so no clip
 outweighs another in the closed-form fits by being louder, and split: the first 70 % trains, the last
-30 % is held out. ONE model is trained on the training parts of all of them, the notebook's way
-(``cancellation.fine_tune``: the ``"wiener"`` start with the library-wide optimal controller as the
-shared filter, held fixed; every file gives the same number of training pairs, ``pairs.build_dataset``).
+30 % is held out. ONE model is trained on the training parts of all of them, the notebook's way with a
+folder (``cancellation.fine_tune``): the ``"wiener"`` start with the library-wide optimal controller as
+the shared filter, held fixed; with ``--filter-bank files`` (the default) the encoder's basis starts at
+one optimal controller per file, which it mixes with softmax weights (``model.start_filter_bank``), and
+half the training pairs switch file part-way (``pairs.switch_pairs``); every file gives the same number
+of pairs (``pairs.build_dataset``). ``--filter-bank none`` is the rank-8 basis learned from zero.
+The encoder updates every 20 ms on 0.1 s of context and the safety gains judge the last 0.05 s: a change
+of noise has to be acted on within tens of ms (the notebook's stationary defaults are 50 ms, 0.25 s, 0.25 s).
 
 The test sequence (``switching_sequence``) cycles through the clips' held-out parts in a seeded order,
 switching clip every ``--switch-seconds``, each segment scaled to the same RMS at the reference microphone.

@@ -90,3 +90,26 @@ def test_a_single_clip_dataset_is_its_pairs_in_order():
     np.testing.assert_array_equal(np.stack([row["input_values"].numpy() for row in dataset]), inputs)
     np.testing.assert_array_equal(np.stack([row["labels"].numpy() for row in dataset]), labels)
     assert dataset.column_names == ["input_values", "labels"]
+
+
+def test_switch_pairs_hold_another_clips_audio_then_the_rows_own():
+    # Clip "a" is the values in [0, 1), clip "b" those in [1, 2): every sample says which clip it came from.
+    a, b = ramp_clip("a", 2.0, 0.0), ramp_clip("b", 3.0, 1.0)
+    warmup, segment = 800, 16_000
+    dataset = helpers.build_dataset([a, b], segment, 4_000, warmup, with_switches=True, seed=1)
+    plain = helpers.build_dataset([a, b], segment, 4_000, warmup)
+    assert len(dataset) == 2 * len(plain)
+    switched = dataset.select(range(len(plain), len(dataset)))
+    owners = []
+    for row, own in zip(switched, plain):
+        x, own_x = row["input_values"].numpy(), own["input_values"].numpy()
+        owner = x >= 1.0
+        cut = len(x) - int(np.argmax((owner != owner[-1])[::-1]))  # the first sample of the row's own clip …
+        assert warmup // 2 <= cut <= warmup + segment // 2
+        np.testing.assert_array_equal(x[cut:], own_x[cut:])  # … from there on, the row's own pair
+        assert (owner[:cut] != owner[-1]).all()  # before it, the other clip's
+        np.testing.assert_array_equal(row["labels"].numpy(), -x[warmup:])
+        owners.append(owner[-1])
+    assert 0 < sum(owners) < len(owners)  # both clips are the new noise in some rows
+    single = helpers.build_dataset([b], segment, 4_000, warmup, with_switches=True)
+    assert len(single) == len(helpers.build_dataset([b], segment, 4_000, warmup))  # one clip: nothing to switch from
