@@ -165,3 +165,15 @@ def test_written_outputs_agree_with_metrics(tmp_path, tone):
     saved = json.loads(paths["metrics"].read_text())
     assert saved["noise_reduction_db"] == pytest.approx(20.0, abs=1e-4)  # residual is 0.1·x
     assert helpers.noise_reduction_db(read["input"], read["inverse"]) == pytest.approx(saved["noise_reduction_db"])
+
+
+def test_a_new_file_is_compared_with_the_training_audios_wiener_filter_and_nlms_from_its_first_sample(tone):
+    model = helpers.build_model("scratch:tiny", filter_taps=32, latency_samples=8)
+    coefficients = helpers.fit_wiener_predictor(tone[:20_000], delay=8, order=32)
+    anti_noise = np.full(len(tone), 0.5, np.float32)  # stands for the model's anti-noise: passed through as it is
+    methods = helpers.new_file_comparison(model, tone, anti_noise, -coefficients)
+    assert list(methods) == ["model", "negation", "nlms", "wiener"]
+    assert methods["model"] is anti_noise
+    np.testing.assert_allclose(methods["wiener"], helpers.wiener_inverse(tone, coefficients, delay=8), atol=1e-6)
+    np.testing.assert_array_equal(methods["nlms"], helpers.nlms_inverse(tone, delay=8, taps=32))
+    np.testing.assert_array_equal(methods["negation"], helpers.delayed_negation(tone, 8))
