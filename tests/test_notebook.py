@@ -56,6 +56,19 @@ def test_committed_notebook_is_clean_and_tagged():
     assert "widgets" not in notebook.metadata
 
 
+def test_papermill_reads_every_parameter():
+    # papermill parses the parameters cell line by line; a line it cannot read (an "=" in a comment does it)
+    # is dropped from `papermill --help-notebook` with only a warning.
+    import ast
+
+    from papermill.translators import PythonTranslator
+
+    cell = nbformat.read(NOTEBOOK, as_version=4).cells[1]
+    assigned = [node.targets[0].id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)]
+    assert [p.name for p in PythonTranslator.inspect(cell)] == assigned
+    assert len(assigned) == 30
+
+
 def test_badges_and_repo_url_name_one_home():
     url = parameter("REPO_URL")
     assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url)
