@@ -208,29 +208,36 @@ def plot_bars(records: list[dict], path: Path, ceiling_db: float = 150.0):
     fig.savefig(path, dpi=110)
 
 
-def main(argv=None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clips", help="folder of audio files (default: the built-in suite)")
-    parser.add_argument("--out", default="results.json", help="JSON records (default: results.json)")
+def add_run_arguments(parser, *, max_steps: int, latency_ms: str, update_ms: float, context_seconds: float,
+                      safety_seconds: float) -> None:
+    """The options ``fine_tune`` and the scene loop read, shared with ``switching.py`` (their defaults differ)."""
     parser.add_argument("--model", default="scratch:tiny", help="MODEL_NAME for the model rows (default: scratch:tiny)")
-    parser.add_argument("--max-steps", type=int, default=500, help="fine-tuning steps per clip and latency (default: 500)")
-    parser.add_argument("--latency-ms", default="0", help="comma-separated latencies in ms (default: 0)")
+    parser.add_argument("--max-steps", type=int, default=max_steps,
+                        help=f"fine-tuning steps per model (default: {max_steps})")
+    parser.add_argument("--latency-ms", default=latency_ms, help=f"comma-separated latencies in ms (default: {latency_ms})")
     parser.add_argument("--shared-filter", default="wiener", choices=["wiener", "learned"],
                         help="the model's shared filter: closed-form Wiener start, held fixed, or learned from zero")
     parser.add_argument("--filter-taps", type=int, default=helpers.HEAD_DEFAULTS["filter_taps"],
-                        help="taps of the model's filter and of the Wiener predictor (default: 512)")
-    parser.add_argument("--update-ms", type=float, default=50.0,
-                        help="how often the encoder updates the filter, the notebook's BLOCK_MS (default: 50)")
-    parser.add_argument("--context-seconds", type=float, default=0.25,
-                        help="what the encoder hears per update, the notebook's CONTEXT_SECONDS (default: 0.25)")
-    parser.add_argument("--safety-seconds", type=float, default=0.25,
-                        help="the past the safety gains judge, the notebook's SAFETY_SECONDS (default: 0.25)")
+                        help="taps of the model's filter, the Wiener filters and (Fx)NLMS (default: 512)")
+    parser.add_argument("--update-ms", type=float, default=update_ms,
+                        help=f"how often the encoder updates the filter, the notebook's BLOCK_MS (default: {update_ms:g})")
+    parser.add_argument("--context-seconds", type=float, default=context_seconds,
+                        help=f"what the encoder hears per update, the notebook's CONTEXT_SECONDS (default: {context_seconds:g})")
+    parser.add_argument("--safety-seconds", type=float, default=safety_seconds,
+                        help=f"the past the safety gains judge, the notebook's SAFETY_SECONDS (default: {safety_seconds:g})")
     parser.add_argument("--scene", default="none",
                         help="comma-separated acoustic scenes: none, room, bandpass or a .npz/2-channel WAV (default: none)")
     parser.add_argument("--loudspeaker", default="linear", help="comma-separated: linear, sat:R (default: linear)")
     parser.add_argument("--rt60", type=float, default=0.2, help="the room scene's reverberation time, s (default: 0.2)")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each generated clip (default: 20)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="for the generated clips, the model and every draw (default: 0)")
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", help="folder of audio files (default: the built-in suite)")
+    parser.add_argument("--out", default="results.json", help="JSON records (default: results.json)")
+    add_run_arguments(parser, max_steps=500, latency_ms="0", update_ms=50.0, context_seconds=0.25, safety_seconds=0.25)
     parser.add_argument("--plot", help="also save a bar chart of the results here (PNG)")
     args = parser.parse_args(argv)
     from tqdm.auto import tqdm

@@ -58,7 +58,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cancellation import fine_tune  # noqa: E402
+from cancellation import add_run_arguments, fine_tune  # noqa: E402
 from suite import switching_suite  # noqa: E402
 
 import helpers  # noqa: E402
@@ -151,28 +151,14 @@ def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", help="folder of audio files, the library (default: the switching suite)")
     parser.add_argument("--out", default="switching.json", help="JSON records (default: switching.json)")
-    parser.add_argument("--model", default="scratch:tiny", help="MODEL_NAME for the model rows (default: scratch:tiny)")
-    parser.add_argument("--max-steps", type=int, default=2000, help="fine-tuning steps per latency and scene (default: 2000)")
-    parser.add_argument("--latency-ms", default="1,5", help="comma-separated latencies in ms (default: 1,5)")
-    parser.add_argument("--scene", default="none", help="comma-separated scenes: none, room, bandpass or a file (default: none)")
-    parser.add_argument("--loudspeaker", default="linear", help="comma-separated: linear, sat:R (default: linear)")
+    # A change of noise must be heard, and acted on, within tens of ms: shorter updates, context and
+    # safety window than the notebook's stationary defaults (benchmarks/README.md has the measurements).
+    add_run_arguments(parser, max_steps=2000, latency_ms="1,5", update_ms=20.0, context_seconds=0.1, safety_seconds=0.05)
     parser.add_argument("--switch-seconds", type=float, default=3.0, help="seconds between switches (default: 3)")
     parser.add_argument("--switches", type=int, help=f"how many switches (default: every clip twice, at least {MIN_SWITCHES})")
     parser.add_argument("--with-white", action="store_true", help="add white noise to the generated library")
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of each generated clip (default: 20)")
-    parser.add_argument("--shared-filter", default="wiener", choices=["wiener", "learned"],
-                        help="the model's shared filter: the library-wide controller, held fixed, or learned from zero")
     parser.add_argument("--filter-bank", default="files", choices=["files", "none"],
                         help="the encoder's basis: start at one optimal filter per file (files) or learn rank 8 from zero")
-    parser.add_argument("--filter-taps", type=int, default=helpers.HEAD_DEFAULTS["filter_taps"],
-                        help="taps of the model's filter, the Wiener controllers and (Fx)NLMS (default: 512)")
-    # A change of noise must be heard, and acted on, within tens of ms: shorter updates, context and
-    # safety window than the notebook's stationary defaults (benchmarks/README.md has the measurements).
-    parser.add_argument("--update-ms", type=float, default=20.0, help="the notebook's BLOCK_MS (default: 20)")
-    parser.add_argument("--context-seconds", type=float, default=0.1, help="the notebook's CONTEXT_SECONDS (default: 0.1)")
-    parser.add_argument("--safety-seconds", type=float, default=0.05, help="the notebook's SAFETY_SECONDS (default: 0.05)")
-    parser.add_argument("--rt60", type=float, default=0.2, help="the room scene's reverberation time, s (default: 0.2)")
-    parser.add_argument("--seed", type=int, default=0, help="for the generated clips, the order and the model")
     parser.add_argument("--plot", help="also save NR against time across the switches here (PNG)")
     args = parser.parse_args(argv)
     from transformers.utils import logging as hf_logging
