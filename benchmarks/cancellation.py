@@ -115,7 +115,8 @@ def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_fi
         ``(model, train_seconds)``.
     """
     head = helpers.head_settings(latency_ms, args.update_ms, args.context_seconds, filter_taps=args.filter_taps,
-                                 safety_window_samples=int(args.safety_seconds * helpers.SAMPLE_RATE))
+                                 safety_window_samples=int(args.safety_seconds * helpers.SAMPLE_RATE),
+                                 safety_confidence=args.safety_confidence)
     model = helpers.build_model(args.model, seed=args.seed,
                                 **{**head, **helpers.bank_settings(filter_bank), **helpers.plant_settings(plant)})
     train_shared_filter = model.start_shared_filter(args.shared_filter, wiener_filter)
@@ -209,7 +210,7 @@ def plot_bars(records: list[dict], path: Path, ceiling_db: float = 150.0):
 
 
 def add_run_arguments(parser, *, max_steps: int, latency_ms: str, update_ms: float, context_seconds: float,
-                      safety_seconds: float) -> None:
+                      safety_seconds: float, safety_confidence: float) -> None:
     """The options ``fine_tune`` and the scene loop read, shared with ``switching.py`` (their defaults differ)."""
     parser.add_argument("--model", default="scratch:tiny", help="MODEL_NAME for the model rows (default: scratch:tiny)")
     parser.add_argument("--max-steps", type=int, default=max_steps,
@@ -225,6 +226,9 @@ def add_run_arguments(parser, *, max_steps: int, latency_ms: str, update_ms: flo
                         help=f"what the encoder hears per update, the notebook's CONTEXT_SECONDS (default: {context_seconds:g})")
     parser.add_argument("--safety-seconds", type=float, default=safety_seconds,
                         help=f"the past the safety gains judge, the notebook's SAFETY_SECONDS (default: {safety_seconds:g})")
+    parser.add_argument("--safety-confidence", type=float, default=safety_confidence,
+                        help="keep a safety gain only where it is this many standard errors above 0 "
+                             f"(signal_path.clipped_gain; 0 is off; default: {safety_confidence:g})")
     parser.add_argument("--scene", default="none",
                         help="comma-separated acoustic scenes: none, room, bandpass or a .npz/2-channel WAV (default: none)")
     parser.add_argument("--loudspeaker", default="linear", help="comma-separated: linear, sat:R (default: linear)")
@@ -237,7 +241,8 @@ def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", help="folder of audio files (default: the built-in suite)")
     parser.add_argument("--out", default="results.json", help="JSON records (default: results.json)")
-    add_run_arguments(parser, max_steps=500, latency_ms="0", update_ms=50.0, context_seconds=0.25, safety_seconds=0.25)
+    add_run_arguments(parser, max_steps=500, latency_ms="0", update_ms=50.0, context_seconds=0.25, safety_seconds=0.25,
+                      safety_confidence=0.0)
     parser.add_argument("--plot", help="also save a bar chart of the results here (PNG)")
     args = parser.parse_args(argv)
     from tqdm.auto import tqdm

@@ -5,7 +5,7 @@ Usage:
                                    [--switch-seconds 3] [--switches N] [--out switching.json]
                                    [--model scratch:tiny] [--max-steps 2000] [--with-white]
                                    [--filter-bank files] [--update-ms 20] [--context-seconds 0.1]
-                                   [--safety-seconds 0.05] [--plot switching.png] [--seed 0]
+                                   [--safety-seconds 0.05] [--safety-confidence 2] [--plot switching.png] [--seed 0]
 
 The library is the files of ``--clips``, or by default the switching suite (``suite.switching_suite``:
 mains hum at 50 and 60 Hz, engines at three fixed speeds, brown noise; ``--with-white`` adds white
@@ -19,6 +19,8 @@ half the training pairs switch file part-way (``pairs.switch_pairs``); every fil
 of pairs (``pairs.build_dataset``). ``--filter-bank none`` is the rank-8 basis learned from zero.
 The encoder updates every 20 ms on 0.1 s of context and the safety gains judge the last 0.05 s: a change
 of noise has to be acted on within tens of ms (the notebook's stationary defaults are 50 ms, 0.25 s, 0.25 s).
+So short a window makes each gain a noisy estimate, so a gain is kept only where it is 2 standard errors
+above zero (``--safety-confidence``, ``signal_path.clipped_gain``; the notebook's 0.25 s runs without the test).
 
 The test sequence (``switching_sequence``) cycles through the clips' held-out parts in a seeded order,
 switching clip every ``--switch-seconds``, each segment scaled to the same RMS at the reference microphone.
@@ -119,7 +121,8 @@ def run_setting(clips: list[helpers.Clip], sequence: np.ndarray, segments: list[
     anti_noise = {method: plant.anti_noise_at_ear(drive) for method, drive in drives.items()}
     records = switching_records(plant.noise_at_ear(sequence), anti_noise, segments, latency_ms=latency_ms,
                                 scene=plant.scene.name, loudspeaker=loudspeaker, eta=plant.eta,
-                                switch_seconds=args.switch_seconds, filter_bank=args.filter_bank)
+                                switch_seconds=args.switch_seconds, filter_bank=args.filter_bank,
+                                safety_seconds=args.safety_seconds, safety_confidence=args.safety_confidence)
     for r in records:
         trained = r["method"].startswith("model")
         r.update(train_seconds=train_seconds if trained else 0.0, model_name=args.model if trained else None)
@@ -153,7 +156,8 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--out", default="switching.json", help="JSON records (default: switching.json)")
     # A change of noise must be heard, and acted on, within tens of ms: shorter updates, context and
     # safety window than the notebook's stationary defaults (benchmarks/README.md has the measurements).
-    add_run_arguments(parser, max_steps=2000, latency_ms="1,5", update_ms=20.0, context_seconds=0.1, safety_seconds=0.05)
+    add_run_arguments(parser, max_steps=2000, latency_ms="1,5", update_ms=20.0, context_seconds=0.1, safety_seconds=0.05,
+                      safety_confidence=2.0)
     parser.add_argument("--switch-seconds", type=float, default=3.0, help="seconds between switches (default: 3)")
     parser.add_argument("--switches", type=int, help=f"how many switches (default: every clip twice, at least {MIN_SWITCHES})")
     parser.add_argument("--with-white", action="store_true", help="add white noise to the generated library")

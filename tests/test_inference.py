@@ -11,7 +11,7 @@ from conftest import predictable_noise, predicting_model, set_random_basis
 
 import helpers
 from wav2vec2_anc.inference import chunk_spans
-from wav2vec2_anc.signal_path import clipped_gain, safety_gains
+from wav2vec2_anc.signal_path import SAFETY_BATCHES, clipped_gain, gain_standard_error, safety_gains
 
 
 def test_chunk_spans_tile_the_signal():
@@ -103,6 +103,31 @@ def test_clipped_gain_is_the_clipped_least_squares_gain():
     assert clipped_gain(x, torch.zeros(2)).item() == 0.0
     y = torch.tensor([-1.0, 0.0])  # best g minimises (1 - g)² + 4: g = 1
     assert clipped_gain(x, y).item() == pytest.approx(1.0)
+
+
+def test_clipped_gain_with_confidence_keeps_only_a_significant_gain():
+    # ĝ = 1 (Σxy = −8, Σy² = 8); the residual x + y is ±0.5, so each of the 8 one-sample batch sums
+    # (x + y)·y is ∓0.5: σ = √(8/7 · 8 · 0.25) / 8 = 0.189, and ĝ/σ = 5.29.
+    y = -torch.ones(8)
+    x = torch.ones(8) + 0.5 * torch.tensor([1.0, -1.0] * 4)
+    assert SAFETY_BATCHES == 8
+    assert gain_standard_error(x, y, torch.tensor(1.0)).item() == pytest.approx(math.sqrt(16 / 7) / 8)
+    assert clipped_gain(x, y, confidence=5.0).item() == pytest.approx(1.0)
+    assert clipped_gain(x, y, confidence=5.5).item() == 0.0
+    assert clipped_gain(x, -x, confidence=100.0).item() == 1.0  # exact: σ = 0
+
+
+def test_confidence_turns_off_most_gains_on_noise_nothing_predicts():
+    rng = np.random.default_rng(0)
+    x, y = (torch.from_numpy(rng.standard_normal((4000, 800))) for _ in range(2))
+    plain, tested = clipped_gain(x, y), clipped_gain(x, y, confidence=2.0)
+    # ĝ scatters around 0 here: the plain clip keeps it on about half the windows; ĝ/σ with σ from
+    # 8 batches is about Student's t with 7 degrees of freedom, above 2 on 4.3 % of them.
+    assert 0.45 < (plain > 0).double().mean().item() < 0.55
+    assert 0.02 < (tested > 0).double().mean().item() < 0.07
+    assert torch.equal(tested[tested > 0], plain[tested > 0])  # what is kept is unchanged
+    # A working prediction (residual 20 dB down) keeps its gain at any sensible z.
+    assert torch.allclose(clipped_gain(x, -(x + 0.1 * y), confidence=3.0), clipped_gain(x, -(x + 0.1 * y)))
 
 
 def test_safety_gains_trust_the_correction_only_as_far_as_it_helped():

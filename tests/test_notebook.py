@@ -145,7 +145,7 @@ def test_folder_of_files_with_the_closed_form_start(tmp_path):
     # Two files: a filter bank of both, and step 9's switching sequence, every method through it.
     assert metrics["filter_bank"] == ["engine_honda_nsx.wav", "slide_rock.wav"]
     switching = {r["method"]: r for r in metrics["switching"]}
-    assert set(switching) == {"wiener_library", "nlms", "wiener_oracle", "model", "model_no_encoder"}
+    assert set(switching) == {"wiener_library", "nlms", "wiener_oracle", "wiener_oracle_blocks", "model", "model_no_encoder"}
     assert [s[0] for s in switching["model"]["segments"]][:2] in (["engine_honda_nsx.wav", "slide_rock.wav"],
                                                                    ["slide_rock.wav", "engine_honda_nsx.wav"])
     assert switching["wiener_oracle"]["nr_db"] == switching["model"]["nr_db"] == math.inf  # every filter is −δ at 0 ms

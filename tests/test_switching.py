@@ -111,6 +111,26 @@ def test_the_oracle_uses_each_clips_own_filter_and_beats_the_library_filter():
     assert helpers.noise_reduction_db(sequence, oracle) > helpers.noise_reduction_db(sequence, drives["wiener_library"]) + 1.0
 
 
+def test_the_oracle_on_blocks_switches_at_the_first_block_that_hears_the_new_clip_and_glides():
+    library = {name: ar1(a, 20 * SR, seed) for seed, (name, a) in enumerate({"smooth": 0.95, "rough": -0.6}.items())}
+    clips = switching.library_clips(library)
+    delay, block = 1, 160
+    bank = helpers.fit_filter_bank({c.name: c.train for c in clips}, none_scene(), delay, 8)
+    sequence, segments = sequences.switching_sequence({c.name: c.heldout for c in clips}, 1.0, 8, seed=0)
+    blocks = sequences.oracle_drive(sequence, segments, bank, delay, block)
+    own = {name: helpers.controller_drive(sequence, taps, delay) for name, taps in bank.items()}
+    ramp = np.arange(1, block + 1) / block
+    for before, after in zip(segments[:-1], segments[1:]):
+        switch = after.start  # 16 000 · k: a block boundary
+        # That block's context ends at switch − 1, in the old clip: the old filter throughout.
+        np.testing.assert_allclose(blocks[switch : switch + block], own[before.clip][switch : switch + block])
+        # The next block hears the new clip and glides to its filter; after that, the new filter alone.
+        glide = slice(switch + block, switch + 2 * block)
+        np.testing.assert_allclose(blocks[glide], (1 - ramp) * own[before.clip][glide] + ramp * own[after.clip][glide])
+        steady = slice(switch + 2 * block, after.stop)
+        np.testing.assert_allclose(blocks[steady], own[after.clip][steady])
+
+
 def test_nr_after_a_switch_is_the_first_second_of_each_new_segment():
     # Three switches; the noise is 1 everywhere and the residual r, so NR = −20·log10(r): 20, 40 and 30 dB
     # in the first second after the switches, 60 dB everywhere else (a window that leaked would show it).
@@ -154,7 +174,9 @@ def test_the_benchmark_records_every_method(tmp_path):
 
     json.loads(out.read_text(), parse_constant=no_bare_constants)
     assert helpers.loads_strict(out.read_text()) == records
-    assert [r["method"] for r in records] == ["wiener_library", "nlms", "wiener_oracle", "model", "model_no_encoder"]
+    assert [r["method"] for r in records] == ["wiener_library", "nlms", "wiener_oracle", "wiener_oracle_blocks", "model",
+                                              "model_no_encoder"]
+    assert all(r["safety_confidence"] == 2.0 and r["safety_seconds"] == 0.05 for r in records)
     assert all(KEYS <= set(r) for r in records)
     assert all(len(r["segment_nr_db"]) == 9 and len(r["segments"]) == 9 for r in records)  # 8 switches
     by = {r["method"]: r for r in records}

@@ -49,6 +49,9 @@ REGRESSION_OVERRIDES = dict(apply_spec_augment=False, mask_time_prob=0.0, layerd
 HEAD_DEFAULTS = dict(
     filter_taps=512, latency_samples=0, block_samples=800, context_samples=4000, adaptive_rank=8,
     safety_window_samples=4000,
+    # The safety gains' significance test, in standard errors (signal_path.clipped_gain): 0 is off, the
+    # notebook's default with its 0.25-s window; short windows (the switching benchmark's 50 ms) need it.
+    safety_confidence=0.0,
     # The plant the loss is taken through (an acoustic scene): None is today's task, the anti-noise
     # added straight to the input. secondary_path is the estimate Ŝ (a list of taps); loudspeaker_eta
     # the η of a saturating loudspeaker (SEF); output_stage_hidden the width of the learned pointwise
@@ -201,7 +204,8 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
     negation is within reach, as it should be.
 
     Config attributes beyond ``Wav2Vec2Config``: ``filter_taps``, ``latency_samples``,
-    ``block_samples``, ``context_samples``, ``adaptive_rank``, ``safety_window_samples``, and for an
+    ``block_samples``, ``context_samples``, ``adaptive_rank``, ``safety_window_samples``,
+    ``safety_confidence``, and for an
     acoustic scene ``secondary_path``, ``loudspeaker_eta``, ``output_stage_hidden`` and
     ``encoder_correction`` (defaults in ``HEAD_DEFAULTS``).
     """
@@ -325,7 +329,7 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
             shape ``(batch, blocks, 2)``: the correction's gain, then the output's, each in [0, 1].
         """
         past = [past_windows(signal, ends, self.safety_window) for signal in (x, shared, correction)]
-        return torch.stack(safety_gains(*past), -1)
+        return torch.stack(safety_gains(*past, float(self.config.safety_confidence)), -1)
 
     def forward(
         self, input_values: torch.Tensor, labels: torch.Tensor | None = None, use_encoder: bool = True

@@ -18,22 +18,61 @@ def waveform_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if torch.device(device).type == "mps" else torch.float64
 
 
-def clipped_gain(x_windows: torch.Tensor, y_windows: torch.Tensor) -> torch.Tensor:
+# The parts of a safety window whose sums estimate the gain's standard error (batch means): enough
+# for a usable estimate, each part long enough (100 samples of a 50-ms window) to span most of the
+# samples' correlation.
+SAFETY_BATCHES = 8
+
+
+def clipped_gain(x_windows: torch.Tensor, y_windows: torch.Tensor, confidence: float = 0.0) -> torch.Tensor:
     """The gain in [0, 1] that would have minimised the residual ``x + g·y`` over each window.
+
+    With ``confidence`` z > 0 the gain is kept only where it is significant, ``ĝ > z·σ``, and is 0
+    elsewhere: σ is the standard error of ``ĝ`` from ``SAFETY_BATCHES`` batch means of ``(x + ĝ·y)·y``.
+    On noise nothing predicts, ``ĝ`` scatters around 0 and the plain clip keeps its positive half, a
+    small gain that only adds noise; the test turns most of those off and leaves a gain estimated
+    with confidence (a working prediction, ``ĝ ≈ 1`` with a small σ) exactly as it was.
 
     Args:
         x_windows, y_windows: input and anti-noise, shape ``(..., window)``.
+        confidence: z, in standard errors; 0 is the plain clipped gain.
 
     Returns:
-        shape ``(...)``: ``clip(−Σxy / Σy², 0, 1)``; 0 where the anti-noise was silent.
+        shape ``(...)``: ``clip(−Σxy / Σy², 0, 1)``, zeroed where not significant; 0 where the anti-noise was silent.
     """
     cross = (x_windows * y_windows).sum(-1)
     power = (y_windows * y_windows).sum(-1)
-    return torch.where(power > 0, -cross / power.clamp_min(1e-30), torch.zeros_like(power)).clamp(0.0, 1.0)
+    gain = torch.where(power > 0, -cross / power.clamp_min(1e-30), torch.zeros_like(power))
+    if confidence > 0:
+        gain = torch.where(gain > confidence * gain_standard_error(x_windows, y_windows, gain), gain, torch.zeros_like(gain))
+    return gain.clamp(0.0, 1.0)
+
+
+def gain_standard_error(x_windows: torch.Tensor, y_windows: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+    """The standard error of the least-squares gain ``ĝ`` of each window, by batch means.
+
+    The window's first ``SAFETY_BATCHES·⌊window / SAFETY_BATCHES⌋`` samples are cut into
+    ``SAFETY_BATCHES`` equal parts; ``cⱼ = Σ (x + ĝ·y)·y`` over part j sums to 0 at ``ĝ``, and
+    ``σ = √(B/(B−1)·Σⱼ cⱼ²) / Σy²`` (B parts), which holds for correlated samples as long as a part
+    outlasts their correlation.
+
+    Args:
+        x_windows, y_windows: shape ``(..., window)``.
+        gain: ``ĝ``, shape ``(...)``.
+
+    Returns:
+        σ, shape ``(...)``.
+    """
+    batches = SAFETY_BATCHES
+    length = x_windows.shape[-1] // batches * batches
+    residual = x_windows[..., :length] + gain[..., None] * y_windows[..., :length]
+    sums = (residual * y_windows[..., :length]).unflatten(-1, (batches, -1)).sum(-1)
+    power = (y_windows * y_windows).sum(-1)
+    return torch.sqrt((sums * sums).sum(-1) * batches / (batches - 1)) / power.clamp_min(1e-30)
 
 
 def safety_gains(
-    x_windows: torch.Tensor, shared_windows: torch.Tensor, correction_windows: torch.Tensor
+    x_windows: torch.Tensor, shared_windows: torch.Tensor, correction_windows: torch.Tensor, confidence: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """"Do no harm", judged on the last window: how much to trust the encoder's correction, then the whole output.
 
@@ -43,13 +82,14 @@ def safety_gains(
     Args:
         x_windows, shared_windows, correction_windows: the input and the two parts of the raw
             anti-noise (``filter_parts``) over each block's past window, shape ``(..., window)``.
+        confidence: ``clipped_gain``'s z, for both gains.
 
     Returns:
         ``(correction_gain, output_gain)``, each shape ``(...)`` in [0, 1].
     """
-    correction_gain = clipped_gain(x_windows + shared_windows, correction_windows)
+    correction_gain = clipped_gain(x_windows + shared_windows, correction_windows, confidence)
     mixed = shared_windows + correction_gain[..., None] * correction_windows
-    return correction_gain, clipped_gain(x_windows, mixed)
+    return correction_gain, clipped_gain(x_windows, mixed, confidence)
 
 
 def mix_parts(

@@ -100,20 +100,37 @@ def switching_sequence(
     return np.concatenate(parts), segments
 
 
-def oracle_drive(sequence: np.ndarray, segments: list[Segment], filter_bank: dict[str, np.ndarray], delay: int) -> np.ndarray:
+def oracle_drive(
+    sequence: np.ndarray, segments: list[Segment], filter_bank: dict[str, np.ndarray], delay: int, block: int | None = None
+) -> np.ndarray:
     """The drive of a filter bank switched by a perfect classifier: during each segment, its clip's filter.
 
     The filters all run over the whole sequence, so at a switch the newly chosen one's taps already
-    hold the samples before it, as a bank of filters running in parallel would.
+    hold the samples before it, as a bank of filters running in parallel would. With ``block`` the
+    classifier keeps a model's schedule instead of switching at the very sample: block ``b`` (samples
+    ``b·block …``) takes the filter of the clip playing at the newest sample its context holds,
+    ``b·block − D``, and glides to it from the block before's (``signal_path.ramp_blocks``), as the
+    model's filters do.
 
     Returns:
         float64 of shape ``(samples,)``.
     """
-    drives = {name: controller_drive(sequence, filter_bank[name], delay) for name in {s.clip for s in segments}}
-    drive = np.zeros(len(sequence))
+    import torch
+
+    from .signal_path import ramp_blocks
+
+    names = list(dict.fromkeys(segment.clip for segment in segments))
+    drives = np.stack([controller_drive(sequence, filter_bank[name], delay) for name in names])
+    playing = np.zeros(len(sequence), dtype=np.int64)
     for segment in segments:
-        drive[segment.start : segment.stop] = drives[segment.clip][segment.start : segment.stop]
-    return drive
+        playing[segment.start : segment.stop] = names.index(segment.clip)
+    choice = np.eye(len(names))
+    if block is None:
+        weights = choice[playing]
+    else:
+        heard = playing[np.maximum(np.arange(-(-len(sequence) // block)) * block - delay, 0)]
+        weights = ramp_blocks(torch.from_numpy(choice[heard])[None], block, len(sequence))[0].numpy()
+    return (weights.T * drives).sum(0)
 
 
 def method_drives(
@@ -123,7 +140,8 @@ def method_drives(
     """Every method's drive over the whole sequence, each from its first sample, shape ``(samples,)`` each.
 
     ``wiener_library`` (``library_filter``), ``nlms`` without a scene or ``fxnlms`` in one (online from
-    zero), ``wiener_oracle`` (``oracle_drive``), and with a model ``model`` and ``model_no_encoder``.
+    zero), ``wiener_oracle`` (``oracle_drive``), and with a model ``wiener_oracle_blocks`` (the same
+    bank on the model's update schedule, the best its classifier could do), ``model`` and ``model_no_encoder``.
 
     Args:
         plant: the ``acoustics.Plant``.
@@ -136,6 +154,7 @@ def method_drives(
     drives = {"wiener_library": baselines["wiener"](sequence), adaptive: baselines[adaptive](sequence),
               "wiener_oracle": oracle_drive(sequence, segments, filter_bank, delay)}
     if model is not None:
+        drives["wiener_oracle_blocks"] = oracle_drive(sequence, segments, filter_bank, delay, model.block)
         drives["model"] = predict_inverse(model, sequence)
         drives["model_no_encoder"] = predict_inverse(model, sequence, use_encoder=False)
     return drives
