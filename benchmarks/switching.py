@@ -19,15 +19,15 @@ half the training pairs switch file part-way (``pairs.switch_pairs``); every fil
 of pairs (``pairs.build_dataset``). ``--filter-bank none`` is the rank-8 basis learned from zero.
 The encoder updates every 20 ms on 0.1 s of context and the safety gains judge the last 0.05 s: a change
 of noise has to be acted on within tens of ms (the notebook's stationary defaults are 50 ms, 0.25 s, 0.25 s).
-So short a window makes each gain a noisy estimate, so a gain is kept only where it is 2 standard errors
+A window this short makes each gain a noisy estimate: a gain is kept only where it is 2 standard errors
 above zero (``--safety-confidence``, ``signal_path.clipped_gain``; the notebook's 0.25 s runs without the test).
 
 The test sequence (``switching_sequence``) cycles through the clips' held-out parts in a seeded order,
 switching clip every ``--switch-seconds``, each segment scaled to the same RMS at the reference microphone.
 
 What each method sees: the sequence, from its first sample, and nothing else, as a deployed canceller
-would. No method is told where the switches are or which noise plays, except ``wiener_oracle``, which is
-told both (that is what makes it the oracle). At a switch the online filters carry their adaptation, the
+would. No method is told where the switches are or which noise plays, except the two oracles, which are
+told both. At a switch the online filters carry their adaptation, the
 model its context window and the fixed filters their taps over from the noise before; the first
 segment is a cold start for every method alike. Methods, at the same latency and scene:
 
@@ -36,6 +36,8 @@ segment is a cold start for every method alike. Methods, at the same latency and
 - ``nlms`` without a scene, ``fxnlms`` in one: online from zero weights through the whole sequence;
 - ``wiener_oracle``: during each segment, the optimal controller fitted on that segment's own clip's
   training audio: a filter bank with a perfect noise classifier that switches at the very sample;
+- ``wiener_oracle_blocks``: the same bank and classifier on the model's schedule, each block taking the filter
+  of the clip its context's newest sample belongs to, with the model's glide (``oracle_drive`` with ``block``);
 - ``model`` and ``model_no_encoder`` (its shared filter alone): the model's drive over the whole sequence.
 
 Every figure is at the ear (``Plant.noise_at_ear``, ``Plant.anti_noise_at_ear``), as in
@@ -79,7 +81,6 @@ from wav2vec2_anc.switching import (  # noqa: E402
 )
 
 HELDOUT_FRACTION = 0.3
-METHODS = ("wiener_library", "nlms", "fxnlms", "wiener_oracle", "model", "model_no_encoder")
 
 
 # ── the library ──

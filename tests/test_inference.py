@@ -11,7 +11,7 @@ from conftest import predictable_noise, predicting_model, set_random_basis
 
 import helpers
 from wav2vec2_anc.inference import chunk_spans
-from wav2vec2_anc.signal_path import SAFETY_BATCHES, clipped_gain, gain_standard_error, safety_gains
+from wav2vec2_anc.signal_path import SAFETY_BATCHES, clipped_gain, gain_standard_error, past_windows, safety_gains
 
 
 def test_chunk_spans_tile_the_signal():
@@ -45,11 +45,11 @@ def test_output_never_depends_on_input_newer_than_latency(latency, safety_window
         assert (y_perturbed[:, n + 1 :] - y[:, n + 1 :]).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("safety_window", [0, 4000])
+@pytest.mark.parametrize(("safety_window", "safety_confidence"), [(0, 0.0), (4000, 0.0), (4000, 2.0)])
 @pytest.mark.parametrize("latency", [0, 80])
-def test_streaming_equals_offline_for_any_block_sizes(latency, safety_window):
+def test_streaming_equals_offline_for_any_block_sizes(latency, safety_window, safety_confidence):
     audio = predictable_noise(20_000, seed=2)
-    model = predicting_model(latency, safety_window, audio)
+    model = predicting_model(latency, safety_window, audio, safety_confidence)
     offline = model(torch.from_numpy(audio)[None]).inverse[0].detach().numpy()
     assert np.abs(offline).max() > 0.05  # the model really produces anti-noise
     canceller = helpers.StreamingCanceller(model)
@@ -106,15 +106,20 @@ def test_clipped_gain_is_the_clipped_least_squares_gain():
 
 
 def test_clipped_gain_with_confidence_keeps_only_a_significant_gain():
-    # ĝ = 1 (Σxy = −8, Σy² = 8); the residual x + y is ±0.5, so each of the 8 one-sample batch sums
-    # (x + y)·y is ∓0.5: σ = √(8/7 · 8 · 0.25) / 8 = 0.189, and ĝ/σ = 5.29.
-    y = -torch.ones(8)
-    x = torch.ones(8) + 0.5 * torch.tensor([1.0, -1.0] * 4)
+    # ĝ = 1 (Σxy = −16, Σy² = 16); the residual x + y is +0.5, +0.5, −0.5, −0.5, …, so each of the 8
+    # two-sample batch sums (x + y)·y is ∓1: σ = √(8/7 · 8) / 16 = 1/(2√7) = 0.189, and ĝ/σ = 2√7 = 5.29.
+    y = -torch.ones(16)
+    x = torch.ones(16) + 0.5 * torch.tensor([1.0, 1.0, -1.0, -1.0] * 4)
     assert SAFETY_BATCHES == 8
-    assert gain_standard_error(x, y, torch.tensor(1.0)).item() == pytest.approx(math.sqrt(16 / 7) / 8)
+    assert gain_standard_error(x, y, torch.tensor(1.0)).item() == pytest.approx(1 / (2 * math.sqrt(7)))
     assert clipped_gain(x, y, confidence=5.0).item() == pytest.approx(1.0)
     assert clipped_gain(x, y, confidence=5.5).item() == 0.0
     assert clipped_gain(x, -x, confidence=100.0).item() == 1.0  # exact: σ = 0
+    # A window length that 8 does not divide: the parts cover every sample, so their sums still cancel.
+    x17, y17 = torch.cat([x, x[:1]]), torch.cat([y, y[:1]])
+    assert clipped_gain(x17, y17, confidence=5.0).item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="too short"):
+        clipped_gain(x[:15], y[:15], confidence=2.0)
 
 
 def test_confidence_turns_off_most_gains_on_noise_nothing_predicts():
@@ -140,6 +145,23 @@ def test_safety_gains_trust_the_correction_only_as_far_as_it_helped():
     # A correction that makes it worse is off, and the shared filter that amplifies is turned down.
     correction_gain, output_gain = safety_gains(x, -2.0 * x, -x)
     assert (correction_gain.item(), output_gain.item()) == pytest.approx((0.0, 0.5))
+
+
+def test_the_model_judges_its_gains_with_its_configured_confidence():
+    audio = np.random.default_rng(5).standard_normal(24_000).astype(np.float32) * 0.1  # nothing predicts it
+    x = torch.from_numpy(audio)[None].double()
+    ends = torch.arange(8_000, 24_000, 800)
+    gains = {}
+    for confidence in (0.0, 2.0):
+        model = predicting_model(16, 800, audio, confidence)
+        shared, correction = model.filter_parts(x, torch.zeros(1, x.shape[1], model.filter_head.basis.shape[1]))
+        correction = correction + 0.3 * torch.roll(x, 7, -1)  # a "correction" that only adds noise
+        gains[confidence] = model.guard_gains(x, shared, correction, ends)
+        past = [past_windows(signal, ends, 800) for signal in (x, shared, correction)]
+        expected = torch.stack(safety_gains(*past, confidence), -1)
+        assert torch.equal(gains[confidence], expected)
+    # The test keeps fewer of the chance gains than the plain clip does.
+    assert (gains[2.0] > 0).sum() < (gains[0.0] > 0).sum()
 
 
 def test_correction_cannot_spoil_exact_negation():

@@ -18,9 +18,9 @@ def waveform_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if torch.device(device).type == "mps" else torch.float64
 
 
-# The parts of a safety window whose sums estimate the gain's standard error (batch means): enough
-# for a usable estimate, each part long enough (100 samples of a 50-ms window) to span most of the
-# samples' correlation.
+# The parts of a safety window whose sums estimate the gain's standard error (batch means). Each part
+# of a 50-ms window is 100 samples (6 ms): longer than a broadband noise's correlation, shorter than a
+# hum's or brown noise's, where σ comes out low and the test lenient, which errs towards keeping a gain.
 SAFETY_BATCHES = 8
 
 
@@ -51,22 +51,26 @@ def clipped_gain(x_windows: torch.Tensor, y_windows: torch.Tensor, confidence: f
 def gain_standard_error(x_windows: torch.Tensor, y_windows: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
     """The standard error of the least-squares gain ``ĝ`` of each window, by batch means.
 
-    The window's first ``SAFETY_BATCHES·⌊window / SAFETY_BATCHES⌋`` samples are cut into
-    ``SAFETY_BATCHES`` equal parts; ``cⱼ = Σ (x + ĝ·y)·y`` over part j sums to 0 at ``ĝ``, and
-    ``σ = √(B/(B−1)·Σⱼ cⱼ²) / Σy²`` (B parts), which holds for correlated samples as long as a part
-    outlasts their correlation.
+    The window is cut into ``SAFETY_BATCHES`` consecutive parts (as equal as the length allows);
+    ``cⱼ = Σ (x + ĝ·y)·y`` over part j, which sum to 0 at ``ĝ``, and ``σ = √(B/(B−1)·Σⱼ cⱼ²) / Σy²``
+    (B parts), which holds for correlated samples as long as a part outlasts their correlation.
 
     Args:
-        x_windows, y_windows: shape ``(..., window)``.
+        x_windows, y_windows: shape ``(..., window)``, window ≥ 2·``SAFETY_BATCHES`` samples.
         gain: ``ĝ``, shape ``(...)``.
 
     Returns:
         σ, shape ``(...)``.
+
+    Raises:
+        ValueError: a window too short to cut into parts of two samples or more.
     """
     batches = SAFETY_BATCHES
-    length = x_windows.shape[-1] // batches * batches
-    residual = x_windows[..., :length] + gain[..., None] * y_windows[..., :length]
-    sums = (residual * y_windows[..., :length]).unflatten(-1, (batches, -1)).sum(-1)
+    if x_windows.shape[-1] < 2 * batches:
+        raise ValueError(f"a safety window of {x_windows.shape[-1]} samples is too short for the significance "
+                         f"test: it needs at least {2 * batches}")
+    products = (x_windows + gain[..., None] * y_windows) * y_windows
+    sums = torch.stack([part.sum(-1) for part in torch.tensor_split(products, batches, dim=-1)], -1)
     power = (y_windows * y_windows).sum(-1)
     return torch.sqrt((sums * sums).sum(-1) * batches / (batches - 1)) / power.clamp_min(1e-30)
 

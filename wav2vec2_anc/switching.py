@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import torch
 
 from .audio_io import SAMPLE_RATE, at_rms
 from .baselines import controller_drive
@@ -17,6 +18,7 @@ from .evaluation import baseline_drives
 from .inference import predict_inverse
 from .metrics import noise_reduction_db, segment_noise_reduction_db
 from .pairs import Clip
+from .signal_path import ramp_blocks
 
 CLIP_RMS = 0.1
 MIN_SWITCHES = 8
@@ -110,26 +112,28 @@ def oracle_drive(
     classifier keeps a model's schedule instead of switching at the very sample: block ``b`` (samples
     ``b·block …``) takes the filter of the clip playing at the newest sample its context holds,
     ``b·block − D``, and glides to it from the block before's (``signal_path.ramp_blocks``), as the
-    model's filters do.
+    model's filters do. Neither is an upper bound for the other: just after a switch a filter's taps
+    still hold the old noise, so the filter switched at the very sample can do worse than one switched later.
+
+    Args:
+        sequence: the reference-microphone noise, shape ``(samples,)``.
+        segments: ``switching_sequence``'s, which clip plays where.
+        filter_bank: ``{clip: controller taps}`` (``fit_filter_bank``), every clip of ``segments``.
+        delay: D, samples.
+        block: the model's update interval in samples, or None to switch at the very sample.
 
     Returns:
         float64 of shape ``(samples,)``.
     """
-    import torch
-
-    from .signal_path import ramp_blocks
-
     names = list(dict.fromkeys(segment.clip for segment in segments))
     drives = np.stack([controller_drive(sequence, filter_bank[name], delay) for name in names])
     playing = np.zeros(len(sequence), dtype=np.int64)
     for segment in segments:
         playing[segment.start : segment.stop] = names.index(segment.clip)
-    choice = np.eye(len(names))
     if block is None:
-        weights = choice[playing]
-    else:
-        heard = playing[np.maximum(np.arange(-(-len(sequence) // block)) * block - delay, 0)]
-        weights = ramp_blocks(torch.from_numpy(choice[heard])[None], block, len(sequence))[0].numpy()
+        return drives[playing, np.arange(len(sequence))]
+    heard = playing[np.maximum(np.arange(-(-len(sequence) // block)) * block - delay, 0)]
+    weights = ramp_blocks(torch.from_numpy(np.eye(len(names))[heard])[None], block, len(sequence))[0].numpy()
     return (weights.T * drives).sum(0)
 
 
@@ -141,7 +145,7 @@ def method_drives(
 
     ``wiener_library`` (``library_filter``), ``nlms`` without a scene or ``fxnlms`` in one (online from
     zero), ``wiener_oracle`` (``oracle_drive``), and with a model ``wiener_oracle_blocks`` (the same
-    bank on the model's update schedule, the best its classifier could do), ``model`` and ``model_no_encoder``.
+    bank and a perfect classifier on the model's update schedule), ``model`` and ``model_no_encoder``.
 
     Args:
         plant: the ``acoustics.Plant``.
