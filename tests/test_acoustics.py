@@ -307,6 +307,27 @@ def test_fxnlms_converges_on_a_hum(bandpass):
     assert nr_db(x, drive, bandpass, start=3 * RATE) >= 20
 
 
+def test_fxnlms_held_after_adapt_samples_is_one_fixed_filter(bandpass):
+    delay, taps, freeze = 16, 32, 4000
+    x = white(0.5, seed=7)
+    estimate = identify_secondary_path(bandpass, seconds=0.5)
+    online = fxnlms_drive(x, bandpass, estimate, delay, taps)
+    held = fxnlms_drive(x, bandpass, estimate, delay, taps, adapt_samples=freeze)
+    # Up to the freeze (and the D samples already made from weights adapted before it) nothing differs.
+    np.testing.assert_array_equal(held[: freeze + delay], online[: freeze + delay])
+
+    def fir_misfit(drive):
+        """Relative residual of the best single FIR y[n] = Σₖ w[k]·x[n−D−k] over the samples after the freeze."""
+        rows = np.arange(freeze + delay + 1, len(x))
+        design = np.stack([x[rows - delay - k] for k in range(taps)], 1)
+        weights = np.linalg.lstsq(design, drive[rows], rcond=None)[0]
+        return np.linalg.norm(design @ weights - drive[rows]) / np.linalg.norm(drive[rows])
+
+    assert fir_misfit(held) < 1e-9  # weights held: one fixed filter
+    assert fir_misfit(online) > 1e-3  # still adapting: no single filter fits
+    assert np.all(fxnlms_drive(x, bandpass, estimate, delay, taps, adapt_samples=0) == 0.0)
+
+
 def test_fxnlms_is_causal_at_its_latency(bandpass):
     delay, moment = 16, 3000
     x = white(0.5, seed=6)

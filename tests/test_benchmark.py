@@ -103,3 +103,17 @@ def test_scene_target_checks_on_hand_made_records():
     assert checks["bandpass, sat:2, 1 ms: model − wiener ≥ 3 dB, median over clips"] == ("+4.0 dB", True)
     assert checks["bandpass, sat:2, 1 ms: model − wiener ≥ −0.5 dB on every clip"] == ("-1.0 dB, b", False)
     assert checks["bandpass, sat:2, 1 ms: model − fxnlms ≥ 3 dB, median over clips"] == ("+9.0 dB", True)
+
+
+def test_fxnlms_tracking_reports_fxnlms_online_held_and_wiener(tmp_path):
+    import fxnlms_tracking
+
+    out = tmp_path / "tracking.json"
+    records = fxnlms_tracking.main(["--scene", "bandpass", "--latency-ms", "1", "--taps", "64", "--out", str(out)])
+    assert helpers.loads_strict(out.read_text()) == records
+    assert [r["clip"] for r in records] == list(cancellation.load_suite(None, 20.0))
+    assert all({"fxnlms", "fxnlms_held", "wiener"} <= set(r) and r["scene"] == "bandpass" for r in records)
+    by_clip = {r["clip"]: r for r in records}
+    # A steady hum: held weights cancel as well as adapting ones do; the fixed optimum is at least as good.
+    assert by_clip["mains_hum"]["fxnlms_held"] == pytest.approx(by_clip["mains_hum"]["fxnlms"], abs=1.0)
+    assert by_clip["mains_hum"]["wiener"] >= by_clip["mains_hum"]["fxnlms"] - 0.5

@@ -194,7 +194,7 @@ def predistorted_drive(drive: np.ndarray, eta: float | None) -> np.ndarray:
     return np.asarray(inverse_sef(np.asarray(drive, dtype=np.float64), eta), dtype=np.float64)
 
 
-def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_size, eps, eta):
+def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_size, eps, eta, adapt_samples):
     samples = len(noise)
     padded = np.concatenate((np.zeros(taps - 1 + delay), noise))  # noise[i] is padded[i + taps − 1 + delay]
     filtered_padded = np.concatenate((np.zeros(taps - 1 + delay), filtered))  # the same for x′ = Ŝ∗x
@@ -213,7 +213,8 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_size, ep
             at_ear += secondary[k] * loudspeaker[t - k]
         error = desired[t] + at_ear  # the error microphone, now: it hears x[t] through P
         then = np.ascontiguousarray(filtered_padded[t : t + taps][::-1])  # x′[t−D], …: what y[t] was made from
-        weights -= (step_size * error / (eps + np.dot(then, then))) * then
+        if t < adapt_samples:
+            weights -= (step_size * error / (eps + np.dot(then, then))) * then
         if delay > 0:
             drive[t + delay] = np.dot(weights, now)  # made at t, emitted at t + D
     return drive[:samples]
@@ -228,6 +229,7 @@ def fxnlms_drive(
     step_size: float | None = None,
     eta: float | None = None,
     eps: float = 1e-6,
+    adapt_samples: int | None = None,
 ) -> np.ndarray:
     """Filtered-x NLMS, run online from zero weights, sample by sample, as a feedforward controller runs.
 
@@ -269,6 +271,9 @@ def fxnlms_drive(
             noise, with no margin left). At D = 96 in the band-pass scene μ = 0.01 stayed stable.
         eta: the true loudspeaker's η (``acoustics.sef``); None is linear.
         eps: ε, the regulariser of the normalisation.
+        adapt_samples: the weights adapt on the error of samples ``t < adapt_samples`` only and are held
+            after that (None: always): FxNLMS frozen where a model's training audio ends, to show what
+            its online adaptation is worth (``benchmarks/fxnlms_tracking.py``).
 
     Returns:
         The drive ``y``, float64 of shape ``(samples,)``.
@@ -291,6 +296,7 @@ def fxnlms_drive(
         float(step_size),
         float(eps),
         math.inf if eta is None else float(eta),
+        len(noise) if adapt_samples is None else int(adapt_samples),
     )
 
 
