@@ -21,7 +21,8 @@ predictor can do (computed from the spectrum; only ``nr_db`` is set).
 ANC room; ``bandpass``: NTU's band-pass paths; or a ``.npz``/2-channel WAV of your own) and
 ``--loudspeaker sat:R`` a saturating loudspeaker. There every figure is at the ear, and the methods
 are ``wiener`` (the optimal causal linear controller, true S), ``fxnlms`` (online, with the identified
-Ŝ), ``model``, ``model_no_encoder`` and, with saturation, ``wiener_predistorted`` (the wiener drive
+Ŝ), ``model``, ``model_no_encoder``, ``model_fxnlms`` (the model's drive refined online by FxNLMS at the
+error microphone) and, with saturation, ``wiener_predistorted`` (the wiener drive
 through the known inverse loudspeaker). Records carry ``scene``, ``loudspeaker``, ``eta`` and
 ``lead_samples``.
 """
@@ -46,7 +47,8 @@ from wav2vec2_anc.audio_io import list_audio_files  # noqa: E402
 from wav2vec2_anc.pairs import split_heldout  # noqa: E402
 
 HELDOUT_FRACTION = 0.3
-METHODS = ("negation", "nlms", "fxnlms", "wiener", "wiener_predistorted", "model", "model_no_encoder", "linear_bound")
+METHODS = ("negation", "nlms", "fxnlms", "wiener", "wiener_predistorted", "model", "model_no_encoder", "model_fxnlms",
+           "linear_bound")
 # Spectral exponents of the generated stationary noises, for their linear-prediction bound.
 STATIONARY_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
 

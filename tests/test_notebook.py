@@ -221,7 +221,8 @@ def test_scene_run_reports_at_the_ear(tmp_path):
     scene = metrics["scene"]
     assert (scene["name"], scene["loudspeaker"], scene["lead_samples"]) == ("bandpass", "sat:2", 128)
     assert scene["eta"] > 0
-    assert set(metrics["methods"]) == {"wiener", "fxnlms", "wiener_predistorted", "model", "model_no_encoder"}
+    assert set(metrics["methods"]) == {"wiener", "fxnlms", "wiener_predistorted", "model", "model_no_encoder",
+                                      "model_fxnlms"}
     assert metrics["negation_noise_reduction_db"] is None
     assert (out / "paths.png").is_file()
     # input.wav is the noise at the ear, P∗x of the held-out part, not the recording itself.

@@ -54,7 +54,7 @@ def test_model_with_the_wiener_start_is_the_wiener_controller_at_the_ear():
     model = helpers.build_model("scratch:tiny", filter_taps=256, latency_samples=16, **helpers.plant_settings(plant))
     model.start_shared_filter("wiener", wiener_filter)
     noise, anti_noise = helpers.heldout_inverses(model, clips, wiener_filter, plant=plant)
-    assert set(anti_noise) == {"wiener", "fxnlms", "model", "model_no_encoder"}
+    assert set(anti_noise) == {"wiener", "fxnlms", "model", "model_no_encoder", "model_fxnlms"}
     np.testing.assert_allclose(anti_noise["model"], anti_noise["wiener"], atol=1e-6)
     # ...and the noise at the ear is P∗x, not x.
     np.testing.assert_allclose(noise, plant.noise_at_ear(audio)[len(train):])

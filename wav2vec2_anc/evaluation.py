@@ -15,6 +15,7 @@ from .baselines import (
     delayed_negation,
     fit_wiener_controller,
     fxnlms_drive,
+    fxnlms_refined_drive,
     nlms_inverse,
     predistorted_drive,
 )
@@ -148,14 +149,17 @@ def heldout_inverses(
         ``(noise, anti_noise)``: the held-out noise at the ear, every clip's tail in file order, shape
         ``(samples,)``, and for each method the anti-noise at the ear of the same samples: ``negation``,
         ``nlms``, ``wiener``, ``model`` and ``model_no_encoder`` without a scene; ``wiener``, ``fxnlms``,
-        ``model``, ``model_no_encoder`` and, with a saturating loudspeaker, ``wiener_predistorted`` in one.
+        ``model``, ``model_no_encoder``, ``model_fxnlms`` (the model's drive refined online by FxNLMS at
+        the error microphone, ``fxnlms_refined_drive``) and, with a saturating loudspeaker,
+        ``wiener_predistorted`` in one.
     """
     plant = plant or Plant(none_scene())
     delay, taps = model.latency, model.filter_taps
     if wiener_filter is None:
         wiener_filter = fit_wiener_controller(training_audio(clips), plant.scene, delay, taps)
     whole_clip = baseline_drives(plant, wiener_filter, delay, taps)
-    noise, anti = [], {name: [] for name in [*whole_clip, "model", "model_no_encoder"]}
+    models = ["model", "model_no_encoder"] + ([] if plant.is_identity else ["model_fxnlms"])
+    noise, anti = [], {name: [] for name in [*whole_clip, *models]}
     for clip in clips:
         audio = np.concatenate([clip.train, clip.heldout])
         noise.append(heldout_noise_at_ear(clip, plant))
@@ -163,6 +167,11 @@ def heldout_inverses(
             anti[name].append(plant.anti_noise_at_ear(method(audio))[len(clip.train) :])
         for name, use_encoder in (("model", True), ("model_no_encoder", False)):
             anti[name].append(model_anti_noise_at_ear(model, clip, plant, chunk_seconds, use_encoder))
+        if not plant.is_identity:
+            # The refinement runs online from the clip's first sample, as FxNLMS does, on the model's drive.
+            drive = fxnlms_refined_drive(audio, predict_inverse(model, audio, chunk_seconds), plant.scene,
+                                         plant.secondary_estimate, delay, taps, plant.eta)
+            anti["model_fxnlms"].append(plant.anti_noise_at_ear(drive)[len(clip.train) :])
     return np.concatenate(noise), {name: np.concatenate(parts) for name, parts in anti.items()}
 
 
