@@ -56,6 +56,12 @@ def test_model_with_the_wiener_start_is_the_wiener_controller_at_the_ear():
     noise, anti_noise = helpers.heldout_inverses(model, clips, wiener_filter, plant=plant)
     assert set(anti_noise) == {"wiener", "fxnlms", "model", "model_no_encoder", "model_fxnlms"}
     np.testing.assert_allclose(anti_noise["model"], anti_noise["wiener"], atol=1e-6)
+    # model_fxnlms: FxNLMS refining that same drive, online from the clip's first sample.
+    from wav2vec2_anc.baselines import fxnlms_refined_drive
+
+    refined = fxnlms_refined_drive(audio, helpers.controller_drive(audio, wiener_filter, 16), plant.scene,
+                                   plant.secondary_estimate, 16, 256)
+    np.testing.assert_allclose(anti_noise["model_fxnlms"], plant.anti_noise_at_ear(refined)[len(train):], atol=1e-5)
     # ...and the noise at the ear is P∗x, not x.
     np.testing.assert_allclose(noise, plant.noise_at_ear(audio)[len(train):])
     assert helpers.noise_reduction_db(noise, anti_noise["wiener"]) > 10.0
@@ -135,6 +141,9 @@ def test_gate_switches_off_a_correction_that_hurts():
     report = helpers.gate_encoder_correction(model, validation, plant)
     assert report["validation_nr_db"] < report["validation_nr_db_no_encoder"]
     assert report["encoder_correction"] is False and model.config.encoder_correction is False
+    # Without the correction both drives FxNLMS could refine are the shared filter's: no reason to prefer one.
+    assert report["validation_nr_db_refined"] == report["validation_nr_db_refined_no_encoder"]
+    assert report["refine_with_encoder"] is False is model.config.refine_with_encoder
     x = torch.from_numpy(audio)[None]
     assert torch.equal(model(x).inverse, model(x, use_encoder=False).inverse)
     # With the basis at zero the two are equal, and a correction that does not help is not kept either.

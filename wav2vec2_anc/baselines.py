@@ -203,7 +203,7 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_size, ep
     correction = np.zeros(samples + delay)  # the adaptive filter's part of the drive
     loudspeaker = np.zeros(samples)  # f(y), what S hears
     weights = np.zeros(taps)
-    base_gain = 1.0
+    base_gains = np.ones(base_drive.shape[1])
     linear = math.isinf(eta)
     scale = eta * math.sqrt(math.pi / 2)
     forget = 1.0 / guard_samples if guard_samples > 0 else 0.0
@@ -212,8 +212,8 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_size, ep
     for t in range(samples):
         now = np.ascontiguousarray(padded[t + delay : t + taps + delay][::-1])  # x[t], x[t−1], …
         if delay == 0:
-            drive[t] = base_gain * base_drive[t] + np.dot(weights, now)
-            correction[t] = drive[t] - base_drive[t]
+            drive[t] = np.dot(base_gains, base_drive[t]) + np.dot(weights, now)
+            correction[t] = drive[t] - np.sum(base_drive[t])
         loudspeaker[t] = drive[t] if linear else scale * math.erf(drive[t] / (math.sqrt(2.0) * eta))
         at_ear = 0.0  # (S∗f(y))[t], with the true S and f
         for k in range(min(len(secondary), t + 1)):
@@ -228,18 +228,18 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_size, ep
             since_reset += 1
             if since_reset >= guard_samples and power_with > 2.0 * power_without:
                 weights[:] = 0.0  # the correction made the ear louder: drop it and adapt again, more slowly
-                base_gain = 1.0
+                base_gains[:] = 1.0
                 step_size *= 0.5
                 since_reset = 0
                 power_with = power_without = 0.0
         then = np.ascontiguousarray(filtered_padded[t : t + taps][::-1])  # x′[t−D], …: what y[t] was made from
         if t < adapt_samples:
-            normalised = step_size * error / (eps + np.dot(then, then) + filtered_base[t] ** 2)
+            normalised = step_size * error / (eps + np.dot(then, then) + np.dot(filtered_base[t], filtered_base[t]))
             weights -= normalised * then
-            base_gain -= normalised * filtered_base[t]
+            base_gains -= normalised * filtered_base[t]
         if delay > 0 and t + delay < samples:
-            drive[t + delay] = base_gain * base_drive[t + delay] + np.dot(weights, now)  # made at t, emitted at t + D
-            correction[t + delay] = drive[t + delay] - base_drive[t + delay]
+            drive[t + delay] = np.dot(base_gains, base_drive[t + delay]) + np.dot(weights, now)  # made at t, emitted at t + D
+            correction[t + delay] = drive[t + delay] - np.sum(base_drive[t + delay])
     return drive[:samples]
 
 
@@ -319,7 +319,7 @@ def fxnlms_drive(
     if step_size is None:
         step_size = fxnlms_step_size(secondary_estimate, delay)
     noise = np.asarray(noise, dtype=np.float64)
-    base_drive = np.zeros(len(noise)) if base_drive is None else np.asarray(base_drive, dtype=np.float64)
+    base_drive = np.zeros((1, len(noise))) if base_drive is None else np.atleast_2d(np.asarray(base_drive, dtype=np.float64))
     # Direct-form filtering, not FFT: an FFT spreads every sample's rounding over the whole block,
     # and the drive must not depend on the future even at the last bit.
     return _compiled_fxnlms()(
@@ -333,8 +333,8 @@ def fxnlms_drive(
         float(eps),
         math.inf if eta is None else float(eta),
         len(noise) if adapt_samples is None else int(adapt_samples),
-        base_drive,
-        lfilter(secondary_estimate, [1.0], base_drive),
+        np.ascontiguousarray(base_drive.T),  # (samples, parts): one contiguous row per time
+        np.ascontiguousarray(lfilter(secondary_estimate, [1.0], base_drive, axis=-1).T),
         secondary_estimate,
         int(guard_samples),
     )

@@ -59,6 +59,9 @@ HEAD_DEFAULTS = dict(
     secondary_path=None, loudspeaker_eta=None, output_stage_hidden=0,
     # False once validation showed the encoder's correction does not help (evaluation.gate_encoder_correction).
     encoder_correction=True,
+    # Whether FxNLMS refines the drive with the encoder's correction in it or the shared filter's alone
+    # (evaluation.fxnlms_refined_anti_noise_at_ear), chosen by the same validation.
+    refine_with_encoder=True,
     # True once the basis started at a bank of filters (start_filter_bank): the encoder then mixes them
     # with softmax weights, a classifier's output, instead of adding free multiples of each.
     filter_bank=False,
