@@ -120,7 +120,7 @@ def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_fi
     """
     head = helpers.head_settings(latency_ms, args.update_ms, args.context_seconds, filter_taps=args.filter_taps,
                                  safety_window_samples=int(args.safety_seconds * helpers.SAMPLE_RATE),
-                                 safety_confidence=args.safety_confidence)
+                                 safety_confidence=args.safety_confidence, pooled_frames=args.pooled_frames)
     model = helpers.build_model(args.model, seed=args.seed,
                                 **{**head, **helpers.bank_settings(filter_bank), **helpers.plant_settings(plant)})
     train_shared_filter = model.start_shared_filter(args.shared_filter, wiener_filter)
@@ -233,6 +233,8 @@ def add_run_arguments(parser, *, max_steps: int, latency_ms: str, update_ms: flo
     parser.add_argument("--safety-confidence", type=float, default=safety_confidence,
                         help="keep a safety gain only where it is this many standard errors above 0 "
                              f"(signal_path.clipped_gain; 0 is off; default: {safety_confidence:g})")
+    parser.add_argument("--pooled-frames", type=int, default=0,
+                        help="pool the encoder's newest N frames only (0: all; the notebook's POOLED_FRAMES; default: 0)")
     parser.add_argument("--scene", default="none",
                         help="comma-separated acoustic scenes: none, room, bandpass or a .npz/2-channel WAV (default: none)")
     parser.add_argument("--loudspeaker", default="linear", help="comma-separated: linear, sat:R (default: linear)")

@@ -233,3 +233,18 @@ def test_filter_bank_start_mixes_the_bank_and_each_one_hot_weight_is_its_filter(
     np.testing.assert_array_equal(helpers.predict_inverse(loaded, tone), helpers.predict_inverse(model, tone))
     with pytest.raises(ValueError, match="adaptive_rank 3"):
         model.start_filter_bank(bank[:2])
+
+
+def test_pooled_frames_average_the_newest_encoder_frames():
+    """pooled_frames = k: the mean of the last k frames of the encoder's output on the normalised window."""
+    windows = torch.randn(3, 1600, generator=torch.Generator().manual_seed(0))
+    normalised = (windows - windows.mean(-1, keepdim=True)) / windows.std(-1, keepdim=True)
+    by_hand = {}
+    for newest in (0, 1, 2):
+        model = helpers.build_model("scratch:tiny", seed=0, pooled_frames=newest).eval()
+        with torch.no_grad():
+            frames = model.wav2vec2(normalised).last_hidden_state  # 1600 samples: 4 frames of the tiny encoder
+            assert frames.shape[1] == 4
+            by_hand[newest] = frames[:, -newest:].mean(1) if newest else frames.mean(1)
+            torch.testing.assert_close(model.encoder_features(windows), by_hand[newest])
+    assert not torch.allclose(by_hand[0], by_hand[1])

@@ -52,6 +52,9 @@ HEAD_DEFAULTS = dict(
     # The safety gains' significance test, in standard errors (signal_path.clipped_gain): 0 is off, the
     # notebook's default with its 0.25-s window; short windows (the switching benchmark's 50 ms) need it.
     safety_confidence=0.0,
+    # How many of the context's newest encoder frames the head pools (their mean): 0 pools them all. Fewer
+    # frames hear a change of noise sooner; every frame still attends to the whole context.
+    pooled_frames=0,
     # The plant the loss is taken through (an acoustic scene): None is today's task, the anti-noise
     # added straight to the input. secondary_path is the estimate Ŝ (a list of taps); loudspeaker_eta
     # the η of a saturating loudspeaker (SEF); output_stage_hidden the width of the learned pointwise
@@ -208,9 +211,9 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
 
     Config attributes beyond ``Wav2Vec2Config``: ``filter_taps``, ``latency_samples``,
     ``block_samples``, ``context_samples``, ``adaptive_rank``, ``safety_window_samples``,
-    ``safety_confidence``, and for an
-    acoustic scene ``secondary_path``, ``loudspeaker_eta``, ``output_stage_hidden`` and
-    ``encoder_correction`` (defaults in ``HEAD_DEFAULTS``).
+    ``safety_confidence``, ``pooled_frames``, ``filter_bank``, and for an acoustic scene
+    ``secondary_path``, ``loudspeaker_eta``, ``output_stage_hidden``, ``encoder_correction`` and
+    ``refine_with_encoder`` (defaults in ``HEAD_DEFAULTS``).
     """
 
     # The loss is a mean over the batch, already right under DDP: the Trainer must not pass
@@ -288,7 +291,10 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         self.wav2vec2.feature_extractor._freeze_parameters()
 
     def encoder_features(self, windows: torch.Tensor) -> torch.Tensor:
-        """Mean-pooled encoder features of level-normalised windows: ``(n, samples)`` → ``(n, hidden)``."""
+        """Mean-pooled encoder features of level-normalised windows: ``(n, samples)`` → ``(n, hidden)``.
+
+        The mean is over every frame, or over the newest ``config.pooled_frames``.
+        """
         # The processor of wav2vec2-base-960h normalises each input to zero mean, unit variance.
         mean = windows.mean(-1, keepdim=True)
         std = windows.std(-1, keepdim=True).clamp_min(1e-7)
@@ -296,7 +302,9 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         shortfall = self.receptive_field - normalised.shape[-1]
         if shortfall > 0:
             normalised = F.pad(normalised, (0, shortfall))
-        return self.wav2vec2(normalised).last_hidden_state.mean(1)
+        frames = self.wav2vec2(normalised).last_hidden_state
+        newest = int(self.config.pooled_frames)
+        return (frames[:, -newest:] if newest else frames).mean(1)
 
     def block_gains(self, windows: torch.Tensor, use_encoder: bool = True) -> torch.Tensor:
         """Basis-filter gains from context windows: ``(batch, blocks, context)`` → ``(batch, blocks, rank)``."""
