@@ -99,7 +99,6 @@ def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work
                          context_seconds=args.context_seconds) if method.startswith("model") else {}
             if method.startswith("model") and not plant.is_identity:
                 extra["encoder_correction"] = model.config.encoder_correction
-                extra["refine_with_encoder"] = model.config.refine_with_encoder
             if method == "model":
                 extra["stream_rtf"] = stream_rtf
             records.append(record(name, method, latency_ms, helpers.all_metrics(noise, inverse), **where, **extra))

@@ -141,9 +141,6 @@ def test_gate_switches_off_a_correction_that_hurts():
     report = helpers.gate_encoder_correction(model, validation, plant)
     assert report["validation_nr_db"] < report["validation_nr_db_no_encoder"]
     assert report["encoder_correction"] is False and model.config.encoder_correction is False
-    # Without the correction both drives FxNLMS could refine are the shared filter's: no reason to prefer one.
-    assert report["validation_nr_db_refined"] == report["validation_nr_db_refined_no_encoder"]
-    assert report["refine_with_encoder"] is False is model.config.refine_with_encoder
     x = torch.from_numpy(audio)[None]
     assert torch.equal(model(x).inverse, model(x, use_encoder=False).inverse)
     # With the basis at zero the two are equal, and a correction that does not help is not kept either.

@@ -68,17 +68,14 @@ def heldout_model_nr_db(
     return noise_reduction_db(noise, anti)
 
 
-def fxnlms_refined_anti_noise_at_ear(
-    model, clip: Clip, plant: Plant, chunk_seconds: float = 10.0, use_encoder: bool = True
-) -> np.ndarray:
+def fxnlms_refined_anti_noise_at_ear(model, clip: Clip, plant: Plant, chunk_seconds: float = 10.0) -> np.ndarray:
     """The model's drive refined online by FxNLMS at the error microphone, at the ear over ``clip.heldout``.
 
     The refinement (``baselines.fxnlms_refined_drive``) runs from the clip's first sample, as FxNLMS
-    does, on the model's drive over the whole clip: with the encoder's correction or, with
-    ``use_encoder`` False, on the shared filter's alone.
+    does, on the model's drive over the whole clip.
     """
     audio = np.concatenate([clip.train, clip.heldout])
-    drive = fxnlms_refined_drive(audio, predict_inverse(model, audio, chunk_seconds, use_encoder), plant.scene,
+    drive = fxnlms_refined_drive(audio, predict_inverse(model, audio, chunk_seconds), plant.scene,
                                  plant.secondary_estimate, model.latency, model.filter_taps, plant.eta)
     return plant.anti_noise_at_ear(drive)[len(clip.train) :]
 
@@ -88,27 +85,16 @@ def gate_encoder_correction(model, validation_clips: list[Clip], plant: Plant | 
 
     In a scene no safety gain guards the correction at inference (they would need the noise at the
     ear), so this is its guard at the level of the whole model: judged on audio the model did not
-    train on (``pairs.validation_split``), at the ear, through the model's own Ŝ and loudspeaker. The
-    same validation then decides what FxNLMS refines (``refine_with_encoder``): the encoder's
-    correction moves the drive every block, which an online filter may chase rather than follow.
+    train on (``pairs.validation_split``), at the ear, through the model's own Ŝ and loudspeaker.
 
     Returns:
-        ``{"validation_nr_db": with, "validation_nr_db_no_encoder": without, "encoder_correction": kept,
-        "validation_nr_db_refined": refined with the correction, "validation_nr_db_refined_no_encoder":
-        refined without, "refine_with_encoder": chosen}``.
+        ``{"validation_nr_db": with, "validation_nr_db_no_encoder": without, "encoder_correction": kept}``.
     """
-    plant = plant or Plant(none_scene())
     with_encoder = heldout_model_nr_db(model, validation_clips, plant=plant)
     without = heldout_model_nr_db(model, validation_clips, plant=plant, use_encoder=False)
     model.config.encoder_correction = bool(with_encoder > without)
-    noise = np.concatenate([heldout_noise_at_ear(clip, plant) for clip in validation_clips])
-    refined = {use_encoder: noise_reduction_db(noise, np.concatenate(
-        [fxnlms_refined_anti_noise_at_ear(model, clip, plant, use_encoder=use_encoder) for clip in validation_clips]))
-        for use_encoder in (True, False)}
-    model.config.refine_with_encoder = bool(refined[True] > refined[False])
     return {"validation_nr_db": with_encoder, "validation_nr_db_no_encoder": without,
-            "encoder_correction": model.config.encoder_correction, "validation_nr_db_refined": refined[True],
-            "validation_nr_db_refined_no_encoder": refined[False], "refine_with_encoder": model.config.refine_with_encoder}
+            "encoder_correction": model.config.encoder_correction}
 
 
 def baseline_drives(plant: Plant, wiener_filter: np.ndarray, delay: int, taps: int) -> dict:
@@ -194,8 +180,7 @@ def heldout_inverses(
         for name, use_encoder in (("model", True), ("model_no_encoder", False)):
             anti[name].append(model_anti_noise_at_ear(model, clip, plant, chunk_seconds, use_encoder))
         if not plant.is_identity:
-            anti["model_fxnlms"].append(fxnlms_refined_anti_noise_at_ear(model, clip, plant, chunk_seconds,
-                                                                         model.config.refine_with_encoder))
+            anti["model_fxnlms"].append(fxnlms_refined_anti_noise_at_ear(model, clip, plant, chunk_seconds))
     return np.concatenate(noise), {name: np.concatenate(parts) for name, parts in anti.items()}
 
 

@@ -62,9 +62,6 @@ HEAD_DEFAULTS = dict(
     secondary_path=None, loudspeaker_eta=None, output_stage_hidden=0,
     # False once validation showed the encoder's correction does not help (evaluation.gate_encoder_correction).
     encoder_correction=True,
-    # Whether FxNLMS refines the drive with the encoder's correction in it or the shared filter's alone
-    # (evaluation.fxnlms_refined_anti_noise_at_ear), chosen by the same validation.
-    refine_with_encoder=True,
     # True once the basis started at a bank of filters (start_filter_bank): the encoder then mixes them
     # with softmax weights, a classifier's output, instead of adding free multiples of each.
     filter_bank=False,
@@ -212,8 +209,8 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
     Config attributes beyond ``Wav2Vec2Config``: ``filter_taps``, ``latency_samples``,
     ``block_samples``, ``context_samples``, ``adaptive_rank``, ``safety_window_samples``,
     ``safety_confidence``, ``pooled_frames``, ``filter_bank``, and for an acoustic scene
-    ``secondary_path``, ``loudspeaker_eta``, ``output_stage_hidden``, ``encoder_correction`` and
-    ``refine_with_encoder`` (defaults in ``HEAD_DEFAULTS``).
+    ``secondary_path``, ``loudspeaker_eta``, ``output_stage_hidden``, and ``encoder_correction``
+    (defaults in ``HEAD_DEFAULTS``).
     """
 
     # The loss is a mean over the batch, already right under DDP: the Trainer must not pass
