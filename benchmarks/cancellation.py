@@ -233,7 +233,7 @@ def add_run_arguments(parser, *, max_steps: int, latency_ms: str, update_ms: flo
                         help="keep a safety gain only where it is this many standard errors above 0 "
                              f"(signal_path.clipped_gain; 0 is off; default: {safety_confidence:g})")
     parser.add_argument("--pooled-frames", type=int, default=0,
-                        help="pool the encoder's newest N frames only (0: all; the notebook's POOLED_FRAMES; default: 0)")
+                        help="pool the encoder's newest N frames only (0: all of the context; default: 0)")
     parser.add_argument("--scene", default="none",
                         help="comma-separated acoustic scenes: none, room, bandpass or a .npz/2-channel WAV (default: none)")
     parser.add_argument("--loudspeaker", default="linear", help="comma-separated: linear, sat:R (default: linear)")
