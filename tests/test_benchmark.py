@@ -117,3 +117,16 @@ def test_fxnlms_tracking_reports_fxnlms_online_held_and_wiener(tmp_path):
     # A steady hum: held weights cancel as well as adapting ones do; the fixed optimum is at least as good.
     assert by_clip["mains_hum"]["fxnlms_held"] == pytest.approx(by_clip["mains_hum"]["fxnlms"], abs=1.0)
     assert by_clip["mains_hum"]["wiener"] >= by_clip["mains_hum"]["fxnlms"] - 0.5
+
+
+def test_oracle_reaction_reports_the_exact_oracle_and_each_later_switch(tmp_path):
+    import oracle_reaction
+
+    out = tmp_path / "reaction.json"
+    records = oracle_reaction.main(["--latency-ms", "1", "--heard-ms", "5,80", "--out", str(out)])
+    assert helpers.loads_strict(out.read_text()) == records
+    assert [(r["heard_ms"], r["reaction_samples"]) for r in records] == [(None, 0), (5.0, 16 + 80), (80.0, 16 + 1280)]
+    exact, soon, late = (r["nr_db_median_segment"] for r in records)
+    # 80 ms of each 3-s segment left to the old noise's filter costs several dB; 5 ms, while the new filter's
+    # taps still hold the old noise, costs nothing.
+    assert late < exact - 3 and soon >= exact

@@ -131,6 +131,24 @@ def test_the_oracle_on_blocks_switches_at_the_first_block_that_hears_the_new_cli
         np.testing.assert_allclose(blocks[steady], own[after.clip][steady])
 
 
+def test_the_oracle_with_a_reaction_keeps_the_old_filter_that_long_after_each_switch():
+    library = {name: ar1(a, 20 * SR, seed) for seed, (name, a) in enumerate({"smooth": 0.95, "rough": -0.6}.items())}
+    clips = switching.library_clips(library)
+    delay, reaction = 1, 240
+    bank = helpers.fit_filter_bank({c.name: c.train for c in clips}, none_scene(), delay, 8)
+    sequence, segments = sequences.switching_sequence({c.name: c.heldout for c in clips}, 1.0, 8, seed=0)
+    late = sequences.oracle_drive(sequence, segments, bank, delay, reaction=reaction)
+    own = {name: helpers.controller_drive(sequence, taps, delay) for name, taps in bank.items()}
+    np.testing.assert_array_equal(sequences.oracle_drive(sequence, segments, bank, delay, reaction=0),
+                                  sequences.oracle_drive(sequence, segments, bank, delay))
+    first = segments[0]
+    np.testing.assert_allclose(late[: first.stop], own[first.clip][: first.stop])  # no switch before the first
+    for before, after in zip(segments[:-1], segments[1:]):
+        old, new = slice(after.start, after.start + reaction), slice(after.start + reaction, after.stop)
+        np.testing.assert_allclose(late[old], own[before.clip][old])
+        np.testing.assert_allclose(late[new], own[after.clip][new])
+
+
 def test_nr_after_a_switch_is_the_first_second_of_each_new_segment():
     # Three switches; the noise is 1 everywhere and the residual r, so NR = −20·log10(r): 20, 40 and 30 dB
     # in the first second after the switches, 60 dB everywhere else (a window that leaked would show it).

@@ -103,7 +103,8 @@ def switching_sequence(
 
 
 def oracle_drive(
-    sequence: np.ndarray, segments: list[Segment], filter_bank: dict[str, np.ndarray], delay: int, block: int | None = None
+    sequence: np.ndarray, segments: list[Segment], filter_bank: dict[str, np.ndarray], delay: int, block: int | None = None,
+    reaction: int = 0,
 ) -> np.ndarray:
     """The drive of a filter bank switched by a perfect classifier: during each segment, its clip's filter.
 
@@ -121,6 +122,8 @@ def oracle_drive(
         filter_bank: ``{clip: controller taps}`` (``fit_filter_bank``), every clip of ``segments``.
         delay: D, samples.
         block: the model's update interval in samples, or None to switch at the very sample.
+        reaction: without ``block``, switch this many samples after the very sample instead: a perfect
+            classifier that needs ``reaction − D`` samples of the new noise (``benchmarks/oracle_reaction.py``).
 
     Returns:
         float64 of shape ``(samples,)``.
@@ -131,7 +134,7 @@ def oracle_drive(
     for segment in segments:
         playing[segment.start : segment.stop] = names.index(segment.clip)
     if block is None:
-        return drives[playing, np.arange(len(sequence))]
+        return drives[playing[np.maximum(np.arange(len(sequence)) - reaction, 0)], np.arange(len(sequence))]
     heard = playing[np.maximum(np.arange(-(-len(sequence) // block)) * block - delay, 0)]
     weights = ramp_blocks(torch.from_numpy(np.eye(len(names))[heard])[None], block, len(sequence))[0].numpy()
     return (weights.T * drives).sum(0)
