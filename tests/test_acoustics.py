@@ -31,6 +31,7 @@ from wav2vec2_anc.baselines import (
     fit_wiener_predictor,
     fxnlms_drive,
     fxnlms_refined_drive,
+    fxnlms_step_size,
     nlms_inverse,
     predistorted_drive,
 )
@@ -363,6 +364,24 @@ def test_refinement_follows_a_noise_that_changed_after_fitting(bandpass):
     last_second = 3 * RATE
     assert nr_db(x, base, bandpass, start=last_second) < 12
     assert nr_db(x, refined, bandpass, start=last_second) >= 40
+
+
+def test_refinement_turns_down_a_fixed_part_twice_too_loud(bandpass):
+    """White noise, a 256-tap optimal controller played at twice its gain (≈ 0 dB): 2 adaptive taps cannot
+    undo that, so it is the gain on the fixed part, adapting to ½, that brings the NR back near the optimum's."""
+    delay, x = 16, white(4, seed=10)
+    estimate = identify_secondary_path(bandpass, seconds=0.5)
+    optimal = controller_drive(x, fit_wiener_controller(x, bandpass, delay, 256), delay)
+    last_second = 3 * RATE
+    assert nr_db(x, 2 * optimal, bandpass, start=last_second) < 1
+    refined = fxnlms_refined_drive(x, 2 * optimal, bandpass, estimate, delay, 2)
+    assert nr_db(x, refined, bandpass, start=last_second) >= nr_db(x, optimal, bandpass, start=last_second) - 1
+    # The same base split in two parts: each part's gain adapts, and their sum still plays the optimum.
+    parts = fxnlms_drive(x, bandpass, estimate, delay, 2, 2 * fxnlms_step_size(estimate, delay),
+                         base_drive=np.stack([optimal, optimal]))
+    assert nr_db(x, parts, bandpass, start=last_second) >= nr_db(x, optimal, bandpass, start=last_second) - 1
+    with pytest.raises(ValueError, match="base_drive"):
+        fxnlms_drive(x, bandpass, estimate, delay, 2, base_drive=optimal[:-1])
 
 
 def test_refinement_is_causal_at_its_latency(bandpass):

@@ -245,6 +245,7 @@ def test_pooled_frames_average_the_newest_encoder_frames():
         with torch.no_grad():
             frames = model.wav2vec2(normalised).last_hidden_state  # 1600 samples: 4 frames of the tiny encoder
             assert frames.shape[1] == 4
-            by_hand[newest] = frames[:, -newest:].mean(1) if newest else frames.mean(1)
+            by_hand[newest] = {0: (frames[:, 0] + frames[:, 1] + frames[:, 2] + frames[:, 3]) / 4, 1: frames[:, 3],
+                               2: (frames[:, 2] + frames[:, 3]) / 2}[newest]
             torch.testing.assert_close(model.encoder_features(windows), by_hand[newest])
     assert not torch.allclose(by_hand[0], by_hand[1])

@@ -209,6 +209,8 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_size, ep
     forget = 1.0 / guard_samples if guard_samples > 0 else 0.0
     power_with = power_without = 0.0  # running mean squares of the error and of its estimate without the correction
     since_reset = 0
+    for t in range(delay):  # made before any error could reach the weights: the fixed part alone
+        drive[t] = np.sum(base_drive[t])
     for t in range(samples):
         now = np.ascontiguousarray(padded[t + delay : t + taps + delay][::-1])  # x[t], x[t−1], …
         if delay == 0:
@@ -226,7 +228,8 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_size, ep
             power_with += forget * (error * error - power_with)
             power_without += forget * ((error - correction_at_ear) ** 2 - power_without)
             since_reset += 1
-            if since_reset >= guard_samples and power_with > 2.0 * power_without:
+            # Written so that an overflow (inf or NaN) counts as louder too.
+            if since_reset >= guard_samples and not power_with <= 2.0 * power_without:
                 weights[:] = 0.0  # the correction made the ear louder: drop it and adapt again, more slowly
                 base_gains[:] = 1.0
                 step_size *= 0.5
@@ -258,14 +261,14 @@ def fxnlms_drive(
 ) -> np.ndarray:
     """Filtered-x NLMS, run online from zero weights, sample by sample, as a feedforward controller runs.
 
-    At each time t the controller has emitted ``y[t] = w·[x[t−D], …]`` (weights as they were at
-    t − D), the loudspeaker and the true secondary path deliver it, the error microphone hears
-    ``e[t] = (P∗x)[t] + (S∗f(y))[t]``, and the weights adapt with the reference filtered through
-    the estimate Ŝ: ``w ← w − μ·e[t]·u / (ε + u·u)``, ``u = [x′[t−D], …]``, ``x′ = Ŝ∗x``. Then it
-    makes ``y[t+D] = w·[x[t], …]``. So ``y[n]`` depends on ``x[m]`` with ``m ≤ n − D`` only, even
+    At each time t the controller has emitted ``y[t] = w·[x[t−D], …]`` (weights as they were at t − D;
+    plus ``Σᵢ gᵢ·bᵢ[t]`` with a ``base_drive``), the loudspeaker and the true secondary path deliver it,
+    the error microphone hears ``e[t] = (P∗x)[t] + (S∗f(y))[t]``, and the weights adapt with the reference
+    filtered through the estimate Ŝ: ``w ← w − μ·e[t]·u / (ε + u·u)``, ``u = [x′[t−D], …]``, ``x′ = Ŝ∗x``.
+    Then it makes ``y[t+D] = w·[x[t], …]``. So ``y[n]`` depends on ``x[m]`` with ``m ≤ n − D`` only, even
     through the weights (``e[t]`` holds ``x[t]``). In the ``none`` scene with Ŝ = [1] and a linear
-    loudspeaker it is ``nlms_inverse`` exactly (the drive equals its anti-noise). Compiled with numba:
-    at 512 taps it ran 53× (room) and 69× (band-pass) faster than real time on a 20-s clip
+    loudspeaker it is ``nlms_inverse`` exactly (the drive equals its anti-noise). Compiled with numba: at
+    512 taps it ran 53× (room) and 69× (band-pass) faster than real time on a 20-s clip
     on this machine's 2 shared cores (load 2.6), after the first call's compilation (about a second).
 
     Args:
@@ -299,16 +302,18 @@ def fxnlms_drive(
         adapt_samples: the weights adapt on the error of samples ``t < adapt_samples`` only and are held
             after that (None: always): FxNLMS frozen where a model's training audio ends, to show what
             its online adaptation is worth (``benchmarks/fxnlms_tracking.py``).
-        base_drive: a fixed controller's drive ``b`` (a model's), shape ``(samples,)``, which the
-            adaptive filter refines: the emitted drive is ``g·b[t] + w·[x[t−D], …]``, where the gain
-            ``g`` (from 1) adapts with ``w`` as one more weight whose regressor is ``(Ŝ∗b)[t]``, so
-            the refinement can also turn down a fixed part that no longer fits (``fxnlms_refined_drive``).
-            None: zeros, plain FxNLMS.
+        base_drive: a fixed controller's drive ``b`` (a model's), shape ``(samples,)``, or its parts,
+            shape ``(parts, samples)``, which the adaptive filter refines: the emitted drive is
+            ``Σᵢ gᵢ·bᵢ[t] + w·[x[t−D], …]``, where each gain ``gᵢ`` (from 1) adapts with ``w`` as one
+            more weight whose regressor is ``(Ŝ∗bᵢ)[t]``, so the refinement can also turn down a fixed
+            part that no longer fits (``fxnlms_refined_drive``). It must honour the latency itself
+            (``bᵢ[n]`` from ``x[m]``, ``m ≤ n − D``). None: zeros, plain FxNLMS.
         guard_samples: 0 (off), or the time constant of a divergence guard, in samples: it keeps running
             mean squares of the error and of the error without the adaptive part (``e − Ŝ∗(y − b)``)
             and, once ``guard_samples`` have passed since the last reset, if the first exceeds twice
-            the second (3 dB louder than the fixed part alone), sets ``w`` to zero and ``g`` to 1 and
-            halves μ.
+            the second (3 dB louder than the fixed part alone), or either overflowed, sets ``w`` to
+            zero and every ``gᵢ`` to 1 and halves μ. The estimate is linear (Ŝ, no loudspeaker model):
+            with a saturating loudspeaker it is an approximation.
 
     Returns:
         The drive ``y``, float64 of shape ``(samples,)``.
@@ -320,6 +325,9 @@ def fxnlms_drive(
         step_size = fxnlms_step_size(secondary_estimate, delay)
     noise = np.asarray(noise, dtype=np.float64)
     base_drive = np.zeros((1, len(noise))) if base_drive is None else np.atleast_2d(np.asarray(base_drive, dtype=np.float64))
+    if base_drive.ndim != 2 or base_drive.shape[1] != len(noise):
+        raise ValueError(f"base_drive must have shape (samples,) or (parts, samples) with {len(noise)} samples, "
+                         f"got {base_drive.shape}")
     # Direct-form filtering, not FFT: an FFT spreads every sample's rounding over the whole block,
     # and the drive must not depend on the future even at the last bit.
     return _compiled_fxnlms()(

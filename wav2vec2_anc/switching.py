@@ -128,6 +128,8 @@ def oracle_drive(
     Returns:
         float64 of shape ``(samples,)``.
     """
+    if reaction < 0 or (reaction and block is not None):
+        raise ValueError(f"reaction must be ≥ 0 samples and needs block None, got reaction={reaction}, block={block}")
     names = list(dict.fromkeys(segment.clip for segment in segments))
     drives = np.stack([controller_drive(sequence, filter_bank[name], delay) for name in names])
     playing = np.zeros(len(sequence), dtype=np.int64)
