@@ -111,14 +111,21 @@ def test_the_oracle_uses_each_clips_own_filter_and_beats_the_library_filter():
     assert helpers.noise_reduction_db(sequence, oracle) > helpers.noise_reduction_db(sequence, drives["wiener_library"]) + 1.0
 
 
-def test_the_oracle_on_blocks_switches_at_the_first_block_that_hears_the_new_clip_and_glides():
+def two_noise_bank(delay: int):
+    """Two AR(1) noises' library, their 8-tap filter bank at latency ``delay``, a 1-s switching sequence of their
+    held-out parts, its segments, and each filter's drive over the whole sequence."""
     library = {name: ar1(a, 20 * SR, seed) for seed, (name, a) in enumerate({"smooth": 0.95, "rough": -0.6}.items())}
     clips = switching.library_clips(library)
-    delay, block = 1, 160
     bank = helpers.fit_filter_bank({c.name: c.train for c in clips}, none_scene(), delay, 8)
     sequence, segments = sequences.switching_sequence({c.name: c.heldout for c in clips}, 1.0, 8, seed=0)
-    blocks = sequences.oracle_drive(sequence, segments, bank, delay, block)
     own = {name: helpers.controller_drive(sequence, taps, delay) for name, taps in bank.items()}
+    return bank, sequence, segments, own
+
+
+def test_the_oracle_on_blocks_switches_at_the_first_block_that_hears_the_new_clip_and_glides():
+    delay, block = 1, 160
+    bank, sequence, segments, own = two_noise_bank(delay)
+    blocks = sequences.oracle_drive(sequence, segments, bank, delay, block)
     ramp = np.arange(1, block + 1) / block
     for before, after in zip(segments[:-1], segments[1:]):
         switch = after.start  # 16 000 · k: a block boundary
@@ -132,13 +139,9 @@ def test_the_oracle_on_blocks_switches_at_the_first_block_that_hears_the_new_cli
 
 
 def test_the_oracle_with_a_reaction_keeps_the_old_filter_that_long_after_each_switch():
-    library = {name: ar1(a, 20 * SR, seed) for seed, (name, a) in enumerate({"smooth": 0.95, "rough": -0.6}.items())}
-    clips = switching.library_clips(library)
     delay, reaction = 1, 240
-    bank = helpers.fit_filter_bank({c.name: c.train for c in clips}, none_scene(), delay, 8)
-    sequence, segments = sequences.switching_sequence({c.name: c.heldout for c in clips}, 1.0, 8, seed=0)
+    bank, sequence, segments, own = two_noise_bank(delay)
     late = sequences.oracle_drive(sequence, segments, bank, delay, reaction=reaction)
-    own = {name: helpers.controller_drive(sequence, taps, delay) for name, taps in bank.items()}
     np.testing.assert_array_equal(sequences.oracle_drive(sequence, segments, bank, delay, reaction=0),
                                   sequences.oracle_drive(sequence, segments, bank, delay))
     first = segments[0]
@@ -147,6 +150,8 @@ def test_the_oracle_with_a_reaction_keeps_the_old_filter_that_long_after_each_sw
         old, new = slice(after.start, after.start + reaction), slice(after.start + reaction, after.stop)
         np.testing.assert_allclose(late[old], own[before.clip][old])
         np.testing.assert_allclose(late[new], own[after.clip][new])
+    with pytest.raises(ValueError, match="reaction"):
+        sequences.oracle_drive(sequence, segments, bank, delay, block=160, reaction=reaction)
 
 
 def test_nr_after_a_switch_is_the_first_second_of_each_new_segment():
