@@ -5,7 +5,7 @@ Usage:
                                    [--switch-seconds 3] [--switches N] [--out switching.json]
                                    [--model scratch:tiny] [--max-steps 2000] [--with-white]
                                    [--filter-bank files] [--update-ms 20] [--context-seconds 0.1]
-                                   [--safety-seconds 0.05] [--safety-confidence 2] [--plot switching.png] [--seed 0]
+                                   [--safety-seconds 0.025] [--safety-confidence 2] [--plot switching.png] [--seed 0]
 
 The library is the files of ``--clips``, or by default the switching suite (``suite.switching_suite``:
 mains hum at 50 and 60 Hz, engines at three fixed speeds, brown noise; ``--with-white`` adds white
@@ -17,7 +17,7 @@ the shared filter, held fixed; with ``--filter-bank files`` (the default) the en
 one optimal controller per file, which it mixes with softmax weights (``model.start_filter_bank``), and
 half the training pairs switch file part-way (``pairs.switch_pairs``); every file gives the same number
 of pairs (``pairs.build_dataset``). ``--filter-bank none`` is the rank-8 basis learned from zero.
-The encoder updates every 20 ms on 0.1 s of context and the safety gains judge the last 0.05 s: a change
+The encoder updates every 20 ms on 0.1 s of context and the safety gains judge the last 0.025 s: a change
 of noise has to be acted on within tens of ms (the notebook's stationary defaults are 50 ms, 0.25 s, 0.25 s).
 A window this short makes each gain a noisy estimate: a gain is kept only where it is 2 standard errors
 above zero (``--safety-confidence``, ``signal_path.clipped_gain``; the notebook's 0.25 s runs without the test).
@@ -157,7 +157,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--out", default="switching.json", help="JSON records (default: switching.json)")
     # A change of noise must be heard, and acted on, within tens of ms: shorter updates, context and
     # safety window than the notebook's stationary defaults (benchmarks/README.md has the measurements).
-    add_run_arguments(parser, max_steps=2000, latency_ms="1,5", update_ms=20.0, context_seconds=0.1, safety_seconds=0.05,
+    add_run_arguments(parser, max_steps=2000, latency_ms="1,5", update_ms=20.0, context_seconds=0.1, safety_seconds=0.025,
                       safety_confidence=2.0)
     parser.add_argument("--switch-seconds", type=float, default=3.0, help="seconds between switches (default: 3)")
     parser.add_argument("--switches", type=int, help=f"how many switches (default: every clip twice, at least {MIN_SWITCHES})")
