@@ -50,7 +50,7 @@ HEAD_DEFAULTS = dict(
     filter_taps=512, latency_samples=0, block_samples=800, context_samples=4000, adaptive_rank=8,
     safety_window_samples=4000,
     # The safety gains' significance test, in standard errors (signal_path.clipped_gain): 0 is off, the
-    # notebook's default with its 0.25-s window; short windows (the switching benchmark's 50 ms) need it.
+    # notebook's default with its 0.25-s window; short windows (the switching benchmark's 25 ms) need it.
     safety_confidence=0.0,
     # How many of the context's newest encoder frames the head pools (their mean): 0 pools them all. Fewer
     # frames hear a change of noise sooner; every frame still attends to the whole context.

@@ -19,8 +19,9 @@ def waveform_dtype(device: torch.device) -> torch.dtype:
 
 
 # The parts of a safety window whose sums estimate the gain's standard error (batch means). Each part
-# of a 50-ms window is 100 samples (6 ms): longer than a broadband noise's correlation, shorter than a
-# hum's or brown noise's, where σ comes out low and the test lenient, which errs towards keeping a gain.
+# of the switching benchmark's 25-ms window is 50 samples (3 ms): longer than a broadband noise's
+# correlation, shorter than a hum's or brown noise's, where σ comes out low and the test lenient, which
+# errs towards keeping a gain.
 SAFETY_BATCHES = 8
 
 
