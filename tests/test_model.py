@@ -249,3 +249,5 @@ def test_pooled_frames_average_the_newest_encoder_frames():
                                2: (frames[:, 2] + frames[:, 3]) / 2}[newest]
             torch.testing.assert_close(model.encoder_features(windows), by_hand[newest])
     assert not torch.allclose(by_hand[0], by_hand[1])
+    with pytest.raises(ValueError, match="pooled_frames"):
+        helpers.build_model("scratch:tiny", pooled_frames=-1)

@@ -223,6 +223,8 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         for name, value in HEAD_DEFAULTS.items():
             if not hasattr(config, name):
                 setattr(config, name, value)
+        if config.pooled_frames < 0:
+            raise ValueError(f"pooled_frames must be ≥ 0 (0 pools every frame), got {config.pooled_frames}")
         self.wav2vec2 = Wav2Vec2Model(config)
         self.filter_head = FIRFilterHead(config.hidden_size, config.filter_taps, config.adaptive_rank, config.filter_bank)
         if config.output_stage_hidden:
