@@ -120,8 +120,8 @@ def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_fi
     head = helpers.head_settings(latency_ms, args.update_ms, args.context_seconds, filter_taps=args.filter_taps,
                                  safety_window_samples=int(args.safety_seconds * helpers.SAMPLE_RATE),
                                  safety_confidence=args.safety_confidence, pooled_frames=args.pooled_frames)
-    model = helpers.build_model(args.model, seed=args.seed,
-                                **{**head, **helpers.bank_settings(filter_bank), **helpers.plant_settings(plant)})
+    bank = helpers.bank_settings(filter_bank, args.bank_error_ms, plant)
+    model = helpers.build_model(args.model, seed=args.seed, **{**head, **bank, **helpers.plant_settings(plant)})
     train_shared_filter = model.start_shared_filter(args.shared_filter, wiener_filter)
     if filter_bank:
         model.start_filter_bank(filter_bank)
@@ -213,7 +213,7 @@ def plot_bars(records: list[dict], path: Path, ceiling_db: float = 150.0):
 
 
 def add_run_arguments(parser, *, max_steps: int, latency_ms: str, update_ms: float, context_seconds: float,
-                      safety_seconds: float, safety_confidence: float) -> None:
+                      safety_seconds: float, safety_confidence: float, bank_error_ms: float = 0.0) -> None:
     """The options ``fine_tune`` and the scene loop read, shared with ``switching.py`` (their defaults differ)."""
     parser.add_argument("--model", default="scratch:tiny", help="MODEL_NAME for the model rows (default: scratch:tiny)")
     parser.add_argument("--max-steps", type=int, default=max_steps,
@@ -234,6 +234,10 @@ def add_run_arguments(parser, *, max_steps: int, latency_ms: str, update_ms: flo
                              f"(signal_path.clipped_gain; 0 is off; default: {safety_confidence:g})")
     parser.add_argument("--pooled-frames", type=int, default=0,
                         help="pool the encoder's newest N frames only (0: all of the context; default: 0)")
+    parser.add_argument("--bank-error-ms", type=float, default=bank_error_ms,
+                        help="with a filter bank and no scene: the newest ms of each context on which the bank's "
+                             f"own errors join the encoder's logits, the notebook's BANK_ERROR_MS (0: off; "
+                             f"default: {bank_error_ms:g})")
     parser.add_argument("--scene", default="none",
                         help="comma-separated acoustic scenes: none, room, bandpass or a .npz/2-channel WAV (default: none)")
     parser.add_argument("--loudspeaker", default="linear", help="comma-separated: linear, sat:R (default: linear)")

@@ -15,6 +15,7 @@ from transformers.utils import ModelOutput
 from .audio_io import SAMPLE_RATE
 from .baselines import fit_wiener_predictor
 from .signal_path import (
+    bank_error_logits,
     causal_fir,
     context_windows,
     mix_parts,
@@ -65,7 +66,15 @@ HEAD_DEFAULTS = dict(
     # True once the basis started at a bank of filters (start_filter_bank): the encoder then mixes them
     # with softmax weights, a classifier's output, instead of adding free multiples of each.
     filter_bank=False,
+    # With a filter bank and no acoustic scene: the newest samples of each context on which the bank's
+    # filters' own errors join the encoder's logits (signal_path.bank_error_logits); 0 is the encoder alone.
+    bank_error_window_samples=0,
 )
+# Where the weight of the bank's errors in the mixing logits starts (it is learned): softmax weights ∝
+# error power^−2. The switching suite's bank, picked by its errors alone on 10-ms blocks from the newest
+# 10 ms (median segment NR, 1 / 5 ms latency): weights ∝ power^−1 20.5 / 18.4 dB, ^−2 20.6 / 18.5, ^−4
+# 20.1 / 18.7, the single best filter 21.6 / 16.4 (its worst segment −0.7 dB at 5 ms).
+BANK_ERROR_SHARPNESS = 2.0
 
 
 def latency_samples(latency_ms: float) -> int:
@@ -107,9 +116,20 @@ def plant_settings(plant) -> dict:
     return settings
 
 
-def bank_settings(filter_bank: dict | None) -> dict:
-    """The head settings for a model whose basis starts at ``filter_bank`` (``fit_filter_bank``'s): one basis filter each."""
-    return {"adaptive_rank": len(filter_bank)} if filter_bank else {}
+def bank_settings(filter_bank: dict | None, bank_error_ms: float = 0.0, plant=None) -> dict:
+    """The head settings for a model whose basis starts at ``filter_bank`` (``fit_filter_bank``'s): one basis filter each.
+
+    Args:
+        bank_error_ms: the newest ms of each context on which the bank's own errors join the encoder's
+            logits (``bank_error_window_samples``); used only without an acoustic scene (``plant`` None or
+            the identity), where the input is the noise those errors are judged on.
+    """
+    if not filter_bank:
+        return {}
+    settings = {"adaptive_rank": len(filter_bank)}
+    if bank_error_ms and (plant is None or plant.is_identity):
+        settings["bank_error_window_samples"] = latency_samples(bank_error_ms)
+    return settings
 
 
 def warmup_samples(
@@ -151,20 +171,31 @@ class FIRFilterHead(nn.Module):
     silence; a low rank keeps long filters cheap (one convolution per basis filter).
     """
 
-    def __init__(self, hidden_size: int, filter_taps: int, rank: int, mixing: bool = False):
+    def __init__(self, hidden_size: int, filter_taps: int, rank: int, mixing: bool = False, bank_errors: bool = False):
         super().__init__()
         self.shared = nn.Parameter(torch.zeros(filter_taps))
         self.basis = nn.Parameter(torch.zeros(filter_taps, rank))
         self.projection = nn.Parameter(torch.zeros(rank, hidden_size))
+        if bank_errors:
+            self.error_sharpness = nn.Parameter(torch.tensor(BANK_ERROR_SHARPNESS))
         self.mixing = mixing
 
-    def gains(self, features: torch.Tensor) -> torch.Tensor:
+    @property
+    def bank(self) -> torch.Tensor:
+        """The filters the gains mix, ``shared + basisⱼ``, shape ``(rank, filter_taps)`` (with ``mixing``, the bank)."""
+        return self.shared[None] + self.basis.T
+
+    def gains(self, features: torch.Tensor, error_logits: torch.Tensor | None = None) -> torch.Tensor:
         """How much of each basis filter to add: ``(..., hidden)`` → ``(..., rank)``.
 
         Free multiples, or with ``mixing`` (a filter bank, basis ``bank[j] − shared``) softmax weights
-        that sum to one, so the block's filter is a convex mix ``Σⱼ wⱼ·bank[j]``.
+        that sum to one, so the block's filter is a convex mix ``Σⱼ wⱼ·bank[j]``. ``error_logits``
+        (``signal_path.bank_error_logits``, shape ``(..., rank)``), the bank's own recent errors,
+        join the encoder's logits, scaled by the learned ``error_sharpness``.
         """
         logits = features @ self.projection.T
+        if error_logits is not None:
+            logits = logits + self.error_sharpness * error_logits.to(logits.dtype)
         return torch.softmax(logits, -1) if self.mixing else logits
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -208,7 +239,7 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
 
     Config attributes beyond ``Wav2Vec2Config``: ``filter_taps``, ``latency_samples``,
     ``block_samples``, ``context_samples``, ``adaptive_rank``, ``safety_window_samples``,
-    ``safety_confidence``, ``pooled_frames``, ``filter_bank``, and for an acoustic scene
+    ``safety_confidence``, ``pooled_frames``, ``filter_bank``, ``bank_error_window_samples``, and for an acoustic scene
     ``secondary_path``, ``loudspeaker_eta``, ``output_stage_hidden``, and ``encoder_correction``
     (defaults in ``HEAD_DEFAULTS``).
     """
@@ -226,10 +257,28 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         if config.pooled_frames < 0:
             raise ValueError(f"pooled_frames must be ≥ 0 (0 pools every frame), got {config.pooled_frames}")
         self.wav2vec2 = Wav2Vec2Model(config)
-        self.filter_head = FIRFilterHead(config.hidden_size, config.filter_taps, config.adaptive_rank, config.filter_bank)
+        self._check_bank_errors(config)
+        self.filter_head = FIRFilterHead(config.hidden_size, config.filter_taps, config.adaptive_rank, config.filter_bank,
+                                         bank_errors=config.bank_error_window_samples > 0)
         if config.output_stage_hidden:
             self.output_stage = OutputStage(config.output_stage_hidden)
         self.post_init()
+
+    @staticmethod
+    def _check_bank_errors(config) -> None:
+        """Refuse a bank-error window the model cannot judge: negative, too long for the context, or in a scene."""
+        window = int(config.bank_error_window_samples)
+        if window < 0:
+            raise ValueError(f"bank_error_window_samples must be ≥ 0 (0 is off), got {window}")
+        if not window:
+            return
+        if config.secondary_path is not None:
+            raise ValueError("bank_error_window_samples needs the noise at the error microphone, which in an acoustic "
+                             "scene the input does not give: use it without a scene")
+        span = window + config.latency_samples + config.filter_taps - 1
+        if config.context_samples < span:
+            raise ValueError(f"bank_error_window_samples={window} needs context_samples ≥ {span} (the window, the "
+                             f"latency and the filters' taps), got {config.context_samples}")
 
     @property
     def filter_taps(self) -> int:
@@ -278,6 +327,8 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
             init.zeros_(module.basis)
             # Non-zero so the basis gets a gradient from the first step.
             init.normal_(module.projection, std=module.projection.shape[1] ** -0.5)
+            if hasattr(module, "error_sharpness"):
+                init.constant_(module.error_sharpness, BANK_ERROR_SHARPNESS)
         if isinstance(module, OutputStage):
             # Units spread over the drive's range (a few η), and an identity start.
             init.normal_(module.inner.weight, std=1.0)
@@ -311,7 +362,9 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         if not (use_encoder and self.config.encoder_correction):
             return windows.new_zeros(batch, blocks, self.filter_head.projection.shape[0])
         features = self.encoder_features(windows.reshape(batch * blocks, context)).reshape(batch, blocks, -1)
-        return self.filter_head.gains(features)
+        head, window = self.filter_head, int(self.config.bank_error_window_samples)
+        error_logits = bank_error_logits(windows, head.bank, self.latency, window) if window and head.mixing else None
+        return head.gains(features, error_logits)
 
     def filter_parts(self, input_values: torch.Tensor, gains: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The two parts of the anti-noise: ``shared∗x_D`` and the encoder's correction ``Σⱼ gains[:, :, j]·(basisⱼ∗x_D)``.

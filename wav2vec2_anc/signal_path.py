@@ -189,3 +189,40 @@ def ramp_blocks(per_block: torch.Tensor, block: int, samples: int) -> torch.Tens
     ramp = torch.arange(1, block + 1, device=per_block.device, dtype=per_block.dtype) / block
     glide = before[:, :, None] + (per_block - before)[:, :, None] * ramp[:, None]
     return glide.flatten(1, 2)[:, :samples]
+
+
+# The floor of a filter's error power relative to its window's power (−60 dB): filters that both cancel
+# more than that are equally right, and a silent window gives every filter the same evidence.
+BANK_ERROR_FLOOR = 1e-6
+
+
+def bank_error_logits(windows: torch.Tensor, filters: torch.Tensor, delay: int, length: int) -> torch.Tensor:
+    """How well each filter of a bank cancelled the newest ``length`` samples of each window: a fast noise classifier.
+
+    Filter j's error is ``eⱼ[m] = x[m] + Σₖ hⱼ[k]·x[m−D−k]``, the residual it would have left at
+    sample m, and its evidence is ``−log(mean eⱼ² / mean x² + BANK_ERROR_FLOOR)`` over the newest
+    ``length`` samples. A canceller knows these errors up to the window's end, so they tell which
+    noise is playing within ``length`` samples of a change, where an encoder needs its context to fill.
+
+    Args:
+        windows: past input, shape ``(..., context)``, context ≥ ``length + delay + taps − 1``.
+        filters: the bank, shape ``(filters, taps)``.
+        delay: D, samples.
+        length: the samples judged, at the end of each window.
+
+    Returns:
+        shape ``(..., filters)``, in the wider of the two dtypes (at least float32).
+
+    Raises:
+        ValueError: windows too short to hold the filters' own past for every judged sample.
+    """
+    span = length + delay + filters.shape[-1] - 1
+    if windows.shape[-1] < span:
+        raise ValueError(f"judging {length} samples of {filters.shape[-1]}-tap filters at a delay of {delay} needs "
+                         f"windows of at least {span} samples, got {windows.shape[-1]}")
+    flat = windows.reshape(-1, windows.shape[-1])[:, -span:]
+    newest = flat[:, -length:].to(torch.promote_types(torch.promote_types(flat.dtype, filters.dtype), torch.float32))
+    error = newest[:, None] + causal_fir(flat, filters, delay)[..., -length:]
+    power = newest.pow(2).mean(-1, keepdim=True)
+    relative = error.pow(2).mean(-1) / power.clamp_min(torch.finfo(power.dtype).tiny)
+    return -torch.log(relative + BANK_ERROR_FLOOR).reshape(*windows.shape[:-1], filters.shape[0])

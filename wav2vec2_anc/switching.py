@@ -17,8 +17,9 @@ from .baselines import controller_drive
 from .evaluation import baseline_drives
 from .inference import predict_inverse
 from .metrics import noise_reduction_db, segment_noise_reduction_db
+from .model import BANK_ERROR_SHARPNESS
 from .pairs import Clip
-from .signal_path import ramp_blocks
+from .signal_path import bank_error_logits, context_windows, ramp_blocks
 
 CLIP_RMS = 0.1
 MIN_SWITCHES = 8
@@ -142,6 +143,33 @@ def oracle_drive(
     return (weights.T * drives).sum(0)
 
 
+def bank_error_drive(
+    sequence: np.ndarray, filter_bank: dict[str, np.ndarray], delay: int, block: int, window: int,
+    sharpness: float = BANK_ERROR_SHARPNESS,
+) -> np.ndarray:
+    """The drive of a filter bank mixed by its filters' own recent errors alone, on a model's schedule: no network.
+
+    Each block's weights are ``softmax(sharpness · bank_error_logits)`` over the newest ``window``
+    samples its past holds (up to ``b·block − D``), gliding over the block as the model's do: what
+    the model's mixing would be with its encoder silent and its bank as fitted. It tells how much of
+    the model's figure the encoder adds.
+
+    Args:
+        sequence: the noise, shape ``(samples,)``; without a scene (the errors are judged on it).
+        filter_bank: ``fit_filter_bank``'s ``{clip: controller taps}``.
+        delay: D; block: the update interval; window: the samples judged; all in samples.
+
+    Returns:
+        float64 of shape ``(samples,)``.
+    """
+    bank = np.stack(list(filter_bank.values()))
+    span = window + delay + bank.shape[1] - 1
+    windows = context_windows(torch.as_tensor(sequence, dtype=torch.float64)[None], block, span, delay)
+    weights = torch.softmax(sharpness * bank_error_logits(windows, torch.as_tensor(bank), delay, window), -1)
+    per_sample = ramp_blocks(weights, block, len(sequence))[0].numpy()
+    return sum(per_sample[:, j] * controller_drive(sequence, taps, delay) for j, taps in enumerate(bank))
+
+
 def method_drives(
     sequence: np.ndarray, segments: list[Segment], plant, library_filter: np.ndarray, filter_bank: dict[str, np.ndarray],
     delay: int, taps: int, model=None,
@@ -150,7 +178,8 @@ def method_drives(
 
     ``wiener_library`` (``library_filter``), ``nlms`` without a scene or ``fxnlms`` in one (online from
     zero), ``wiener_oracle`` (``oracle_drive``), and with a model ``wiener_oracle_blocks`` (the same
-    bank and a perfect classifier on the model's update schedule), ``model`` and ``model_no_encoder``.
+    bank and a perfect classifier on the model's update schedule), for a model that mixes the bank by its
+    errors too ``bank_by_errors`` (``bank_error_drive``), ``model`` and ``model_no_encoder``.
 
     Args:
         plant: the ``acoustics.Plant``.
@@ -164,6 +193,9 @@ def method_drives(
               "wiener_oracle": oracle_drive(sequence, segments, filter_bank, delay)}
     if model is not None:
         drives["wiener_oracle_blocks"] = oracle_drive(sequence, segments, filter_bank, delay, model.block)
+        window = int(model.config.bank_error_window_samples)
+        if window:
+            drives["bank_by_errors"] = bank_error_drive(sequence, filter_bank, delay, model.block, window)
         drives["model"] = predict_inverse(model, sequence)
         drives["model_no_encoder"] = predict_inverse(model, sequence, use_encoder=False)
     return drives
