@@ -4,7 +4,7 @@ Usage:
     python benchmarks/cancellation.py [--clips DIR] [--out results.json] [--model MODEL_NAME]
                                       [--max-steps N] [--latency-ms 0,1,5,20] [--shared-filter wiener]
                                       [--update-ms 50] [--context-seconds 0.25] [--safety-seconds 0.25]
-                                      [--safety-confidence 0]
+                                      [--safety-confidence 0] [--bank-error-ms 0]
                                       [--scene none,room,bandpass] [--loudspeaker linear,sat:2]
                                       [--plot results.png]
 

@@ -4,8 +4,9 @@ Usage:
     python benchmarks/switching.py [--clips DIR] [--latency-ms 1,5] [--scene none] [--loudspeaker linear]
                                    [--switch-seconds 3] [--switches N] [--out switching.json]
                                    [--model scratch:tiny] [--max-steps 2000] [--with-white]
-                                   [--filter-bank files] [--update-ms 20] [--context-seconds 0.1]
-                                   [--safety-seconds 0.025] [--safety-confidence 2] [--plot switching.png] [--seed 0]
+                                   [--filter-bank files] [--update-ms 10] [--context-seconds 0.1]
+                                   [--bank-error-ms 10] [--safety-seconds 0.025] [--safety-confidence 2]
+                                   [--plot switching.png] [--seed 0]
 
 The library is the files of ``--clips``, or by default the switching suite (``suite.switching_suite``:
 mains hum at 50 and 60 Hz, engines at three fixed speeds, brown noise; ``--with-white`` adds white
@@ -17,7 +18,10 @@ the shared filter, held fixed; with ``--filter-bank files`` (the default) the en
 one optimal controller per file, which it mixes with softmax weights (``model.start_filter_bank``), and
 half the training pairs switch file part-way (``pairs.switch_pairs``); every file gives the same number
 of pairs (``pairs.build_dataset``). ``--filter-bank none`` is the rank-8 basis learned from zero.
-The encoder updates every 20 ms on 0.1 s of context and the safety gains judge the last 0.025 s: a change
+Without a scene, each bank filter's own errors over the newest 10 ms of every context join the encoder's
+mixing logits (``--bank-error-ms``, ``signal_path.bank_error_logits``): they tell a change of noise within
+milliseconds, where the encoder needs its context to fill.
+The encoder updates every 10 ms on 0.1 s of context and the safety gains judge the last 0.025 s: a change
 of noise has to be acted on within tens of ms (the notebook's stationary defaults are 50 ms, 0.25 s, 0.25 s).
 A window this short makes each gain a noisy estimate: a gain is kept only where it is 2 standard errors
 above zero (``--safety-confidence``, ``signal_path.clipped_gain``; the notebook's 0.25 s runs without the test).
@@ -38,6 +42,8 @@ segment is a cold start for every method alike. Methods, at the same latency and
   training audio: a filter bank with a perfect noise classifier that switches at the very sample;
 - ``wiener_oracle_blocks``: the same bank and classifier on the model's schedule, each block taking the filter
   of the clip its context's newest sample belongs to, with the model's glide (``oracle_drive`` with ``block``);
+- ``bank_by_errors`` (with ``--bank-error-ms``): the same bank mixed by its filters' own recent errors alone, on
+  the model's schedule (``bank_error_drive``), no network: what the model's mix would be with a silent encoder;
 - ``model`` and ``model_no_encoder`` (its shared filter alone): the model's drive over the whole sequence.
 
 Every figure is at the ear (``Plant.noise_at_ear``, ``Plant.anti_noise_at_ear``), as in

@@ -251,3 +251,97 @@ def test_pooled_frames_average_the_newest_encoder_frames():
     assert not torch.allclose(by_hand[0], by_hand[1])
     with pytest.raises(ValueError, match="pooled_frames"):
         helpers.build_model("scratch:tiny", pooled_frames=-1)
+
+
+def test_bank_error_logits_are_each_filters_relative_error_over_the_newest_samples():
+    from wav2vec2_anc.signal_path import BANK_ERROR_FLOOR, bank_error_logits
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 120))  # (batch, blocks, context)
+    delay, length, taps = 3, 20, 8
+    filters = np.stack([np.zeros(taps), rng.standard_normal(taps)])
+    logits = bank_error_logits(torch.from_numpy(x), torch.from_numpy(filters), delay, length).numpy()
+    assert logits.shape == (2, 3, 2)
+    for index in np.ndindex(2, 3):
+        window = x[index]
+        newest = window[-length:]
+        for j, taps_j in enumerate(filters):
+            anti = [sum(taps_j[k] * window[m - delay - k] for k in range(taps)) for m in range(120 - length, 120)]
+            expected = -np.log(np.mean((newest + np.array(anti)) ** 2) / np.mean(newest**2) + BANK_ERROR_FLOOR)
+            assert logits[index][j] == pytest.approx(expected, rel=1e-9)
+    # The silent filter leaves all of x (relative error 1); at D = 0, negation leaves nothing (the floor).
+    np.testing.assert_allclose(logits[..., 0], -np.log(1 + BANK_ERROR_FLOOR))
+    negation = bank_error_logits(torch.from_numpy(x), torch.tensor([[-1.0] + [0.0] * 7], dtype=torch.float64), 0, length)
+    np.testing.assert_allclose(negation.numpy(), -np.log(BANK_ERROR_FLOOR))
+    silent = bank_error_logits(torch.zeros(1, 120, dtype=torch.float64), torch.from_numpy(filters), delay, length)
+    assert silent[0, 0] == silent[0, 1]
+    with pytest.raises(ValueError, match="at least 30 samples"):
+        bank_error_logits(torch.from_numpy(x[..., :29]), torch.from_numpy(filters), delay, length)
+
+
+def tone_predictor(hz: float, taps: int) -> np.ndarray:
+    """The anti-noise of a pure tone at D = 1, exactly: x[n] = 2·cos ω·x[n−1] − x[n−2], so −x[n] = −2·cos ω·x[n−1] + x[n−2]."""
+    return np.array([-2 * np.cos(2 * np.pi * hz / helpers.SAMPLE_RATE), 1.0] + [0.0] * (taps - 2))
+
+
+def test_bank_errors_steer_the_mix_to_the_filter_that_cancels_one_block_after_a_switch(tmp_path):
+    from wav2vec2_anc.switching import bank_error_drive
+
+    delay, block, window, taps, switch = 1, 160, 80, 8, 8000
+    bank = {"1 kHz": tone_predictor(1000, taps), "3 kHz": tone_predictor(3000, taps)}
+    n = np.arange(16_000)
+    x = np.where(n < switch, 0.3 * np.sin(2 * np.pi * 1000 * n / 16_000), 0.3 * np.sin(2 * np.pi * 3000 * n / 16_000 + 1.0))
+    x = x.astype(np.float32)
+    models = {}
+    for errors in (0, window):
+        model = helpers.build_model("scratch:tiny", filter_taps=taps, adaptive_rank=2, latency_samples=delay,
+                                    block_samples=block, context_samples=400, safety_window_samples=0,
+                                    bank_error_window_samples=errors, seed=0).eval()
+        model.start_shared_filter("wiener", np.zeros(taps))
+        model.start_filter_bank(bank)  # the projection at zero: the encoder alone gives equal weights
+        models[errors] = model
+    drive = helpers.predict_inverse(models[window], x)
+    # With a silent encoder the model is the bank mixed by its own errors, the switching baseline.
+    np.testing.assert_allclose(drive, bank_error_drive(x.astype(np.float64), bank, delay, block, window), atol=1e-5)
+    # Block 50 (from the switch) still judges the 1-kHz past; block 51 hears 80 samples of 3 kHz and glides
+    # to its filter, which alone plays from block 52 on. The 1 kHz settles after the first blocks' silent windows.
+    for steady in (slice(3 * block, switch), slice(switch + 2 * block, None)):
+        assert helpers.noise_reduction_db(x[steady], drive[steady]) > 60
+        equal_mix = helpers.predict_inverse(models[0], x)
+        assert helpers.noise_reduction_db(x[steady], equal_mix[steady]) < 10
+    streamed, _ = helpers.stream_inverse(models[window], x, block_samples=300)  # blocks that straddle the model's
+    np.testing.assert_allclose(streamed, drive, atol=1e-6)
+    # Causal at D: a change at sample 5000 reaches the drive from 5001 on.
+    changed = x.copy()
+    changed[5000:] += 0.1
+    moved = helpers.predict_inverse(models[window], changed)
+    np.testing.assert_allclose(moved[:5001], drive[:5001], rtol=0, atol=1e-9)  # FFT rounding only
+    assert np.abs(moved[5001:] - drive[5001:]).max() > 1e-3
+    # The errors' weight is learned, and saved with the model.
+    with torch.no_grad():
+        models[window].filter_head.error_sharpness.fill_(3.0)
+    models[window].save_pretrained(tmp_path)
+    loaded = helpers.build_model(str(tmp_path)).eval()
+    assert loaded.filter_head.error_sharpness.item() == 3.0
+    np.testing.assert_array_equal(helpers.predict_inverse(loaded, x), helpers.predict_inverse(models[window], x))
+
+
+def test_a_bank_error_window_the_model_cannot_judge_is_refused():
+    with pytest.raises(ValueError, match="≥ 0"):
+        helpers.build_model("scratch:tiny", bank_error_window_samples=-1)
+    # 60 judged samples + D = 16 + 511 earlier taps: 587.
+    with pytest.raises(ValueError, match="context_samples ≥ 587"):
+        helpers.build_model("scratch:tiny", latency_samples=16, context_samples=500, bank_error_window_samples=60)
+    with pytest.raises(ValueError, match="acoustic scene"):
+        helpers.build_model("scratch:tiny", secondary_path=[0.0, 1.0], bank_error_window_samples=80)
+
+
+def test_bank_settings_judge_the_banks_errors_only_without_a_scene():
+    from types import SimpleNamespace
+
+    bank = {"a": np.zeros(4), "b": np.zeros(4)}
+    assert helpers.bank_settings(bank, 10.0) == {"adaptive_rank": 2, "bank_error_window_samples": 160}
+    assert helpers.bank_settings(bank, 10.0, SimpleNamespace(is_identity=True))["bank_error_window_samples"] == 160
+    assert helpers.bank_settings(bank, 10.0, SimpleNamespace(is_identity=False)) == {"adaptive_rank": 2}
+    assert helpers.bank_settings(bank) == {"adaptive_rank": 2}
+    assert helpers.bank_settings(None, 10.0) == {}

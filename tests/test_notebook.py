@@ -66,7 +66,7 @@ def test_papermill_reads_every_parameter():
     cell = nbformat.read(NOTEBOOK, as_version=4).cells[1]
     assigned = [node.targets[0].id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)]
     assert [p.name for p in PythonTranslator.inspect(cell)] == assigned
-    assert len(assigned) == 31
+    assert len(assigned) == 32
 
 
 def test_badges_and_repo_url_name_one_home():
@@ -145,10 +145,12 @@ def test_folder_of_files_with_the_closed_form_start(tmp_path):
     # Two files: a filter bank of both, and step 9's switching sequence, every method through it.
     assert metrics["filter_bank"] == ["engine_honda_nsx.wav", "slide_rock.wav"]
     switching = {r["method"]: r for r in metrics["switching"]}
-    assert set(switching) == {"wiener_library", "nlms", "wiener_oracle", "wiener_oracle_blocks", "model", "model_no_encoder"}
+    assert set(switching) == {"wiener_library", "nlms", "wiener_oracle", "wiener_oracle_blocks", "bank_by_errors", "model",
+                              "model_no_encoder"}
     assert [s[0] for s in switching["model"]["segments"]][:2] in (["engine_honda_nsx.wav", "slide_rock.wav"],
                                                                    ["slide_rock.wav", "engine_honda_nsx.wav"])
-    assert switching["wiener_oracle"]["nr_db"] == switching["model"]["nr_db"] == math.inf  # every filter is −δ at 0 ms
+    # Every filter is −δ at 0 ms: each leaves nothing, and the bank's errors cannot tell them apart.
+    assert switching["wiener_oracle"]["nr_db"] == switching["model"]["nr_db"] == switching["bank_by_errors"]["nr_db"] == math.inf
     assert (tmp_path / "out" / "switching.png").is_file()
 
 
