@@ -73,7 +73,8 @@ HEAD_DEFAULTS = dict(
 # Where the weight of the bank's errors in the mixing logits starts (it is learned): softmax weights ∝
 # error power^−2. The switching suite's bank, picked by its errors alone on 10-ms blocks from the newest
 # 10 ms (median segment NR, 1 / 5 ms latency): weights ∝ power^−1 20.5 / 18.4 dB, ^−2 20.6 / 18.5, ^−4
-# 20.1 / 18.7, the single best filter 21.6 / 16.4 (its worst segment −0.7 dB at 5 ms).
+# 20.1 / 18.7, the single best filter switched at the block edge 21.6 / 16.4 (its worst segment −1.1 dB at
+# 5 ms). Exploratory runs with the fitted bank, not a committed command.
 BANK_ERROR_SHARPNESS = 2.0
 
 
