@@ -139,8 +139,21 @@ def oracle_drive(
     if block is None:
         return drives[playing[np.maximum(np.arange(len(sequence)) - reaction, 0)], np.arange(len(sequence))]
     heard = playing[np.maximum(np.arange(-(-len(sequence) // block)) * block - delay, 0)]
-    weights = ramp_blocks(torch.from_numpy(np.eye(len(names))[heard])[None], block, len(sequence))[0].numpy()
-    return (weights.T * drives).sum(0)
+    return glided_mix(drives, torch.from_numpy(np.eye(len(names))[heard]), block)
+
+
+def glided_mix(drives: np.ndarray, weights: torch.Tensor, block: int) -> np.ndarray:
+    """A bank's drives mixed by per-block weights that glide over each block as the model's do (``ramp_blocks``).
+
+    Args:
+        drives: each filter's drive over the whole sequence, shape ``(filters, samples)``.
+        weights: shape ``(blocks, filters)``.
+
+    Returns:
+        float64 of shape ``(samples,)``.
+    """
+    per_sample = ramp_blocks(weights[None], block, drives.shape[1])[0].numpy()
+    return (per_sample.T * drives).sum(0)
 
 
 def bank_error_drive(
@@ -165,9 +178,8 @@ def bank_error_drive(
     bank = np.stack(list(filter_bank.values()))
     span = window + delay + bank.shape[1] - 1
     windows = context_windows(torch.as_tensor(sequence, dtype=torch.float64)[None], block, span, delay)
-    weights = torch.softmax(sharpness * bank_error_logits(windows, torch.as_tensor(bank), delay, window), -1)
-    per_sample = ramp_blocks(weights, block, len(sequence))[0].numpy()
-    return sum(per_sample[:, j] * controller_drive(sequence, taps, delay) for j, taps in enumerate(bank))
+    weights = torch.softmax(sharpness * bank_error_logits(windows, torch.as_tensor(bank), delay, window), -1)[0]
+    return glided_mix(np.stack([controller_drive(sequence, taps, delay) for taps in bank]), weights, block)
 
 
 def method_drives(
