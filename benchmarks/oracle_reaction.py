@@ -27,7 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from switching import library_clips, load_library  # noqa: E402
 
 import helpers  # noqa: E402
-from wav2vec2_anc.switching import default_switches, oracle_drive, switching_metrics, switching_sequence  # noqa: E402
+from wav2vec2_anc.switching import (  # noqa: E402
+    default_switches,
+    optimal_bank,
+    oracle_drive,
+    switching_metrics,
+    switching_sequence,
+)
 
 
 def reaction_records(clips: list[helpers.Clip], latencies_ms: list[float], heard_ms: list[float],
@@ -40,7 +46,7 @@ def reaction_records(clips: list[helpers.Clip], latencies_ms: list[float], heard
     for latency_ms in latencies_ms:
         delay = helpers.latency_samples(latency_ms)
         plant, _ = helpers.make_plant("none", "linear", helpers.training_audio(clips), delay, taps)
-        bank = helpers.fit_filter_bank({c.name: c.train for c in clips}, plant.scene, delay, taps)
+        bank = optimal_bank(clips, plant.scene, delay, taps)
         for heard in [None, *heard_ms]:
             reaction = 0 if heard is None else delay + helpers.latency_samples(heard)
             metrics = switching_metrics(sequence, oracle_drive(sequence, segments, bank, delay, reaction=reaction), segments)

@@ -39,11 +39,13 @@ segment is a cold start for every method alike. Methods, at the same latency and
   (``fit_wiener_controller`` with the scene's true S), the model's shared filter;
 - ``nlms`` without a scene, ``fxnlms`` in one: online from zero weights through the whole sequence;
 - ``wiener_oracle``: during each segment, the optimal controller fitted on that segment's own clip's
-  training audio: a filter bank with a perfect noise classifier that switches at the very sample;
+  training audio (``optimal_bank``): a filter bank with a perfect noise classifier that switches at the very sample;
 - ``wiener_oracle_blocks``: the same bank and classifier on the model's schedule, each block taking the filter
   of the clip its context's newest sample belongs to, with the model's glide (``oracle_drive`` with ``block``);
-- ``bank_by_errors`` (with ``--bank-error-ms``): the same bank mixed by its filters' own recent errors alone, on
-  the model's schedule (``bank_error_drive``), no network: what the model's mix would be with a silent encoder;
+- ``bank_by_errors`` (with ``--bank-error-ms``): the bank the model starts from (``fit_filter_bank``: the same fits
+  with a white floor 30 dB down, ``BANK_LOADING``, so that a filter still playing after a switch cannot boost the
+  new noise much) mixed by its filters' own recent errors alone, on the model's schedule (``bank_error_drive``),
+  no network: what the model's mix would be with a silent encoder;
 - ``model`` and ``model_no_encoder`` (its shared filter alone): the model's drive over the whole sequence.
 
 Every figure is at the ear (``Plant.noise_at_ear``, ``Plant.anti_noise_at_ear``), as in
@@ -82,6 +84,7 @@ from wav2vec2_anc.switching import (  # noqa: E402
     default_switches,
     lower_median,
     method_drives,
+    optimal_bank,
     switching_records,
     switching_sequence,
 )
@@ -124,7 +127,8 @@ def run_setting(clips: list[helpers.Clip], sequence: np.ndarray, segments: list[
     filter_bank = helpers.fit_filter_bank({c.name: c.train for c in clips}, plant.scene, delay, args.filter_taps)
     model, train_seconds = fine_tune(clips, latency_ms, args, run_dir, plant, library_filter,
                                      filter_bank if args.filter_bank == "files" else None)
-    drives = method_drives(sequence, segments, plant, library_filter, filter_bank, delay, args.filter_taps, model)
+    drives = method_drives(sequence, segments, plant, library_filter, filter_bank, delay, args.filter_taps, model,
+                           optimal_bank(clips, plant.scene, delay, args.filter_taps))
     anti_noise = {method: plant.anti_noise_at_ear(drive) for method, drive in drives.items()}
     records = switching_records(plant.noise_at_ear(sequence), anti_noise, segments, latency_ms=latency_ms,
                                 scene=plant.scene.name, loudspeaker=loudspeaker, eta=plant.eta,

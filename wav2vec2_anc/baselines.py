@@ -11,6 +11,15 @@ import math
 
 import numpy as np
 
+# Diagonal loading, as a fraction of the input's power added to R's diagonal: as if a white floor that far
+# below the noise had been in the training audio. A whisper (1e-9) keeps pure tones solvable and changes
+# nothing else; a filter bank's filters get a real floor (30 dB down), because each also plays, for up to one
+# update block after a switch, on noise it was not fitted for: unloaded, a filter fitted where a recording
+# has empty bands (the bundled engine, 1 ms ahead) boosts white noise by 22.6 dB, loaded by 5.7 dB, for a few
+# tenths of a dB on its own noise (benchmarks/README.md, "Noise that changes").
+WHISPER_LOADING = 1e-9
+BANK_LOADING = 1e-3
+
 
 def delayed_negation(noise: np.ndarray, delay: int) -> np.ndarray:
     """``y[n] = −x[n − D]``: negation with D samples of uncompensated delay; at D = 0 the exact inverse."""
@@ -69,11 +78,12 @@ def _compiled_nlms():
     return numba.njit(_nlms_loop)
 
 
-def fit_wiener_predictor(train: np.ndarray, delay: int = 0, order: int = 64) -> np.ndarray:
+def fit_wiener_predictor(train: np.ndarray, delay: int = 0, order: int = 64, loading: float = WHISPER_LOADING) -> np.ndarray:
     """The optimal linear D-step predictor fitted on ``train``: ``h`` minimising E[(x[n] − Σₖ h[k]·x[n−D−k])²].
 
-    Solves the normal equations ``R h = r[D : D+order]`` (Toeplitz ``R`` from the autocorrelation)
-    with ``scipy.linalg.solve_toeplitz``. At D = 0 the answer is exactly ``[1, 0, …]``: negation.
+    Solves the normal equations ``R h = r[D : D+order]`` (Toeplitz ``R`` from the autocorrelation,
+    its diagonal times ``1 + loading``) with ``scipy.linalg.solve_toeplitz``. At D = 0 the answer is
+    exactly ``[1, 0, …]``: negation.
 
     Returns:
         ``h``, shape ``(order,)``.
@@ -86,7 +96,7 @@ def fit_wiener_predictor(train: np.ndarray, delay: int = 0, order: int = 64) -> 
         return np.eye(order)[0]
     autocorrelation = autocorrelation_lags(np.asarray(train, dtype=np.float64), delay + order)
     column = autocorrelation[:order].copy()
-    column[0] *= 1 + 1e-9  # a whisper of diagonal loading keeps pure tones solvable
+    column[0] *= 1 + loading
     return solve_toeplitz(column, autocorrelation[delay : delay + order])
 
 
@@ -124,7 +134,8 @@ def crosscorrelation_lags(a: np.ndarray, b: np.ndarray, lags: int) -> np.ndarray
     return np.fft.irfft(np.fft.rfft(a, size) * np.fft.rfft(b, size).conj(), size)[:lags] / len(a)
 
 
-def fit_wiener_controller(train: np.ndarray, scene, delay: int = 0, taps: int = 64) -> np.ndarray:
+def fit_wiener_controller(train: np.ndarray, scene, delay: int = 0, taps: int = 64,
+                          loading: float = WHISPER_LOADING) -> np.ndarray:
     """The optimal causal linear controller fitted on ``train``: ``w`` minimising Σ(d + w∗r_D)².
 
     ``d = P∗x`` is the noise at the ear and ``r = S∗x`` the filtered reference, delayed by D:
@@ -138,6 +149,7 @@ def fit_wiener_controller(train: np.ndarray, scene, delay: int = 0, taps: int = 
         scene: an ``acoustics.Scene``.
         delay: D, samples.
         taps: length of ``w``.
+        loading: diagonal loading, a fraction of the filtered reference's power (``BANK_LOADING``).
 
     Returns:
         ``w``, shape ``(taps,)``; its drive is ``controller_drive(x, w, delay)``.
@@ -150,27 +162,32 @@ def fit_wiener_controller(train: np.ndarray, scene, delay: int = 0, taps: int = 
             np.trim_zeros(scene.primary, "b")) == 1:
         # d = r = a·x: the predictor's problem, solved by its own code so that the none scene is
         # today's figures to the bit (and exactly −δ at D = 0).
-        return -fit_wiener_predictor(train, delay, taps)
+        return -fit_wiener_predictor(train, delay, taps, loading)
     train = np.asarray(train, dtype=np.float64)
     filtered = causal_filter(scene.secondary, train)
     autocorrelation = autocorrelation_lags(filtered, delay + taps)
     column = autocorrelation[:taps].copy()
-    column[0] *= 1 + 1e-9  # the same whisper of diagonal loading as fit_wiener_predictor
+    column[0] *= 1 + loading
     cross = crosscorrelation_lags(noise_at_ear(train, scene), filtered, delay + taps)
     return -solve_toeplitz(column, cross[delay : delay + taps])
 
 
-def fit_filter_bank(trains: dict[str, np.ndarray], scene, delay: int = 0, taps: int = 64) -> dict[str, np.ndarray]:
-    """One optimal causal linear controller per noise, each fitted on that noise's own training audio.
+def fit_filter_bank(trains: dict[str, np.ndarray], scene, delay: int = 0, taps: int = 64,
+                    loading: float = BANK_LOADING) -> dict[str, np.ndarray]:
+    """One causal linear controller per noise, each fitted on that noise's own training audio.
+
+    With the default ``BANK_LOADING`` each is the optimal controller for its noise plus a white floor
+    30 dB down, which bounds what it does to noise it was not fitted for; ``WHISPER_LOADING`` gives
+    the optimal controllers themselves (the switching oracles').
 
     Args:
         trains: ``{name: training audio at the reference microphone, shape (samples,)}``.
-        scene, delay, taps: as ``fit_wiener_controller``.
+        scene, delay, taps, loading: as ``fit_wiener_controller``.
 
     Returns:
         ``{name: w of shape (taps,)}``, in the order of ``trains``.
     """
-    return {name: fit_wiener_controller(train, scene, delay, taps) for name, train in trains.items()}
+    return {name: fit_wiener_controller(train, scene, delay, taps, loading) for name, train in trains.items()}
 
 
 def controller_drive(noise: np.ndarray, coefficients: np.ndarray, delay: int = 0) -> np.ndarray:

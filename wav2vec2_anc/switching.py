@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .audio_io import SAMPLE_RATE, at_rms
-from .baselines import controller_drive
+from .baselines import WHISPER_LOADING, controller_drive, fit_filter_bank
 from .evaluation import baseline_drives
 from .inference import predict_inverse
 from .metrics import noise_reduction_db, segment_noise_reduction_db
@@ -103,6 +103,14 @@ def switching_sequence(
     return np.concatenate(parts), segments
 
 
+def optimal_bank(clips: list[Clip], scene, delay: int, taps: int) -> dict[str, np.ndarray]:
+    """Each clip's optimal controller on its training part, ``{name: w of shape (taps,)}``: the oracles' filters.
+
+    ``fit_filter_bank`` without its bank's loading, so the oracles stay the ideal the issue names.
+    """
+    return fit_filter_bank({clip.name: clip.train for clip in clips}, scene, delay, taps, WHISPER_LOADING)
+
+
 def oracle_drive(
     sequence: np.ndarray, segments: list[Segment], filter_bank: dict[str, np.ndarray], delay: int, block: int | None = None,
     reaction: int = 0,
@@ -184,27 +192,29 @@ def bank_error_drive(
 
 def method_drives(
     sequence: np.ndarray, segments: list[Segment], plant, library_filter: np.ndarray, filter_bank: dict[str, np.ndarray],
-    delay: int, taps: int, model=None,
+    delay: int, taps: int, model=None, oracle_bank: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Every method's drive over the whole sequence, each from its first sample, shape ``(samples,)`` each.
 
     ``wiener_library`` (``library_filter``), ``nlms`` without a scene or ``fxnlms`` in one (online from
     zero), ``wiener_oracle`` (``oracle_drive``), and with a model ``wiener_oracle_blocks`` (the same
-    bank and a perfect classifier on the model's update schedule), for a model that mixes the bank by its
+    filters and a perfect classifier on the model's update schedule), for a model that mixes the bank by its
     errors too ``bank_by_errors`` (``bank_error_drive``), ``model`` and ``model_no_encoder``.
 
     Args:
         plant: the ``acoustics.Plant``.
         library_filter: the optimal controller of all the training audio (``make_plant``'s).
-        filter_bank: ``fit_filter_bank``'s, one filter per clip.
-        model: the trained model, or None to leave its two rows out.
+        filter_bank: ``fit_filter_bank``'s, one filter per clip: the bank the model started from.
+        model: the trained model, or None to leave its rows out.
+        oracle_bank: the two oracles' filters, default ``filter_bank``; the benchmark gives them each
+            clip's optimal controller (``optimal_bank``).
     """
     baselines = baseline_drives(plant, library_filter, delay, taps)
     adaptive = "nlms" if plant.is_identity else "fxnlms"
     drives = {"wiener_library": baselines["wiener"](sequence), adaptive: baselines[adaptive](sequence),
-              "wiener_oracle": oracle_drive(sequence, segments, filter_bank, delay)}
+              "wiener_oracle": oracle_drive(sequence, segments, oracle_bank or filter_bank, delay)}
     if model is not None:
-        drives["wiener_oracle_blocks"] = oracle_drive(sequence, segments, filter_bank, delay, model.block)
+        drives["wiener_oracle_blocks"] = oracle_drive(sequence, segments, oracle_bank or filter_bank, delay, model.block)
         window = int(model.config.bank_error_window_samples)
         if window:
             drives["bank_by_errors"] = bank_error_drive(sequence, filter_bank, delay, model.block, window)
@@ -219,8 +229,11 @@ def switching_comparison(
 ) -> tuple[np.ndarray, dict[str, np.ndarray], list[Segment]]:
     """Every method over a switching sequence of the clips' held-out parts, at the ear.
 
+    The oracles get each clip's optimal controller (``optimal_bank``).
+
     Args:
         clips: the library (at least two), as trained on.
+        filter_bank: the bank the model started from (``fit_filter_bank``'s).
         switches: default ``default_switches(len(clips))``.
 
     Returns:
@@ -229,7 +242,8 @@ def switching_comparison(
     """
     heldouts = {clip.name: clip.heldout for clip in clips}
     sequence, segments = switching_sequence(heldouts, switch_seconds, switches or default_switches(len(clips)), seed)
-    drives = method_drives(sequence, segments, plant, library_filter, filter_bank, model.latency, model.filter_taps, model)
+    drives = method_drives(sequence, segments, plant, library_filter, filter_bank, model.latency, model.filter_taps, model,
+                           optimal_bank(clips, plant.scene, model.latency, model.filter_taps))
     return plant.noise_at_ear(sequence), {name: plant.anti_noise_at_ear(drive) for name, drive in drives.items()}, segments
 
 
