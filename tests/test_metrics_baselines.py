@@ -7,6 +7,8 @@ import pytest
 from suite import linear_prediction_bound_db, shaped_noise, shaped_noise_spectrum
 
 import helpers
+from wav2vec2_anc.acoustics import none_scene
+from wav2vec2_anc.baselines import WHISPER_LOADING
 from wav2vec2_anc.metrics import (
     a_weighted_noise_reduction_db,
     a_weighting_db,
@@ -119,6 +121,37 @@ def test_wiener_on_ar1_reaches_the_theoretical_bound(delay):
     inverse = helpers.wiener_inverse(x, coefficients, delay)[140_000:]
     bound = -10 * math.log10(1 - a ** (2 * delay))
     assert helpers.noise_reduction_db(heldout, inverse) == pytest.approx(bound, abs=0.1)
+
+
+def test_loading_solves_the_loaded_normal_equations():
+    # (R + λ·r[0]·I) h = r[D : D+order], R built here from direct sums, not the FFT the code uses.
+    x = ar1(0.8, 4_000, seed=3)
+    delay, order, loading = 3, 6, 0.05
+    r = np.array([np.dot(x[: len(x) - k], x[k:]) / len(x) for k in range(delay + order)])
+    lags = np.abs(np.subtract.outer(np.arange(order), np.arange(order)))
+    expected = np.linalg.solve(r[lags] + loading * r[0] * np.eye(order), r[delay : delay + order])
+    np.testing.assert_allclose(helpers.fit_wiener_predictor(x, delay, order, loading), expected, rtol=1e-9)
+    np.testing.assert_allclose(helpers.fit_wiener_controller(x, none_scene(), delay, order, loading), -expected, rtol=1e-9)
+
+
+def test_a_bank_filter_cannot_boost_noise_it_was_not_fitted_for():
+    # Noise low-passed at 2 kHz leaves the bands above empty, and the optimal controller 1 ms ahead uses
+    # them freely: on white noise it adds ‖w‖²·σ² (independent of x at lag ≥ D), a boost of 10·log10(1 + ‖w‖²).
+    from scipy.signal import butter, sosfilt
+
+    rng = np.random.default_rng(0)
+    x = sosfilt(butter(10, 2000, fs=RATE, output="sos"), rng.standard_normal(6 * RATE))
+    train, heldout, white = x[: 4 * RATE], x[4 * RATE :], rng.standard_normal(2 * RATE)
+    delay, taps = 16, 64
+    optimal = helpers.fit_filter_bank({"lowpass": train}, none_scene(), delay, taps, WHISPER_LOADING)["lowpass"]
+    bank = helpers.fit_filter_bank({"lowpass": train}, none_scene(), delay, taps)["lowpass"]
+    for w in (optimal, bank):
+        boost = -helpers.noise_reduction_db(white, helpers.controller_drive(white, w, delay))
+        assert boost == pytest.approx(10 * math.log10(1 + np.sum(w**2)), abs=0.3)
+    assert np.sum(optimal**2) > 50  # a boost of more than 17 dB
+    assert np.sum(bank**2) < 1  # under 3 dB, where ‖w‖² ≤ 1/BANK_LOADING is all the loading guarantees
+    own = [helpers.noise_reduction_db(heldout, helpers.controller_drive(heldout, w, delay)) for w in (optimal, bank)]
+    assert own[1] == pytest.approx(own[0], abs=0.1)
 
 
 def test_nlms_converges_to_negation_at_zero_delay():

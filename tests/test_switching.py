@@ -92,17 +92,21 @@ def test_the_oracle_uses_each_clips_own_filter_and_beats_the_library_filter():
     library = {name: ar1(a, 20 * SR, seed) for seed, (name, a) in enumerate(coefficients.items())}
     clips = switching.library_clips(library)
     scene, delay, taps = none_scene(), 1, 8
-    bank = helpers.fit_filter_bank({c.name: c.train for c in clips}, scene, delay, taps)
+    optimal = sequences.optimal_bank(clips, scene, delay, taps)
+    bank = helpers.fit_filter_bank({c.name: c.train for c in clips}, scene, delay, taps)  # loaded: the model's start
     for name, a in coefficients.items():
+        np.testing.assert_allclose(optimal[name], [-a] + [0.0] * (taps - 1), atol=0.02)
         np.testing.assert_allclose(bank[name], [-a] + [0.0] * (taps - 1), atol=0.02)
+        assert np.sum(bank[name] ** 2) < np.sum(optimal[name] ** 2)
     sequence, segments = sequences.switching_sequence({c.name: c.heldout for c in clips}, 1.0, 8, seed=0)
     library_filter = helpers.fit_wiener_controller(helpers.training_audio(clips), scene, delay, taps)
-    drives = sequences.method_drives(sequence, segments, Plant(scene), library_filter, bank, delay, taps)
+    drives = sequences.method_drives(sequence, segments, Plant(scene), library_filter, bank, delay, taps,
+                                     oracle_bank=optimal)
     assert set(drives) == {"wiener_library", "nlms", "wiener_oracle"}
     oracle = drives["wiener_oracle"]
     for segment in segments:
         inside = slice(segment.start, segment.stop)
-        np.testing.assert_allclose(oracle[inside], helpers.controller_drive(sequence, bank[segment.clip], delay)[inside])
+        np.testing.assert_allclose(oracle[inside], helpers.controller_drive(sequence, optimal[segment.clip], delay)[inside])
     nr = sequences.segment_nr_db(sequence, oracle, segments)
     for segment, value in zip(segments, nr):
         assert value == pytest.approx(-10 * math.log10(1 - coefficients[segment.clip] ** 2), abs=0.6)
