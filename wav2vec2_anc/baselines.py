@@ -15,8 +15,9 @@ import numpy as np
 # below the noise had been in the training audio. A whisper (1e-9) keeps pure tones solvable and changes
 # nothing else; a filter bank's filters get a real floor (30 dB down), because each also plays, for up to one
 # update block after a switch, on noise it was not fitted for: unloaded, a filter fitted where a recording
-# has empty bands (the bundled engine, 1 ms ahead) boosts white noise by 22.6 dB, loaded by 5.7 dB, for a few
-# tenths of a dB on its own noise (benchmarks/README.md, "Noise that changes").
+# has empty bands (the bundled engine, 1 ms ahead) boosts white noise by 22.6 dB, loaded by 5.7 dB, for 0.1 dB
+# on its own noise (0.4–2.2 dB on the switching suite's tones fitted alone at 1 ms; in the trained model nothing
+# measurable: benchmarks/README.md, "Noise that changes").
 WHISPER_LOADING = 1e-9
 BANK_LOADING = 1e-3
 

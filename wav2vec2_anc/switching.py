@@ -106,7 +106,7 @@ def switching_sequence(
 def optimal_bank(clips: list[Clip], scene, delay: int, taps: int) -> dict[str, np.ndarray]:
     """Each clip's optimal controller on its training part, ``{name: w of shape (taps,)}``: the oracles' filters.
 
-    ``fit_filter_bank`` without its bank's loading, so the oracles stay the ideal the issue names.
+    ``fit_filter_bank`` without the bank's white floor: the oracles stay the ideal, each clip's optimal filter.
     """
     return fit_filter_bank({clip.name: clip.train for clip in clips}, scene, delay, taps, WHISPER_LOADING)
 
