@@ -109,10 +109,15 @@ def test_fxnlms_tracking_reports_fxnlms_online_held_and_wiener(tmp_path):
     import fxnlms_tracking
 
     out = tmp_path / "tracking.json"
-    records = fxnlms_tracking.main(["--scene", "bandpass", "--latency-ms", "1", "--taps", "64", "--out", str(out)])
+    records = fxnlms_tracking.main(["--scene", "bandpass", "--latency-ms", "1", "--taps", "64", "--refine-steps", "1,2",
+                                    "--out", str(out)])
     assert helpers.loads_strict(out.read_text()) == records
     assert [r["clip"] for r in records] == list(cancellation.load_suite(None, 20.0))
-    assert all({"fxnlms", "fxnlms_held", "wiener", "wiener_fxnlms"} <= set(r) and r["scene"] == "bandpass" for r in records)
+    assert all({"fxnlms", "fxnlms_held", "wiener", "wiener_fxnlms", "wiener_fxnlms_x1", "wiener_fxnlms_x2"} <= set(r)
+               and r["scene"] == "bandpass" for r in records)
+    # ×2 is the refinement's own step (REFINEMENT_STEP_SCALE): the same run, to the bit; ×1 a different one.
+    assert all(r["wiener_fxnlms_x2"] == r["wiener_fxnlms"] for r in records)
+    assert any(r["wiener_fxnlms_x1"] != r["wiener_fxnlms"] for r in records)
     by_clip = {r["clip"]: r for r in records}
     # A steady hum: held weights cancel as well as adapting ones do; the fixed optimum is at least as good.
     assert by_clip["mains_hum"]["fxnlms_held"] == pytest.approx(by_clip["mains_hum"]["fxnlms"], abs=1.0)

@@ -382,22 +382,24 @@ REFINEMENT_GUARD_SAMPLES = 4000
 
 
 def fxnlms_refined_drive(noise: np.ndarray, base_drive: np.ndarray, scene, secondary_estimate: np.ndarray,
-                         delay: int = 0, taps: int = 64, eta: float | None = None) -> np.ndarray:
+                         delay: int = 0, taps: int = 64, eta: float | None = None,
+                         step_scale: float = REFINEMENT_STEP_SCALE) -> np.ndarray:
     """A fixed controller's drive refined online by FxNLMS at the error microphone: the hybrid of NTU's SFANC-FxNLMS.
 
     The fixed part (a model's drive) answers at once; the adaptive filter, from zero, follows what the
     fixed part cannot: noise that drifts after training. ``fxnlms_drive`` with ``base_drive``, a step of
-    ``REFINEMENT_STEP_SCALE`` × its rule and the divergence guard (``REFINEMENT_GUARD_SAMPLES``).
+    ``step_scale`` × its rule and the divergence guard (``REFINEMENT_GUARD_SAMPLES``).
 
     Args:
         noise: the reference-microphone noise ``x``, shape ``(samples,)``.
         base_drive: the fixed controller's drive over the same samples, made with the same latency D.
         scene, secondary_estimate, delay, taps, eta: as ``fxnlms_drive``.
+        step_scale: the step over FxNLMS's rule (``fxnlms_step_size``); default ``REFINEMENT_STEP_SCALE``.
 
     Returns:
         The drive ``y``, float64 of shape ``(samples,)``.
     """
-    step_size = REFINEMENT_STEP_SCALE * fxnlms_step_size(secondary_estimate, delay)
+    step_size = step_scale * fxnlms_step_size(secondary_estimate, delay)
     return fxnlms_drive(noise, scene, secondary_estimate, delay, taps, step_size, eta, base_drive=base_drive,
                         guard_samples=REFINEMENT_GUARD_SAMPLES)
 
