@@ -211,10 +211,11 @@ def method_drives(
     """
     baselines = baseline_drives(plant, library_filter, delay, taps)
     adaptive = "nlms" if plant.is_identity else "fxnlms"
+    oracle_bank = oracle_bank or filter_bank
     drives = {"wiener_library": baselines["wiener"](sequence), adaptive: baselines[adaptive](sequence),
-              "wiener_oracle": oracle_drive(sequence, segments, oracle_bank or filter_bank, delay)}
+              "wiener_oracle": oracle_drive(sequence, segments, oracle_bank, delay)}
     if model is not None:
-        drives["wiener_oracle_blocks"] = oracle_drive(sequence, segments, oracle_bank or filter_bank, delay, model.block)
+        drives["wiener_oracle_blocks"] = oracle_drive(sequence, segments, oracle_bank, delay, model.block)
         window = int(model.config.bank_error_window_samples)
         if window:
             drives["bank_by_errors"] = bank_error_drive(sequence, filter_bank, delay, model.block, window)
