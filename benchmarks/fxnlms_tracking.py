@@ -75,7 +75,7 @@ def main(argv=None) -> list[dict]:
     Path(args.out).write_text(helpers.dumps_strict(records))
     extra = [f"wiener_fxnlms_x{scale:g}" for scale in steps]
     print(f"{'clip':<24} {'ms':>4} {'fxnlms':>8} {'held':>8} {'wiener':>8} {'refined':>8}"
-          + "".join(f" {'×' + key.split('_x')[1]:>8}" for key in extra) + "   (held-out NR at the ear, dB)")
+          + "".join(f" {f'×{scale:g}':>8}" for scale in steps) + "   (held-out NR at the ear, dB)")
     for r in records:
         print(f"{r['clip']:<24} {r['latency_ms']:>4g} {r['fxnlms']:>8.1f} {r['fxnlms_held']:>8.1f} {r['wiener']:>8.1f} "
               f"{r['wiener_fxnlms']:>8.1f}" + "".join(f" {r[key]:>8.2f}" for key in extra))
