@@ -384,6 +384,24 @@ def test_refinement_turns_down_a_fixed_part_twice_too_loud(bandpass):
         fxnlms_drive(x, bandpass, estimate, delay, 2, base_drive=optimal[:-1])
 
 
+def test_mix_takes_fxnlms_where_the_refined_drive_cannot_follow(bandpass):
+    """A fixed part that jumps between 0 and twice the optimum every 50 ms on a 170 Hz hum: refined alone, it
+    stays far below plain FxNLMS, which converges on the hum; mixed, the drive reaches FxNLMS's NR."""
+    delay, taps = 16, 256
+    x = hum(4, fundamental=170.0, harmonics=2, seed=1)
+    estimate = identify_secondary_path(bandpass, seconds=0.5)
+    optimal = controller_drive(x, fit_wiener_controller(x, bandpass, delay, taps), delay)
+    jumps = np.repeat(np.random.default_rng(3).choice([0.0, 2.0], size=len(x) // 800 + 1), 800)[: len(x)]
+    last_second = 3 * RATE
+    fxnlms = nr_db(x, fxnlms_drive(x, bandpass, estimate, delay, taps), bandpass, start=last_second)
+    refined = nr_db(x, fxnlms_refined_drive(x, jumps * optimal, bandpass, estimate, delay, taps, mix_step=0),
+                    bandpass, start=last_second)
+    mixed = nr_db(x, fxnlms_refined_drive(x, jumps * optimal, bandpass, estimate, delay, taps), bandpass,
+                  start=last_second)
+    assert fxnlms >= 40 and refined < fxnlms - 20
+    assert mixed >= fxnlms - 1
+
+
 def test_refinement_is_causal_at_its_latency(bandpass):
     delay, moment = 16, 3000
     x = white(0.5, seed=6)

@@ -212,56 +212,92 @@ def predistorted_drive(drive: np.ndarray, eta: float | None) -> np.ndarray:
     return np.asarray(inverse_sef(np.asarray(drive, dtype=np.float64), eta), dtype=np.float64)
 
 
-def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_size, eps, eta, adapt_samples, base_drive,
-                 filtered_base, secondary_estimate, guard_samples):
-    samples = len(noise)
+def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_sizes, eps, eta, adapt_samples, base_drives,
+                 filtered_bases, secondary_estimate, guard_samples, mix_step, mix_samples, mix_limit):
+    controllers, samples = base_drives.shape[0], len(noise)
     padded = np.concatenate((np.zeros(taps - 1 + delay), noise))  # noise[i] is padded[i + taps − 1 + delay]
     filtered_padded = np.concatenate((np.zeros(taps - 1 + delay), filtered))  # the same for x′ = Ŝ∗x
-    drive = np.zeros(samples + delay)
-    correction = np.zeros(samples + delay)  # the adaptive filter's part of the drive
+    own = np.zeros((controllers, samples + delay))  # each controller's own drive
+    corrections = np.zeros((controllers, samples + delay))  # each adaptive filter's part of its own drive
+    shares = np.zeros(samples + delay)  # λ: controller 1's share of what is sent, fixed when the drives were made
+    drive = np.zeros(samples)  # what the loudspeaker is sent
     loudspeaker = np.zeros(samples)  # f(y), what S hears
-    weights = np.zeros(taps)
-    base_gains = np.ones(base_drive.shape[1])
+    weights = np.zeros((controllers, taps))
+    base_gains = np.ones((controllers, base_drives.shape[2]))
+    steps = step_sizes.copy()
+    errors = np.zeros(controllers)  # each controller's error, as if it alone had played
+    gaps_at_ear = np.zeros(controllers)  # (Ŝ∗(y − yₖ))[t]: what the others' share added at the ear, as far as Ŝ knows
+    corrections_at_ear = np.zeros(controllers)  # (Ŝ∗cₖ)[t]: what each adaptive part added at the ear, as far as Ŝ knows
     linear = math.isinf(eta)
     scale = eta * math.sqrt(math.pi / 2)
     forget = 1.0 / guard_samples if guard_samples > 0 else 0.0
-    power_with = power_without = 0.0  # running mean squares of the error and of its estimate without the correction
-    since_reset = 0
-    for t in range(delay):  # made before any error could reach the weights: the fixed part alone
-        drive[t] = np.sum(base_drive[t])
+    power_with = np.zeros(controllers)  # running mean squares of each error and of its estimate without the correction
+    power_without = np.zeros(controllers)
+    since_reset = np.zeros(controllers, np.int64)
+    # λ = (σ(a) − σ(−A)) / (σ(A) − σ(−A)), clipped to [0, 1]: a = −A, the start, plays controller 0 alone, exactly.
+    low, high = 1.0 / (1.0 + math.exp(mix_limit)), 1.0 / (1.0 + math.exp(-mix_limit))
+    logit, mix_power, share = -mix_limit, 0.0, 0.0
+    mix_forget = 1.0 / mix_samples
+    for t in range(delay):  # made before any error could reach the weights: the fixed parts alone
+        for k in range(controllers):
+            own[k, t] = np.sum(base_drives[k, t])
     for t in range(samples):
         now = np.ascontiguousarray(padded[t + delay : t + taps + delay][::-1])  # x[t], x[t−1], …
         if delay == 0:
-            drive[t] = np.dot(base_gains, base_drive[t]) + np.dot(weights, now)
-            correction[t] = drive[t] - np.sum(base_drive[t])
+            for k in range(controllers):
+                own[k, t] = np.dot(base_gains[k], base_drives[k, t]) + np.dot(weights[k], now)
+                corrections[k, t] = own[k, t] - np.sum(base_drives[k, t])
+            shares[t] = share
+        drive[t] = own[0, t] if shares[t] == 0.0 else (1.0 - shares[t]) * own[0, t] + shares[t] * own[1, t]
         loudspeaker[t] = drive[t] if linear else scale * math.erf(drive[t] / (math.sqrt(2.0) * eta))
         at_ear = 0.0  # (S∗f(y))[t], with the true S and f
         for k in range(min(len(secondary), t + 1)):
             at_ear += secondary[k] * loudspeaker[t - k]
         error = desired[t] + at_ear  # the error microphone, now: it hears x[t] through P
+        gaps_at_ear[:] = 0.0
+        corrections_at_ear[:] = 0.0
+        if controllers > 1 or guard_samples > 0:
+            for j in range(min(len(secondary_estimate), t + 1)):
+                for k in range(controllers):
+                    gaps_at_ear[k] += secondary_estimate[j] * (drive[t - j] - own[k, t - j])
+                    corrections_at_ear[k] += secondary_estimate[j] * corrections[k, t - j]
+        for k in range(controllers):
+            # Modified filtered-x: each adapts on the error it would have made alone, as far as Ŝ knows; for the
+            # one that alone has played (λ 0 or 1 over Ŝ's span) that is e itself, to the bit.
+            errors[k] = error - gaps_at_ear[k]
         if guard_samples > 0:
-            correction_at_ear = 0.0  # (Ŝ∗c)[t]: what the adaptive part added at the ear, as far as Ŝ knows
-            for k in range(min(len(secondary_estimate), t + 1)):
-                correction_at_ear += secondary_estimate[k] * correction[t - k]
-            power_with += forget * (error * error - power_with)
-            power_without += forget * ((error - correction_at_ear) ** 2 - power_without)
-            since_reset += 1
-            # Written so that an overflow (inf or NaN) counts as louder too.
-            if since_reset >= guard_samples and not power_with <= 2.0 * power_without:
-                weights[:] = 0.0  # the correction made the ear louder: drop it and adapt again, more slowly
-                base_gains[:] = 1.0
-                step_size *= 0.5
-                since_reset = 0
-                power_with = power_without = 0.0
+            for k in range(controllers):
+                power_with[k] += forget * (errors[k] * errors[k] - power_with[k])
+                power_without[k] += forget * ((errors[k] - corrections_at_ear[k]) ** 2 - power_without[k])
+                since_reset[k] += 1
+                # Written so that an overflow (inf or NaN) counts as louder too.
+                if since_reset[k] >= guard_samples and not power_with[k] <= 2.0 * power_without[k]:
+                    weights[k, :] = 0.0  # the correction made the ear louder: drop it and adapt again, more slowly
+                    base_gains[k, :] = 1.0
+                    steps[k] *= 0.5
+                    since_reset[k] = 0
+                    power_with[k] = power_without[k] = 0.0
         then = np.ascontiguousarray(filtered_padded[t : t + taps][::-1])  # x′[t−D], …: what y[t] was made from
         if t < adapt_samples:
-            normalised = step_size * error / (eps + np.dot(then, then) + np.dot(filtered_base[t], filtered_base[t]))
-            weights -= normalised * then
-            base_gains -= normalised * filtered_base[t]
+            for k in range(controllers):
+                normalised = steps[k] * errors[k] / (eps + np.dot(then, then)
+                                                     + np.dot(filtered_bases[k, t], filtered_bases[k, t]))
+                weights[k] -= normalised * then
+                base_gains[k] -= normalised * filtered_bases[k, t]
+            if controllers == 2:
+                slope = gaps_at_ear[0] - gaps_at_ear[1]  # (Ŝ∗(y₁ − y₀))[t] = ∂e/∂λ, as far as Ŝ knows
+                mix_power += mix_forget * (slope * slope - mix_power)
+                sigma = 1.0 / (1.0 + math.exp(-logit))
+                logit -= mix_step * error * slope * sigma * (1.0 - sigma) / ((high - low) * (eps + mix_power))
+                if not -mix_limit <= logit <= mix_limit:  # an overflow (NaN) falls back on controller 0
+                    logit = mix_limit if logit > mix_limit else -mix_limit
+                share = min(max((1.0 / (1.0 + math.exp(-logit)) - low) / (high - low), 0.0), 1.0)
         if delay > 0 and t + delay < samples:
-            drive[t + delay] = np.dot(base_gains, base_drive[t + delay]) + np.dot(weights, now)  # made at t, emitted at t + D
-            correction[t + delay] = drive[t + delay] - np.sum(base_drive[t + delay])
-    return drive[:samples]
+            for k in range(controllers):  # made at t, emitted at t + D
+                own[k, t + delay] = np.dot(base_gains[k], base_drives[k, t + delay]) + np.dot(weights[k], now)
+                corrections[k, t + delay] = own[k, t + delay] - np.sum(base_drives[k, t + delay])
+            shares[t + delay] = share
+    return drive
 
 
 def fxnlms_drive(
@@ -276,6 +312,7 @@ def fxnlms_drive(
     adapt_samples: int | None = None,
     base_drive: np.ndarray | None = None,
     guard_samples: int = 0,
+    mix_step: float = 0.0,
 ) -> np.ndarray:
     """Filtered-x NLMS, run online from zero weights, sample by sample, as a feedforward controller runs.
 
@@ -332,6 +369,14 @@ def fxnlms_drive(
             the second (3 dB louder than the fixed part alone), or either overflowed, sets ``w`` to
             zero and every ``gᵢ`` to 1 and halves μ. The estimate is linear (Ŝ, no loudspeaker model):
             with a saturating loudspeaker it is an approximation.
+        mix_step: 0 (off), or the step μₐ of a convex combination (Arenas-García et al., IEEE TSP 2006;
+            for ANC, Ferrer et al., IEEE TASLP 2013): a second controller, plain FxNLMS from zero at the
+            default step rule (and the same guard), runs beside this one, and the loudspeaker is sent
+            ``(1 − λ)·y₀ + λ·y₁``, λ from 0 (this controller alone, exactly) adapting on the error at the ear:
+            ``a ← a − μₐ·e·s·σ′(a) / (ε + ⟨s²⟩)``, ``s = Ŝ∗(y₁ − y₀)``, its power averaged over
+            ``MIX_POWER_SAMPLES``, ``a`` within ``±MIX_LIMIT``. Each controller adapts on the error it would
+            have made alone, as far as Ŝ knows (``e − Ŝ∗y + Ŝ∗yₖ``, the modified filtered-x structure),
+            so neither is pulled by the other.
 
     Returns:
         The drive ``y``, float64 of shape ``(samples,)``.
@@ -346,6 +391,11 @@ def fxnlms_drive(
     if base_drive.ndim != 2 or base_drive.shape[1] != len(noise):
         raise ValueError(f"base_drive must have shape (samples,) or (parts, samples) with {len(noise)} samples, "
                          f"got {base_drive.shape}")
+    step_sizes = [float(step_size)]
+    base_drives = base_drive.T[None]  # (controllers, samples, parts): one contiguous row per time
+    if mix_step > 0:  # the companion: plain FxNLMS, its base zero parts (their gains never move)
+        step_sizes.append(fxnlms_step_size(secondary_estimate, delay))
+        base_drives = np.concatenate([base_drives, np.zeros_like(base_drives)])
     # Direct-form filtering, not FFT: an FFT spreads every sample's rounding over the whole block,
     # and the drive must not depend on the future even at the last bit.
     return _compiled_fxnlms()(
@@ -355,14 +405,17 @@ def fxnlms_drive(
         np.asarray(scene.secondary, dtype=np.float64),
         int(delay),
         int(taps),
-        float(step_size),
+        np.asarray(step_sizes),
         float(eps),
         math.inf if eta is None else float(eta),
         len(noise) if adapt_samples is None else int(adapt_samples),
-        np.ascontiguousarray(base_drive.T),  # (samples, parts): one contiguous row per time
-        np.ascontiguousarray(lfilter(secondary_estimate, [1.0], base_drive, axis=-1).T),
+        np.ascontiguousarray(base_drives),
+        np.ascontiguousarray(lfilter(secondary_estimate, [1.0], base_drives, axis=1)),
         secondary_estimate,
         int(guard_samples),
+        float(mix_step),
+        MIX_POWER_SAMPLES,
+        MIX_LIMIT,
     )
 
 
@@ -379,29 +432,42 @@ def fxnlms_step_size(secondary_estimate: np.ndarray, delay: int) -> float:
 REFINEMENT_STEP_SCALE = 2.0
 # The guard's time constant: 0.25 s, the model's safety window.
 REFINEMENT_GUARD_SAMPLES = 4000
+# The refined drive is mixed with plain FxNLMS (``fxnlms_drive(mix_step=…)``): where a fixed part keeps
+# moving (the encoder's correction, every 50 ms) the refinement cannot follow the drifting engine in the
+# room as FxNLMS does from zero (15.2 against 19.8 dB held out at 0 ms), and the mix can take FxNLMS's part.
+# μₐ chosen by a sweep on the room's suite (benchmarks/README.md, "Which drive to refine"): 0.01, 0.03 and 0.1
+# all put the mix at or above both parts on every clip; 0.03 is the middle. The power's time constant is
+# 0.1 s; A = 4 is the usual limit on the logit (λ's slope σ′ is then 2 % of its peak).
+MIX_STEP = 0.03
+MIX_POWER_SAMPLES = 1600
+MIX_LIMIT = 3.0
 
 
 def fxnlms_refined_drive(noise: np.ndarray, base_drive: np.ndarray, scene, secondary_estimate: np.ndarray,
                          delay: int = 0, taps: int = 64, eta: float | None = None,
-                         step_scale: float = REFINEMENT_STEP_SCALE) -> np.ndarray:
+                         step_scale: float = REFINEMENT_STEP_SCALE, mix_step: float = MIX_STEP) -> np.ndarray:
     """A fixed controller's drive refined online by FxNLMS at the error microphone: the hybrid of NTU's SFANC-FxNLMS.
 
     The fixed part (a model's drive) answers at once; the adaptive filter, from zero, follows what the
     fixed part cannot: noise that drifts after training. ``fxnlms_drive`` with ``base_drive``, a step of
-    ``step_scale`` × its rule and the divergence guard (``REFINEMENT_GUARD_SAMPLES``).
+    ``step_scale`` × its rule and the divergence guard (``REFINEMENT_GUARD_SAMPLES``), mixed with plain
+    FxNLMS from zero (``mix_step``): it starts as the refined drive alone, exactly, and moves towards
+    FxNLMS where FxNLMS does better at the ear.
 
     Args:
         noise: the reference-microphone noise ``x``, shape ``(samples,)``.
         base_drive: the fixed controller's drive over the same samples, made with the same latency D.
         scene, secondary_estimate, delay, taps, eta: as ``fxnlms_drive``.
         step_scale: the step over FxNLMS's rule (``fxnlms_step_size``); default ``REFINEMENT_STEP_SCALE``.
+        mix_step: μₐ of the mix with plain FxNLMS (``fxnlms_drive``); default ``MIX_STEP``; 0: the refined
+            drive alone.
 
     Returns:
         The drive ``y``, float64 of shape ``(samples,)``.
     """
     step_size = step_scale * fxnlms_step_size(secondary_estimate, delay)
     return fxnlms_drive(noise, scene, secondary_estimate, delay, taps, step_size, eta, base_drive=base_drive,
-                        guard_samples=REFINEMENT_GUARD_SAMPLES)
+                        guard_samples=REFINEMENT_GUARD_SAMPLES, mix_step=mix_step)
 
 
 @functools.cache
