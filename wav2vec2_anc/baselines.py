@@ -372,9 +372,10 @@ def fxnlms_drive(
         mix_step: 0 (off), or the step μₐ of a convex combination (Arenas-García et al., IEEE TSP 2006;
             for ANC, Ferrer et al., IEEE TASLP 2013): a second controller, plain FxNLMS from zero at the
             default step rule (and the same guard), runs beside this one, and the loudspeaker is sent
-            ``(1 − λ)·y₀ + λ·y₁``, λ from 0 (this controller alone, exactly) adapting on the error at the ear:
-            ``a ← a − μₐ·e·s·σ′(a) / (ε + ⟨s²⟩)``, ``s = Ŝ∗(y₁ − y₀)``, its power averaged over
-            ``MIX_POWER_SAMPLES``, ``a`` within ``±MIX_LIMIT``. Each controller adapts on the error it would
+            ``(1 − λ)·y₀ + λ·y₁``, ``λ = (σ(a) − σ(−A)) / (σ(A) − σ(−A))``, ``A = MIX_LIMIT``: from ``a = −A``,
+            this controller alone, exactly, ``a`` (kept within ±A) adapts on the error at the ear,
+            ``a ← a − μₐ·e·s·λ′(a) / (ε + ⟨s²⟩)``, ``s = Ŝ∗(y₁ − y₀)`` (∂e/∂λ), its power averaged over
+            ``MIX_POWER_SAMPLES``. Each controller adapts on the error it would
             have made alone, as far as Ŝ knows (``e − Ŝ∗y + Ŝ∗yₖ``, the modified filtered-x structure),
             so neither is pulled by the other.
 
@@ -419,9 +420,14 @@ def fxnlms_drive(
     )
 
 
+def loop_delay(secondary_estimate: np.ndarray, delay: int) -> int:
+    """``D + argmax|Ŝ| + 1``, samples: how late an error reaches what adapts on it (D plus S's own delay)."""
+    return delay + int(np.argmax(np.abs(np.asarray(secondary_estimate)))) + 1
+
+
 def fxnlms_step_size(secondary_estimate: np.ndarray, delay: int) -> float:
-    """FxNLMS's default μ, ``0.2 / (D + argmax|Ŝ| + 1)``: the error reaches the weights after D plus S's own delay."""
-    return 0.2 / (delay + int(np.argmax(np.abs(np.asarray(secondary_estimate)))) + 1)
+    """FxNLMS's default μ, ``0.2 / loop_delay(Ŝ, D)``: delayed LMS needs steps that shrink with the loop delay."""
+    return 0.2 / loop_delay(secondary_estimate, delay)
 
 
 # The refinement's step is twice FxNLMS's rule: its guard catches a correction that diverges, which
@@ -435,17 +441,22 @@ REFINEMENT_GUARD_SAMPLES = 4000
 # The refined drive is mixed with plain FxNLMS (``fxnlms_drive(mix_step=…)``): where a fixed part keeps
 # moving (the encoder's correction, every 50 ms) the refinement cannot follow the drifting engine in the
 # room as FxNLMS does from zero (15.2 against 19.8 dB held out at 0 ms), and the mix can take FxNLMS's part.
-# μₐ chosen by a sweep on the room's suite (benchmarks/README.md, "Which drive to refine"): 0.01, 0.03 and 0.1
-# all put the mix at or above both parts on every clip; 0.03 is the middle. The power's time constant is
-# 0.1 s; A = 4 is the usual limit on the logit (λ's slope σ′ is then 2 % of its peak).
-MIX_STEP = 0.03
+# Its step μₐ = MIX_STEP_SCALE / loop_delay(Ŝ, D): the mix's error is as late as FxNLMS's, and fixed steps
+# were stable in the room but not in the band-pass scene's longer loop (the engine at 1 ms: 37.8 dB at
+# μₐ = 0.01, 21.7 at 0.1, FxNLMS 26.4). Chosen on the room and band-pass suites (benchmarks/README.md, "The model
+# refined online") with a stress case, the 2-tap refinement of a fixed part at twice its gain
+# (tests/test_acoustics.py), where the mix first moves halfway and must come back as the gain converges: with
+# A = 3 it came back only to 27–37 dB of the refined drive's 46.4; with A = 2 to 35.6 / 45.5 / 46.4 dB at scale
+# 0.25 / 0.5 / 1. Every scale and limit tried kept the mix at or above FxNLMS on every clip of both scenes and
+# within 0.06–0.27 dB of the refined drive alone where that was better. The power's time constant is 0.1 s.
+MIX_STEP_SCALE = 1.0
 MIX_POWER_SAMPLES = 1600
-MIX_LIMIT = 3.0
+MIX_LIMIT = 2.0
 
 
 def fxnlms_refined_drive(noise: np.ndarray, base_drive: np.ndarray, scene, secondary_estimate: np.ndarray,
                          delay: int = 0, taps: int = 64, eta: float | None = None,
-                         step_scale: float = REFINEMENT_STEP_SCALE, mix_step: float = MIX_STEP) -> np.ndarray:
+                         step_scale: float = REFINEMENT_STEP_SCALE, mix_step: float | None = None) -> np.ndarray:
     """A fixed controller's drive refined online by FxNLMS at the error microphone: the hybrid of NTU's SFANC-FxNLMS.
 
     The fixed part (a model's drive) answers at once; the adaptive filter, from zero, follows what the
@@ -459,13 +470,15 @@ def fxnlms_refined_drive(noise: np.ndarray, base_drive: np.ndarray, scene, secon
         base_drive: the fixed controller's drive over the same samples, made with the same latency D.
         scene, secondary_estimate, delay, taps, eta: as ``fxnlms_drive``.
         step_scale: the step over FxNLMS's rule (``fxnlms_step_size``); default ``REFINEMENT_STEP_SCALE``.
-        mix_step: μₐ of the mix with plain FxNLMS (``fxnlms_drive``); default ``MIX_STEP``; 0: the refined
-            drive alone.
+        mix_step: μₐ of the mix with plain FxNLMS (``fxnlms_drive``); default ``MIX_STEP_SCALE / loop_delay(Ŝ, D)``;
+            0: the refined drive alone.
 
     Returns:
         The drive ``y``, float64 of shape ``(samples,)``.
     """
     step_size = step_scale * fxnlms_step_size(secondary_estimate, delay)
+    if mix_step is None:
+        mix_step = MIX_STEP_SCALE / loop_delay(secondary_estimate, delay)
     return fxnlms_drive(noise, scene, secondary_estimate, delay, taps, step_size, eta, base_drive=base_drive,
                         guard_samples=REFINEMENT_GUARD_SAMPLES, mix_step=mix_step)
 
