@@ -71,8 +71,8 @@ def heldout_model_nr_db(
 def fxnlms_refined_anti_noise_at_ear(model, clip: Clip, plant: Plant, chunk_seconds: float = 10.0) -> np.ndarray:
     """The model's drive refined online by FxNLMS at the error microphone, at the ear over ``clip.heldout``.
 
-    The refinement (``baselines.fxnlms_refined_drive``) runs from the clip's first sample, as FxNLMS
-    does, on the model's drive over the whole clip.
+    The refinement (``baselines.fxnlms_refined_drive``: the refined drive mixed with plain FxNLMS) runs from
+    the clip's first sample, as FxNLMS does, on the model's drive over the whole clip.
     """
     audio = np.concatenate([clip.train, clip.heldout])
     drive = fxnlms_refined_drive(audio, predict_inverse(model, audio, chunk_seconds), plant.scene,
