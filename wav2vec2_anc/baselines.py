@@ -259,7 +259,8 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_sizes, e
         if controllers > 1 or guard_samples > 0:
             for j in range(min(len(secondary_estimate), t + 1)):
                 for k in range(controllers):
-                    gaps_at_ear[k] += secondary_estimate[j] * (drive[t - j] - own[k, t - j])
+                    if controllers > 1:  # alone, a controller's gap is zero: what it made is what was sent
+                        gaps_at_ear[k] += secondary_estimate[j] * (drive[t - j] - own[k, t - j])
                     corrections_at_ear[k] += secondary_estimate[j] * corrections[k, t - j]
         for k in range(controllers):
             # Modified filtered-x: each adapts on the error it would have made alone, as far as Ŝ knows; for the
@@ -442,8 +443,8 @@ REFINEMENT_GUARD_SAMPLES = 4000
 # moving (the encoder's correction, every 50 ms) the refinement cannot follow the drifting engine in the
 # room as FxNLMS does from zero (15.2 against 19.8 dB held out at 0 ms), and the mix can take FxNLMS's part.
 # Its step μₐ = MIX_STEP_SCALE / loop_delay(Ŝ, D): the mix's error is as late as FxNLMS's, and fixed steps
-# were stable in the room but not in the band-pass scene's longer loop (the engine at 1 ms: 37.8 dB at
-# μₐ = 0.01, 21.7 at 0.1, FxNLMS 26.4). Chosen on the room and band-pass suites (benchmarks/README.md, "The model
+# were stable in the room but not in the band-pass scene's longer loop (the engine at 1 ms, A = 3: 37.8 dB
+# at μₐ = 0.01, 21.7 at 0.1, FxNLMS 26.4). Chosen on the room and band-pass suites (benchmarks/README.md, "The model
 # refined online") with a stress case, the 2-tap refinement of a fixed part at twice its gain
 # (tests/test_acoustics.py), where the mix first moves halfway and must come back as the gain converges: with
 # A = 3 it came back only to 27–37 dB of the refined drive's 46.4; with A = 2 to 35.6 / 45.5 / 46.4 dB at scale
