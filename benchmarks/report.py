@@ -6,7 +6,11 @@ Usage:
 For each latency in the records: one row per clip, one column per method, each cell the held-out
 median 1-s NR in dB (the whole-clip NR and the worst 10 % follow in a second table for the model),
 and the model's training seconds and streaming real-time factor. Then the predict-ahead targets
-(issue 4), each with its worst case and whether it holds.
+(issue 4), each with its worst case and whether it holds, and the acoustic-scene targets (issue 9).
+
+Records of ``switching.py`` (noise that changes, issue 10) get that benchmark's own tables and the
+switching targets: on the built-in switching suite the headline ones, with ``--with-white`` the
+never-amplify one alone, and on any other library the ones for real recordings.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from wav2vec2_anc.evaluation import loads_strict  # noqa: E402
 
@@ -143,22 +148,88 @@ def scene_target_checks(records: list[dict]) -> list[tuple[str, str, bool]]:
     return checks
 
 
+def is_switching(record: dict) -> bool:
+    """True for a record of ``switching.py`` (a sequence of clips, no single clip)."""
+    return "segment_nr_db" in record and "clip" not in record
+
+
+def switching_library(records: list[dict]) -> str:
+    """Which library the sequence was built from: ``"suite"`` (the built-in switching suite), ``"suite+white"``
+    (the same with ``--with-white``) or ``"other"`` (any other files: the targets for real recordings)."""
+    from suite import switching_suite
+
+    from wav2vec2_anc.audio_io import DEFAULT_SAMPLE
+
+    clips = {segment[0] for r in records for segment in r["segments"]}
+    suite = set(switching_suite(0.01)) | {DEFAULT_SAMPLE.name}
+    if clips <= suite:
+        return "suite"
+    return "suite+white" if clips <= suite | {"white"} else "other"
+
+
+def switching_target_checks(records: list[dict]) -> list[tuple[str, str, bool]]:
+    """The switching targets (issue 10) as ``(target, found, holds)``, per scene, loudspeaker and latency.
+
+    - built-in suite: model ≥ ``wiener_library`` + 3 dB on ``nr_db_median_segment``; model ≥ NLMS (FxNLMS in a
+      scene) + 3 dB on ``nr_db_after_switch_1s``; every model segment ≥ −0.5 dB; and the goal beyond, model
+      within 1 dB of ``wiener_oracle`` on ``nr_db_median_segment``;
+    - built-in suite with white noise: every model segment ≥ −0.5 dB;
+    - any other library: model ≥ ``wiener_library`` (median segment), model ≥ NLMS/FxNLMS (after a switch), and
+      no model segment amplified (every one ≥ 0 dB).
+    """
+    library = switching_library(records)
+    checks = []
+    for where in sorted({setting(r) for r in records}):
+        by_method = {r["method"]: r for r in records if setting(r) == where}
+        model = by_method["model"]
+        adaptive = by_method.get("nlms") or by_method["fxnlms"]
+        label = f"{where[0]}, {where[1]}, {where[2]:g} ms: model"
+        worst = min(model["segment_nr_db"])
+        if library == "suite+white":
+            checks.append((f"{label} every segment ≥ −0.5 dB", f"{worst:.2f} dB", worst >= -0.5))
+            continue
+        gain = 3.0 if library == "suite" else 0.0
+        extra = f" + {gain:g} dB" if gain else ""
+        median = margin_db(model["nr_db_median_segment"], by_method["wiener_library"]["nr_db_median_segment"])
+        after = margin_db(model["nr_db_after_switch_1s"], adaptive["nr_db_after_switch_1s"])
+        checks += [
+            (f"{label} median segment ≥ wiener_library{extra}", f"{median:+.2f} dB", median >= gain),
+            (f"{label} 1 s after a switch ≥ {adaptive['method']}{extra}", f"{after:+.2f} dB", after >= gain),
+        ]
+        if library == "suite":
+            checks.append((f"{label} every segment ≥ −0.5 dB", f"{worst:.2f} dB", worst >= -0.5))
+            oracle = margin_db(model["nr_db_median_segment"], by_method["wiener_oracle"]["nr_db_median_segment"])
+            checks.append((f"{label} median segment ≥ wiener_oracle − 1 dB (goal)", f"{oracle:+.2f} dB", oracle >= -1.0))
+        else:
+            checks.append((f"{label} no segment amplified (every one ≥ 0 dB)", f"{worst:.3f} dB", worst >= 0.0))
+    return checks
+
+
+def print_checks(title: str, checks: list[tuple[str, str, bool]]) -> None:
+    print(f"\n**Targets** ({title})\n\n| target | found | holds |\n|---|---|---|")
+    for target, found, holds in checks:
+        print(f"| {target} | {found} | {'yes' if holds else '**no**'} |")
+
+
 def main(argv=None):
     paths = (argv if argv is not None else sys.argv[1:]) or ["results.json"]
     records = [r for path in paths for r in loads_strict(Path(path).read_text())]
+    switching = [r for r in records if is_switching(r)]
+    if switching:
+        from switching import format_tables
+
+        print(format_tables(switching))
+        print_checks(f"noise that changes, library: {switching_library(switching)}", switching_target_checks(switching))
+        records = [r for r in records if not is_switching(r)]
     for scene, loudspeaker, latency_ms in sorted({setting(r) for r in records}):
         where = "" if (scene, loudspeaker) == ("none", "linear") else f", scene `{scene}`, loudspeaker `{loudspeaker}`"
         print(f"\n**{latency_ms:g} ms{where}** (median 1-s NR in dB; `linear_bound`: whole-clip bound)\n")
         print(latency_table([r for r in records if setting(r)[:2] == (scene, loudspeaker)], latency_ms))
     if any(setting(r)[:2] == ("none", "linear") for r in records):
-        print("\n**Targets** (no scene)\n\n| target | worst case | holds |\n|---|---|---|")
-        for target, worst, holds in target_checks(records):
-            print(f"| {target} | {worst} | {'yes' if holds else '**no**'} |")
+        print_checks("no scene", target_checks(records))
     scene_checks = scene_target_checks(records)
     if scene_checks:
-        print("\n**Targets** (acoustic scenes, whole-clip NR at the ear)\n\n| target | found | holds |\n|---|---|---|")
-        for target, found, holds in scene_checks:
-            print(f"| {target} | {found} | {'yes' if holds else '**no**'} |")
+        print_checks("acoustic scenes, whole-clip NR at the ear", scene_checks)
 
 
 if __name__ == "__main__":

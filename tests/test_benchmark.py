@@ -135,3 +135,35 @@ def test_oracle_reaction_reports_the_exact_oracle_and_each_later_switch(tmp_path
     # 80 ms of each 3-s segment left to the old noise's filter costs several dB; 5 ms, while the new filter's
     # taps still hold the old noise, costs nothing.
     assert late < exact - 3 and soon >= exact
+
+
+def test_switching_target_checks_on_hand_made_records():
+    def record(method, median, after, segments_db, clips=("mains_50hz", "brown"), latency_ms=1.0):
+        return {"method": method, "latency_ms": latency_ms, "scene": "none", "loudspeaker": "linear",
+                "nr_db_median_segment": median, "nr_db_after_switch_1s": after, "segment_nr_db": segments_db,
+                "segments": [[clip, 0, 1, 0] for clip in clips]}
+
+    suite = [record("wiener_library", 6.0, 6.0, [6.0, 6.0]), record("nlms", 12.0, 8.0, [12.0, 12.0]),
+             record("wiener_oracle", 21.0, 16.0, [21.0, 21.0]), record("model", 19.5, 10.5, [19.5, -0.6])]
+    assert report.switching_library(suite) == "suite"
+    checks = {target: (found, holds) for target, found, holds in report.switching_target_checks(suite)}
+    label = "none, linear, 1 ms: model"
+    assert checks[f"{label} median segment ≥ wiener_library + 3 dB"] == ("+13.50 dB", True)
+    assert checks[f"{label} 1 s after a switch ≥ nlms + 3 dB"] == ("+2.50 dB", False)
+    assert checks[f"{label} every segment ≥ −0.5 dB"] == ("-0.60 dB", False)
+    assert checks[f"{label} median segment ≥ wiener_oracle − 1 dB (goal)"] == ("-1.50 dB", False)
+
+    # Any other library: no margin over the baselines, and a segment must not be amplified at all.
+    recordings = [record(m, median, after, seg, clips=("rain.wav", "fan.wav")) for m, median, after, seg in
+                  [("wiener_library", 0.5, 0.2, [0.5, 0.1]), ("nlms", -1.0, -5.0, [-1.0, -9.0]),
+                   ("wiener_oracle", 0.9, 0.4, [0.9, 0.2]), ("model", 0.5, 0.3, [0.6, -0.01])]]
+    assert report.switching_library(recordings) == "other"
+    checks = {target: (found, holds) for target, found, holds in report.switching_target_checks(recordings)}
+    assert checks[f"{label} median segment ≥ wiener_library"] == ("+0.00 dB", True)
+    assert checks[f"{label} 1 s after a switch ≥ nlms"] == ("+5.30 dB", True)
+    assert checks[f"{label} no segment amplified (every one ≥ 0 dB)"] == ("-0.010 dB", False)
+
+    # The suite with white noise is judged on amplification alone.
+    white = [dict(r, segments=[["white", 0, 1, 0], ["brown", 0, 1, 0]]) for r in suite]
+    assert report.switching_library(white) == "suite+white"
+    assert report.switching_target_checks(white) == [(f"{label} every segment ≥ −0.5 dB", "-0.60 dB", False)]
