@@ -6,6 +6,7 @@ Usage:
                                       [--update-ms 50] [--context-seconds 0.25] [--safety-seconds 0.25]
                                       [--safety-confidence 0] [--bank-error-ms 0]
                                       [--scene none,room,bandpass] [--loudspeaker linear,sat:2]
+                                      [--only engine,white] [--stretch-bank 0] [--learning-rate 1e-4]
                                       [--plot results.png]
 
 For each clip it trains on the first 70 % and evaluates on the last 30 %, for every method and
@@ -90,13 +91,15 @@ def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work
             empty = dict.fromkeys(["nr_db_median_1s", "nr_db_worst10_1s", "nr_dba", "octave_nr_db"])
             records.append(record(name, "linear_bound", latency_ms, {**empty, "nr_db": bound}, **where))
         run_dir = work_dir / f"{name}_{scene}_{loudspeaker}_{latency_ms:g}ms".replace(":", "").replace("/", "_")
-        model, train_seconds = fine_tune(clips, latency_ms, args, run_dir, plant, wiener_filter)
+        model, train_seconds = fine_tune(clips, latency_ms, args, run_dir, plant, wiener_filter,
+                                         stretches=args.stretch_bank)
         noise, anti_noise = helpers.heldout_inverses(model, clips, wiener_filter, plant=plant)
         # Streamed in 20 ms blocks over the whole clip, to measure the real-time factor.
         _, stream_rtf = helpers.stream_inverse(model, audio, block_samples=helpers.latency_samples(20))
         for method, inverse in anti_noise.items():
             extra = dict(train_seconds=train_seconds, model_name=args.model, update_ms=args.update_ms,
-                         context_seconds=args.context_seconds) if method.startswith("model") else {}
+                         context_seconds=args.context_seconds, learning_rate=args.learning_rate,
+                         stretch_bank=args.stretch_bank) if method.startswith("model") else {}
             if method.startswith("model") and not plant.is_identity:
                 extra["encoder_correction"] = model.config.encoder_correction
             if method == "model":
@@ -105,7 +108,7 @@ def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work
     return records
 
 
-def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_filter, filter_bank=None):
+def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_filter, filter_bank=None, stretches: int = 0):
     """A model for this latency and plant, fine-tuned on the clips' training parts.
 
     Args:
@@ -113,6 +116,8 @@ def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_fi
             ``"wiener"`` start and the ``wiener`` baseline alike.
         filter_bank: ``fit_filter_bank``'s ``{name: taps}`` to start the encoder's basis at
             (``start_filter_bank``, one basis filter per entry), or None for the learned rank-8 basis.
+        stretches: instead of ``filter_bank``, start the basis at ``fit_stretch_bank``'s bank of this many
+            stretches of the audio fitted on (with a scene, without its validation tail); 0: none.
 
     Returns:
         ``(model, train_seconds)``.
@@ -120,17 +125,20 @@ def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_fi
     head = helpers.head_settings(latency_ms, args.update_ms, args.context_seconds, filter_taps=args.filter_taps,
                                  safety_window_samples=int(args.safety_seconds * helpers.SAMPLE_RATE),
                                  safety_confidence=args.safety_confidence, pooled_frames=args.pooled_frames)
+    # In a scene the last 20 % of the training part validates the encoder's correction (no safety gain there).
+    fit_clips = clips if plant.is_identity else helpers.validation_split(clips)
+    if stretches:
+        filter_bank = helpers.fit_stretch_bank(helpers.training_audio(fit_clips), plant.scene,
+                                               helpers.latency_samples(latency_ms), args.filter_taps, stretches)
     bank = helpers.bank_settings(filter_bank, args.bank_error_ms, plant)
     model = helpers.build_model(args.model, seed=args.seed, **{**head, **bank, **helpers.plant_settings(plant)})
     train_shared_filter = model.start_shared_filter(args.shared_filter, wiener_filter)
     if filter_bank:
         model.start_filter_bank(filter_bank)
-    # In a scene the last 20 % of the training part validates the encoder's correction (no safety gain there).
-    fit_clips = clips if plant.is_identity else helpers.validation_split(clips)
     dataset = helpers.build_dataset(fit_clips, helpers.SAMPLE_RATE, helpers.SAMPLE_RATE // 4, model.training_warmup,
                                     None if plant.is_identity else plant.scene, with_switches=bool(filter_bank), seed=args.seed)
     settings = helpers.TrainSettings(
-        output_dir=str(output_dir), max_steps=args.max_steps, seed=args.seed,
+        output_dir=str(output_dir), max_steps=args.max_steps, seed=args.seed, learning_rate=args.learning_rate,
         train_shared_filter=train_shared_filter, save_steps=args.max_steps,
         logging_steps=max(1, args.max_steps // 10), progress_bar=False,
     )
@@ -219,6 +227,9 @@ def add_run_arguments(parser, *, max_steps: int, latency_ms: str, update_ms: flo
     parser.add_argument("--max-steps", type=int, default=max_steps,
                         help=f"fine-tuning steps per model (default: {max_steps})")
     parser.add_argument("--latency-ms", default=latency_ms, help=f"comma-separated latencies in ms (default: {latency_ms})")
+    parser.add_argument("--learning-rate", type=float, default=helpers.TrainSettings.learning_rate,
+                        help="the encoder's learning rate, the notebook's LEARNING_RATE (default: "
+                             f"{helpers.TrainSettings.learning_rate:g}, for pretrained weights)")
     parser.add_argument("--shared-filter", default="wiener", choices=["wiener", "learned"],
                         help="the model's shared filter: closed-form Wiener start, held fixed, or learned from zero")
     parser.add_argument("--filter-taps", type=int, default=helpers.HEAD_DEFAULTS["filter_taps"],
@@ -249,7 +260,12 @@ def add_run_arguments(parser, *, max_steps: int, latency_ms: str, update_ms: flo
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", help="folder of audio files (default: the built-in suite)")
+    parser.add_argument("--only", help="comma-separated clip names: run these of the suite or folder alone")
     parser.add_argument("--out", default="results.json", help="JSON records (default: results.json)")
+    parser.add_argument("--stretch-bank", type=int, default=0,
+                        help="start the encoder's basis at one controller per stretch of each clip's training audio, "
+                             "this many stretches (baselines.fit_stretch_bank), for a noise that drifts; 0: the "
+                             "learned rank-8 basis (default: 0)")
     add_run_arguments(parser, max_steps=500, latency_ms="0", update_ms=50.0, context_seconds=0.25, safety_seconds=0.25,
                       safety_confidence=0.0)
     parser.add_argument("--plot", help="also save a bar chart of the results here (PNG)")
@@ -260,6 +276,12 @@ def main(argv=None) -> list[dict]:
     hf_logging.set_verbosity_error()
     latencies = [float(v) for v in args.latency_ms.split(",")]
     suite = load_suite(args.clips, args.seconds)
+    if args.only:
+        names = args.only.split(",")
+        missing = sorted(set(names) - set(suite))
+        if missing:
+            parser.error(f"--only {missing}: not among the clips {sorted(suite)}")
+        suite = {name: suite[name] for name in names}
     records = []
     with tempfile.TemporaryDirectory() as work_dir:
         for name, audio in tqdm(suite.items(), desc="clips", unit="clip"):

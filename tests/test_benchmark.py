@@ -167,3 +167,23 @@ def test_switching_target_checks_on_hand_made_records():
     white = [dict(r, segments=[["white", 0, 1, 0], ["brown", 0, 1, 0]]) for r in suite]
     assert report.switching_library(white) == "suite+white"
     assert report.switching_target_checks(white) == [(f"{label} every segment ≥ −0.5 dB", "-0.60 dB", False)]
+
+
+def test_stretch_bank_starts_from_the_fit_part_without_its_validation_tail(tmp_path):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    cancellation.add_run_arguments(parser, max_steps=2, latency_ms="1", update_ms=100.0, context_seconds=0.25,
+                                   safety_seconds=0.25, safety_confidence=0.0)
+    args = parser.parse_args(["--filter-taps", "64"])
+    train, heldout = split_heldout(cancellation.synthetic_suite(6.0)["engine"], 0.3)
+    clips = [helpers.Clip("engine", train, heldout)]
+    plant, wiener_filter = helpers.make_plant("bandpass", "linear", train, 16, 64)
+    model, _ = cancellation.fine_tune(clips, 1.0, args, tmp_path, plant, wiener_filter, stretches=4)
+    fit = helpers.validation_split(clips)[0].train
+    expected = np.stack(list(helpers.fit_stretch_bank(fit, plant.scene, 16, 64, 4).values()))
+    assert model.config.filter_bank and model.config.adaptive_rank == 4
+    # Two steps at the encoder's rate move a tap by about 2e-4 at most.
+    np.testing.assert_allclose(model.filter_head.bank.detach().numpy(), expected, atol=1e-3)
+    whole = np.stack(list(helpers.fit_stretch_bank(train, plant.scene, 16, 64, 4).values()))
+    assert np.abs(whole - expected).max() > 1e-2
