@@ -6,7 +6,7 @@ Usage:
                                       [--update-ms 50] [--context-seconds 0.25] [--safety-seconds 0.25]
                                       [--safety-confidence 0] [--bank-error-ms 0]
                                       [--scene none,room,bandpass] [--loudspeaker linear,sat:2]
-                                      [--only engine,white] [--stretch-bank 0] [--learning-rate 1e-4]
+                                      [--only engine,white] [--learning-rate 1e-4]
                                       [--plot results.png]
 
 For each clip it trains on the first 70 % and evaluates on the last 30 %, for every method and
@@ -91,15 +91,14 @@ def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work
             empty = dict.fromkeys(["nr_db_median_1s", "nr_db_worst10_1s", "nr_dba", "octave_nr_db"])
             records.append(record(name, "linear_bound", latency_ms, {**empty, "nr_db": bound}, **where))
         run_dir = work_dir / f"{name}_{scene}_{loudspeaker}_{latency_ms:g}ms".replace(":", "").replace("/", "_")
-        model, train_seconds = fine_tune(clips, latency_ms, args, run_dir, plant, wiener_filter,
-                                         stretches=args.stretch_bank)
+        model, train_seconds = fine_tune(clips, latency_ms, args, run_dir, plant, wiener_filter)
         noise, anti_noise = helpers.heldout_inverses(model, clips, wiener_filter, plant=plant)
         # Streamed in 20 ms blocks over the whole clip, to measure the real-time factor.
         _, stream_rtf = helpers.stream_inverse(model, audio, block_samples=helpers.latency_samples(20))
         for method, inverse in anti_noise.items():
             extra = dict(train_seconds=train_seconds, model_name=args.model, update_ms=args.update_ms,
-                         context_seconds=args.context_seconds, learning_rate=args.learning_rate,
-                         stretch_bank=args.stretch_bank) if method.startswith("model") else {}
+                         context_seconds=args.context_seconds,
+                         learning_rate=args.learning_rate) if method.startswith("model") else {}
             if method.startswith("model") and not plant.is_identity:
                 extra["encoder_correction"] = model.config.encoder_correction
             if method == "model":
@@ -108,7 +107,7 @@ def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work
     return records
 
 
-def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_filter, filter_bank=None, stretches: int = 0):
+def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_filter, filter_bank=None):
     """A model for this latency and plant, fine-tuned on the clips' training parts.
 
     Args:
@@ -116,8 +115,6 @@ def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_fi
             ``"wiener"`` start and the ``wiener`` baseline alike.
         filter_bank: ``fit_filter_bank``'s ``{name: taps}`` to start the encoder's basis at
             (``start_filter_bank``, one basis filter per entry), or None for the learned rank-8 basis.
-        stretches: instead of ``filter_bank``, start the basis at ``fit_stretch_bank``'s bank of this many
-            stretches of the audio fitted on (with a scene, without its validation tail); 0: none.
 
     Returns:
         ``(model, train_seconds)``.
@@ -125,16 +122,13 @@ def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_fi
     head = helpers.head_settings(latency_ms, args.update_ms, args.context_seconds, filter_taps=args.filter_taps,
                                  safety_window_samples=int(args.safety_seconds * helpers.SAMPLE_RATE),
                                  safety_confidence=args.safety_confidence, pooled_frames=args.pooled_frames)
-    # In a scene the last 20 % of the training part validates the encoder's correction (no safety gain there).
-    fit_clips = clips if plant.is_identity else helpers.validation_split(clips)
-    if stretches:
-        filter_bank = helpers.fit_stretch_bank(helpers.training_audio(fit_clips), plant.scene,
-                                               helpers.latency_samples(latency_ms), args.filter_taps, stretches)
     bank = helpers.bank_settings(filter_bank, args.bank_error_ms, plant)
     model = helpers.build_model(args.model, seed=args.seed, **{**head, **bank, **helpers.plant_settings(plant)})
     train_shared_filter = model.start_shared_filter(args.shared_filter, wiener_filter)
     if filter_bank:
         model.start_filter_bank(filter_bank)
+    # In a scene the last 20 % of the training part validates the encoder's correction (no safety gain there).
+    fit_clips = clips if plant.is_identity else helpers.validation_split(clips)
     dataset = helpers.build_dataset(fit_clips, helpers.SAMPLE_RATE, helpers.SAMPLE_RATE // 4, model.training_warmup,
                                     None if plant.is_identity else plant.scene, with_switches=bool(filter_bank), seed=args.seed)
     settings = helpers.TrainSettings(
@@ -262,10 +256,6 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--clips", help="folder of audio files (default: the built-in suite)")
     parser.add_argument("--only", help="comma-separated clip names: run these of the suite or folder alone")
     parser.add_argument("--out", default="results.json", help="JSON records (default: results.json)")
-    parser.add_argument("--stretch-bank", type=int, default=0,
-                        help="start the encoder's basis at one controller per stretch of each clip's training audio, "
-                             "this many stretches (baselines.fit_stretch_bank), for a noise that drifts; 0: the "
-                             "learned rank-8 basis (default: 0)")
     add_run_arguments(parser, max_steps=500, latency_ms="0", update_ms=50.0, context_seconds=0.25, safety_seconds=0.25,
                       safety_confidence=0.0)
     parser.add_argument("--plot", help="also save a bar chart of the results here (PNG)")

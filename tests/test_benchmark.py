@@ -31,7 +31,8 @@ def test_benchmark_records_every_method_latency_and_metric(tmp_path):
     sf.write(clips / "brownish.wav", audio, 16_000, subtype="FLOAT")
     out = tmp_path / "results.json"
     cancellation.main(["--clips", str(clips), "--out", str(out), "--max-steps", "2", "--latency-ms", "0,5",
-                       "--filter-taps", "64", "--update-ms", "100", "--plot", str(tmp_path / "plot.png")])
+                       "--filter-taps", "64", "--update-ms", "100", "--learning-rate", "3e-3",
+                       "--plot", str(tmp_path / "plot.png")])
     def no_bare_constants(name):
         raise AssertionError(f"bare {name} in the results: not strict JSON")
 
@@ -51,8 +52,20 @@ def test_benchmark_records_every_method_latency_and_metric(tmp_path):
     assert by["model", 5.0]["model_name"] == "scratch:tiny"
     assert {method for method, _ in by if "stream_rtf" in by[method, 5.0]} == {"model"}
     assert (by["model", 5.0]["update_ms"], by["model", 5.0]["context_seconds"]) == (100.0, 0.25)
+    assert by["model", 5.0]["learning_rate"] == 3e-3
     assert (tmp_path / "plot.png").stat().st_size > 0
     assert np.isfinite(by["model", 5.0]["nr_db"])
+
+
+def test_only_runs_the_named_clips_and_refuses_unknown_ones(tmp_path, capsys):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name in ("a.wav", "b.wav"):
+        sf.write(clips / name, shaped_noise(1.0, 2.0), 16_000, subtype="FLOAT")
+    with pytest.raises(SystemExit):
+        cancellation.main(["--clips", str(clips), "--only", "a.wav,c.wav", "--out", str(tmp_path / "r.json")])
+    assert "--only ['c.wav']: not among the clips ['a.wav', 'b.wav']" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
 
 
 def test_target_checks_find_the_worst_case():
@@ -167,23 +180,3 @@ def test_switching_target_checks_on_hand_made_records():
     white = [dict(r, segments=[["white", 0, 1, 0], ["brown", 0, 1, 0]]) for r in suite]
     assert report.switching_library(white) == "suite+white"
     assert report.switching_target_checks(white) == [(f"{label} every segment ≥ −0.5 dB", "-0.60 dB", False)]
-
-
-def test_stretch_bank_starts_from_the_fit_part_without_its_validation_tail(tmp_path):
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    cancellation.add_run_arguments(parser, max_steps=2, latency_ms="1", update_ms=100.0, context_seconds=0.25,
-                                   safety_seconds=0.25, safety_confidence=0.0)
-    args = parser.parse_args(["--filter-taps", "64"])
-    train, heldout = split_heldout(cancellation.synthetic_suite(6.0)["engine"], 0.3)
-    clips = [helpers.Clip("engine", train, heldout)]
-    plant, wiener_filter = helpers.make_plant("bandpass", "linear", train, 16, 64)
-    model, _ = cancellation.fine_tune(clips, 1.0, args, tmp_path, plant, wiener_filter, stretches=4)
-    fit = helpers.validation_split(clips)[0].train
-    expected = np.stack(list(helpers.fit_stretch_bank(fit, plant.scene, 16, 64, 4).values()))
-    assert model.config.filter_bank and model.config.adaptive_rank == 4
-    # Two steps at the encoder's rate move a tap by about 2e-4 at most.
-    np.testing.assert_allclose(model.filter_head.bank.detach().numpy(), expected, atol=1e-3)
-    whole = np.stack(list(helpers.fit_stretch_bank(train, plant.scene, 16, 64, 4).values()))
-    assert np.abs(whole - expected).max() > 1e-2
