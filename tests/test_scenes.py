@@ -67,6 +67,24 @@ def test_model_with_the_wiener_start_is_the_wiener_controller_at_the_ear():
     assert helpers.noise_reduction_db(noise, anti_noise["wiener"]) > 10.0
 
 
+def test_a_new_file_in_a_scene_is_also_refined_online_from_its_first_sample():
+    """Step 9 in a scene: ``model_fxnlms`` joins the baselines. A silent (untrained) model alone cancels
+    nothing; refined at the error microphone from the file's first sample, it cancels as much as FxNLMS."""
+    audio = predictable_noise(48_000, seed=5)
+    plant, wiener_filter = helpers.make_plant("bandpass", "linear", audio[:30_000], delay=16, taps=256)
+    model = helpers.build_model("scratch:tiny", filter_taps=256, latency_samples=16, **helpers.plant_settings(plant))
+    model.start_shared_filter("learned")
+    noise = plant.noise_at_ear(audio)
+    anti_noise = plant.anti_noise_at_ear(helpers.predict_inverse(model, audio))
+    methods = helpers.new_file_comparison(model, audio, anti_noise, wiener_filter, plant)
+    assert list(methods) == ["model", "wiener", "fxnlms", "model_fxnlms"]
+    second_half = slice(24_000, None)
+    nr_db = {name: helpers.noise_reduction_db(noise[second_half], a[second_half]) for name, a in methods.items()}
+    assert nr_db["model"] == 0.0
+    assert nr_db["fxnlms"] > 5.0  # still converging on broadband noise: 6.4 dB
+    assert nr_db["model_fxnlms"] > nr_db["fxnlms"] - 0.5
+
+
 def test_loss_goes_through_the_secondary_path_and_the_loudspeaker():
     """With labels −d, the loss is ‖Ŝ∗f(y) + d‖² / ‖d‖², computed here by hand."""
     plant = bandpass_plant(eta=0.05)

@@ -127,7 +127,9 @@ def new_file_comparison(model, audio: np.ndarray, anti_noise: np.ndarray, wiener
     """A file the model never trained on, whole: the model's anti-noise at the ear beside every baseline's.
 
     The Wiener filter is the one fitted on the training audio (with a library, ``wiener_library``),
-    and NLMS/FxNLMS start from zero at the file's first sample, as the model does.
+    and NLMS/FxNLMS start from zero at the file's first sample, as the model does. In a scene
+    ``model_fxnlms`` joins them, as in ``heldout_inverses``: the model's drive refined online at the
+    error microphone from the file's first sample.
 
     Args:
         audio: the file at the reference microphone, shape ``(samples,)``.
@@ -138,7 +140,11 @@ def new_file_comparison(model, audio: np.ndarray, anti_noise: np.ndarray, wiener
     """
     plant = plant or Plant(none_scene())
     drives = baseline_drives(plant, wiener_filter, model.latency, model.filter_taps)
-    return {"model": anti_noise, **{name: plant.anti_noise_at_ear(drive(audio)) for name, drive in drives.items()}}
+    methods = {"model": anti_noise, **{name: plant.anti_noise_at_ear(drive(audio)) for name, drive in drives.items()}}
+    if not plant.is_identity:
+        whole_file = Clip(name="new file", train=audio[:0], heldout=audio)
+        methods["model_fxnlms"] = fxnlms_refined_anti_noise_at_ear(model, whole_file, plant)
+    return methods
 
 
 def heldout_inverses(
