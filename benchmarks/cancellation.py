@@ -63,6 +63,19 @@ def load_suite(clips_dir: str | None, seconds: float) -> dict[str, np.ndarray]:
     return suite
 
 
+def only_clips(suite: dict[str, np.ndarray], names: str) -> dict[str, np.ndarray]:
+    """The clips of ``suite`` named in ``names`` (comma-separated), in that order.
+
+    Raises:
+        KeyError: a name that is not a clip of the suite, before any work.
+    """
+    wanted = [name.strip() for name in names.split(",")]
+    missing = sorted(set(wanted) - set(suite))
+    if missing:
+        raise KeyError(f"--only {missing}: not among the clips {sorted(suite)}")
+    return {name: suite[name] for name in wanted}
+
+
 def record(clip: str, method: str, latency_ms: float, metrics: dict, **extra) -> dict:
     """One JSON record; every record has the same keys."""
     return {
@@ -267,11 +280,10 @@ def main(argv=None) -> list[dict]:
     latencies = [float(v) for v in args.latency_ms.split(",")]
     suite = load_suite(args.clips, args.seconds)
     if args.only:
-        names = args.only.split(",")
-        missing = sorted(set(names) - set(suite))
-        if missing:
-            parser.error(f"--only {missing}: not among the clips {sorted(suite)}")
-        suite = {name: suite[name] for name in names}
+        try:
+            suite = only_clips(suite, args.only)
+        except KeyError as error:
+            parser.error(error.args[0])
     records = []
     with tempfile.TemporaryDirectory() as work_dir:
         for name, audio in tqdm(suite.items(), desc="clips", unit="clip"):

@@ -154,17 +154,21 @@ def is_switching(record: dict) -> bool:
 
 
 def switching_library(records: list[dict]) -> str:
-    """Which library the sequence was built from: ``"suite"`` (the built-in switching suite), ``"suite+white"``
-    (the same with ``--with-white``) or ``"other"`` (any other files: the targets for real recordings)."""
+    """Which library one run's sequence was built from: ``"suite"`` (the built-in switching suite), ``"suite+white"``
+    (the same with ``--with-white``) or ``"other"`` (any other files: the targets for real recordings).
+
+    The suite's names are those ``suite.switching_suite`` generates, plus the bundled recording it is run with;
+    a sequence of that recording alone is a library of real recordings.
+    """
     from suite import switching_suite
 
     from wav2vec2_anc.audio_io import DEFAULT_SAMPLE
 
     clips = {segment[0] for r in records for segment in r["segments"]}
-    suite = set(switching_suite(0.01)) | {DEFAULT_SAMPLE.name}
-    if clips <= suite:
-        return "suite"
-    return "suite+white" if clips <= suite | {"white"} else "other"
+    generated = set(switching_suite(0.01, with_white=True))
+    if not clips & generated or not clips <= generated | {DEFAULT_SAMPLE.name}:
+        return "other"
+    return "suite+white" if "white" in clips else "suite"
 
 
 def switching_target_checks(records: list[dict]) -> list[tuple[str, str, bool]]:
@@ -213,14 +217,18 @@ def print_checks(title: str, checks: list[tuple[str, str, bool]]) -> None:
 
 def main(argv=None):
     paths = (argv if argv is not None else sys.argv[1:]) or ["results.json"]
-    records = [r for path in paths for r in loads_strict(Path(path).read_text())]
-    switching = [r for r in records if is_switching(r)]
-    if switching:
-        from switching import format_tables
+    records = []
+    for path in paths:
+        from_file = loads_strict(Path(path).read_text())
+        # Each switching run has its own sequence and library: its tables and targets stand alone.
+        switching = [r for r in from_file if is_switching(r)]
+        if switching:
+            from switching import format_tables
 
-        print(format_tables(switching))
-        print_checks(f"noise that changes, library: {switching_library(switching)}", switching_target_checks(switching))
-        records = [r for r in records if not is_switching(r)]
+            print(f"\n### `{path}`\n\n{format_tables(switching)}")
+            print_checks(f"noise that changes, library: {switching_library(switching)}",
+                         switching_target_checks(switching))
+        records += [r for r in from_file if not is_switching(r)]
     for scene, loudspeaker, latency_ms in sorted({setting(r) for r in records}):
         where = "" if (scene, loudspeaker) == ("none", "linear") else f", scene `{scene}`, loudspeaker `{loudspeaker}`"
         print(f"\n**{latency_ms:g} ms{where}** (median 1-s NR in dB; `linear_bound`: whole-clip bound)\n")

@@ -136,7 +136,8 @@ def run_setting(clips: list[helpers.Clip], sequence: np.ndarray, segments: list[
                                 safety_seconds=args.safety_seconds, safety_confidence=args.safety_confidence)
     for r in records:
         trained = r["method"].startswith("model")
-        r.update(train_seconds=train_seconds if trained else 0.0, model_name=args.model if trained else None)
+        r.update(train_seconds=train_seconds if trained else 0.0, model_name=args.model if trained else None,
+                 learning_rate=args.learning_rate if trained else None)
     return records
 
 

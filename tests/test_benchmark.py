@@ -57,14 +57,18 @@ def test_benchmark_records_every_method_latency_and_metric(tmp_path):
     assert np.isfinite(by["model", 5.0]["nr_db"])
 
 
-def test_only_runs_the_named_clips_and_refuses_unknown_ones(tmp_path, capsys):
+def test_only_keeps_the_named_clips_in_order_and_refuses_unknown_ones(tmp_path, capsys):
+    suite = {"a.wav": np.zeros(1), "b.wav": np.ones(1), "c.wav": np.zeros(2)}
+    assert list(cancellation.only_clips(suite, "c.wav, a.wav")) == ["c.wav", "a.wav"]
+    with pytest.raises(KeyError, match=r"--only \['d.wav'\]: not among the clips \['a.wav', 'b.wav', 'c.wav'\]"):
+        cancellation.only_clips(suite, "a.wav,d.wav")
+    # From the command line the refusal comes before any work.
     clips = tmp_path / "clips"
     clips.mkdir()
-    for name in ("a.wav", "b.wav"):
-        sf.write(clips / name, shaped_noise(1.0, 2.0), 16_000, subtype="FLOAT")
+    sf.write(clips / "a.wav", shaped_noise(1.0, 2.0), 16_000, subtype="FLOAT")
     with pytest.raises(SystemExit):
-        cancellation.main(["--clips", str(clips), "--only", "a.wav,c.wav", "--out", str(tmp_path / "r.json")])
-    assert "--only ['c.wav']: not among the clips ['a.wav', 'b.wav']" in capsys.readouterr().err
+        cancellation.main(["--clips", str(clips), "--only", "d.wav", "--out", str(tmp_path / "r.json")])
+    assert "--only ['d.wav']: not among the clips ['a.wav']" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()
 
 
@@ -180,3 +184,22 @@ def test_switching_target_checks_on_hand_made_records():
     white = [dict(r, segments=[["white", 0, 1, 0], ["brown", 0, 1, 0]]) for r in suite]
     assert report.switching_library(white) == "suite+white"
     assert report.switching_target_checks(white) == [(f"{label} every segment ≥ −0.5 dB", "-0.60 dB", False)]
+    # The bundled recording the suite is run with is, alone, a library of real recordings.
+    assert report.switching_library([dict(suite[0], segments=[["engine_honda_nsx.wav", 0, 1, 0]])]) == "other"
+
+
+def test_report_judges_each_switching_file_on_its_own(tmp_path, capsys):
+    def record(method, clips, worst):
+        return {"method": method, "latency_ms": 1.0, "scene": "none", "loudspeaker": "linear", "eta": None,
+                "switch_seconds": 3.0, "nr_db": 5.0, "nr_db_median_segment": 5.0, "nr_db_after_switch_1s": 5.0,
+                "segment_nr_db": [5.0, worst], "segments": [[clip, 0, 1, 0] for clip in clips], "train_seconds": 0.0}
+
+    methods = ("wiener_library", "nlms", "wiener_oracle", "model")
+    suite, white = tmp_path / "suite.json", tmp_path / "white.json"
+    suite.write_text(helpers.dumps_strict([record(m, ["brown", "mains_50hz"], 1.0) for m in methods]))
+    white.write_text(helpers.dumps_strict([record(m, ["white", "brown"], -0.7) for m in methods]))
+    report.main([str(suite), str(white)])
+    out = capsys.readouterr().out
+    assert "library: suite)" in out and "library: suite+white)" in out
+    assert "| none, linear, 1 ms: model every segment ≥ −0.5 dB | 1.00 dB | yes |" in out
+    assert "| none, linear, 1 ms: model every segment ≥ −0.5 dB | -0.70 dB | **no** |" in out

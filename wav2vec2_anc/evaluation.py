@@ -123,17 +123,18 @@ def baseline_drives(plant: Plant, wiener_filter: np.ndarray, delay: int, taps: i
 
 
 def new_file_comparison(model, audio: np.ndarray, anti_noise: np.ndarray, wiener_filter: np.ndarray,
-                        plant: Plant | None = None) -> dict[str, np.ndarray]:
+                        plant: Plant | None = None, chunk_seconds: float = 10.0) -> dict[str, np.ndarray]:
     """A file the model never trained on, whole: the model's anti-noise at the ear beside every baseline's.
 
     The Wiener filter is the one fitted on the training audio (with a library, ``wiener_library``),
     and NLMS/FxNLMS start from zero at the file's first sample, as the model does. In a scene
     ``model_fxnlms`` joins them, as in ``heldout_inverses``: the model's drive refined online at the
-    error microphone from the file's first sample.
+    error microphone from the file's first sample (the model runs over the file once more for its drive).
 
     Args:
         audio: the file at the reference microphone, shape ``(samples,)``.
         anti_noise: the model's anti-noise at the ear (``cancel_file``'s), same shape.
+        chunk_seconds: the model's chunk for that run (``predict_inverse``).
 
     Returns:
         ``{"model": anti_noise, baseline: its anti-noise at the ear, …}``, each shape ``(samples,)``.
@@ -143,7 +144,7 @@ def new_file_comparison(model, audio: np.ndarray, anti_noise: np.ndarray, wiener
     methods = {"model": anti_noise, **{name: plant.anti_noise_at_ear(drive(audio)) for name, drive in drives.items()}}
     if not plant.is_identity:
         whole_file = Clip(name="new file", train=audio[:0], heldout=audio)
-        methods["model_fxnlms"] = fxnlms_refined_anti_noise_at_ear(model, whole_file, plant)
+        methods["model_fxnlms"] = fxnlms_refined_anti_noise_at_ear(model, whole_file, plant, chunk_seconds)
     return methods
 
 
