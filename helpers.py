@@ -17,6 +17,7 @@ from wav2vec2_anc.baselines import (
     controller_drive,
     delayed_negation,
     fit_filter_bank,
+    fit_stretch_bank,
     fit_wiener_controller,
     fit_wiener_predictor,
     nlms_inverse,
@@ -63,7 +64,7 @@ from wav2vec2_anc.training import (
 __all__ = [
     "Plant", "make_plant", "controller_drive", "fit_wiener_controller", "plant_settings",
     "DEFAULT_SAMPLE", "SAMPLE_AUDIO_DIR", "SAMPLE_RATE", "AudioInputError", "load_audio", "save_audio",
-    "delayed_negation", "fit_filter_bank", "fit_wiener_predictor", "nlms_inverse", "wiener_inverse",
+    "delayed_negation", "fit_filter_bank", "fit_stretch_bank", "fit_wiener_predictor", "nlms_inverse", "wiener_inverse",
     "dumps_strict", "new_file_comparison", "format_comparison", "gate_encoder_correction", "heldout_inverses",
     "heldout_model_nr_db", "loads_strict",
     "per_file_metrics", "write_outputs",

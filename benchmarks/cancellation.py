@@ -50,6 +50,10 @@ from wav2vec2_anc.pairs import split_heldout  # noqa: E402
 HELDOUT_FRACTION = 0.3
 METHODS = ("negation", "nlms", "fxnlms", "wiener", "wiener_predistorted", "model", "model_no_encoder", "model_fxnlms",
            "linear_bound")
+# The stretch bank of a linear scene. The room's drifting engine at 1 ms, the bank with the optimal controller
+# mixed by its errors at the ear alone (no network; an exploratory script, not a committed command): 16
+# stretches 21.2 dB, 8 stretches 17.7, 4 stretches 13.6; FxNLMS 18.3.
+STRETCHES = 16
 # Spectral exponents of the generated stationary noises, for their linear-prediction bound.
 STATIONARY_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
 
@@ -104,14 +108,17 @@ def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work
             empty = dict.fromkeys(["nr_db_median_1s", "nr_db_worst10_1s", "nr_dba", "octave_nr_db"])
             records.append(record(name, "linear_bound", latency_ms, {**empty, "nr_db": bound}, **where))
         run_dir = work_dir / f"{name}_{scene}_{loudspeaker}_{latency_ms:g}ms".replace(":", "").replace("/", "_")
-        model, train_seconds = fine_tune(clips, latency_ms, args, run_dir, plant, wiener_filter)
+        model, train_seconds = fine_tune(clips, latency_ms, args, run_dir, plant, wiener_filter, stretches=args.stretch_bank)
         noise, anti_noise = helpers.heldout_inverses(model, clips, wiener_filter, plant=plant)
-        # Streamed in 20 ms blocks over the whole clip, to measure the real-time factor.
-        _, stream_rtf = helpers.stream_inverse(model, audio, block_samples=helpers.latency_samples(20))
+        # Streamed in 20 ms blocks over the whole clip, to measure the real-time factor (a model that hears
+        # the error microphone is fed the noise there, the loop's start: the compute is the same).
+        ear = plant.noise_at_ear(audio) if model.needs_ear_noise else None
+        _, stream_rtf = helpers.stream_inverse(model, audio, block_samples=helpers.latency_samples(20), ear_noise=ear)
         for method, inverse in anti_noise.items():
             extra = dict(train_seconds=train_seconds, model_name=args.model, update_ms=args.update_ms,
-                         context_seconds=args.context_seconds,
-                         learning_rate=args.learning_rate) if method.startswith("model") else {}
+                         context_seconds=args.context_seconds, learning_rate=args.learning_rate,
+                         stretch_bank=stretch_count(args.stretch_bank, plant),
+                         bank_error_ms=args.bank_error_ms) if method.startswith("model") else {}
             if method.startswith("model") and not plant.is_identity:
                 extra["encoder_correction"] = model.config.encoder_correction
             if method == "model":
@@ -120,7 +127,17 @@ def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work
     return records
 
 
-def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_filter, filter_bank=None):
+def stretch_count(stretches: int, plant) -> int:
+    """The stretch bank's size in this scene: ``stretches`` in an acoustic scene with a linear loudspeaker, else 0.
+
+    Its filters are chosen by their errors at the ear, which need a scene (without one the benchmark's
+    clips are single noises, fitted whole) and a linear loudspeaker (``bank_settings``).
+    """
+    return stretches if not plant.is_identity and plant.eta is None else 0
+
+
+def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_filter, filter_bank=None,
+              stretches: int = 0):
     """A model for this latency and plant, fine-tuned on the clips' training parts.
 
     Args:
@@ -128,6 +145,10 @@ def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_fi
             ``"wiener"`` start and the ``wiener`` baseline alike.
         filter_bank: ``fit_filter_bank``'s ``{name: taps}`` to start the encoder's basis at
             (``start_filter_bank``, one basis filter per entry), or None for the learned rank-8 basis.
+        stretches: where their errors at the ear can steer them (``stretch_count``), instead start the
+            basis at the optimal controller (``wiener_filter``) and ``fit_stretch_bank``'s filters of this
+            many stretches of the audio fitted on (without the validation tail), held as fitted; their
+            errors over the newest ``args.bank_error_ms`` join the encoder's logits. 0: none.
 
     Returns:
         ``(model, train_seconds)``.
@@ -135,15 +156,23 @@ def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_fi
     head = helpers.head_settings(latency_ms, args.update_ms, args.context_seconds, filter_taps=args.filter_taps,
                                  safety_window_samples=int(args.safety_seconds * helpers.SAMPLE_RATE),
                                  safety_confidence=args.safety_confidence, pooled_frames=args.pooled_frames)
+    # In a scene the last 20 % of the training part validates the encoder's correction (no safety gain there).
+    fit_clips = clips if plant.is_identity else helpers.validation_split(clips)
+    stretches = stretch_count(stretches, plant)
+    if stretches:
+        filter_bank = {"whole": wiener_filter, **helpers.fit_stretch_bank(
+            helpers.training_audio(fit_clips), plant.scene, helpers.latency_samples(latency_ms), args.filter_taps, stretches)}
     bank = helpers.bank_settings(filter_bank, args.bank_error_ms, plant)
     model = helpers.build_model(args.model, seed=args.seed, **{**head, **bank, **helpers.plant_settings(plant)})
     train_shared_filter = model.start_shared_filter(args.shared_filter, wiener_filter)
     if filter_bank:
         model.start_filter_bank(filter_bank)
-    # In a scene the last 20 % of the training part validates the encoder's correction (no safety gain there).
-    fit_clips = clips if plant.is_identity else helpers.validation_split(clips)
+    if stretches:
+        # The stretches' filters stay as fitted (GFANC's pre-trained filters): what trains is their choice.
+        model.filter_head.basis.requires_grad_(False)
     dataset = helpers.build_dataset(fit_clips, helpers.SAMPLE_RATE, helpers.SAMPLE_RATE // 4, model.training_warmup,
-                                    None if plant.is_identity else plant.scene, with_switches=bool(filter_bank), seed=args.seed)
+                                    None if plant.is_identity else plant.scene, with_switches=bool(filter_bank),
+                                    seed=args.seed, with_ear_noise=model.needs_ear_noise)
     settings = helpers.TrainSettings(
         output_dir=str(output_dir), max_steps=args.max_steps, seed=args.seed, learning_rate=args.learning_rate,
         train_shared_filter=train_shared_filter, save_steps=args.max_steps,
@@ -269,8 +298,13 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--clips", help="folder of audio files (default: the built-in suite)")
     parser.add_argument("--only", help="comma-separated clip names: run these of the suite or folder alone")
     parser.add_argument("--out", default="results.json", help="JSON records (default: results.json)")
+    parser.add_argument("--stretch-bank", type=int, default=STRETCHES,
+                        help="in a scene with a linear loudspeaker: start the encoder's basis at the optimal controller "
+                             "and one per stretch of each clip's training audio, this many stretches "
+                             "(baselines.fit_stretch_bank), mixed by the encoder and, with --bank-error-ms, by their "
+                             f"errors at the ear (0: the learned rank-8 basis; default: {STRETCHES})")
     add_run_arguments(parser, max_steps=500, latency_ms="0", update_ms=50.0, context_seconds=0.25, safety_seconds=0.25,
-                      safety_confidence=0.0)
+                      safety_confidence=0.0, bank_error_ms=50.0)
     parser.add_argument("--plot", help="also save a bar chart of the results here (PNG)")
     args = parser.parse_args(argv)
     from tqdm.auto import tqdm

@@ -203,3 +203,33 @@ def test_report_judges_each_switching_file_on_its_own(tmp_path, capsys):
     assert "library: suite)" in out and "library: suite+white)" in out
     assert "| none, linear, 1 ms: model every segment ≥ −0.5 dB | 1.00 dB | yes |" in out
     assert "| none, linear, 1 ms: model every segment ≥ −0.5 dB | -0.70 dB | **no** |" in out
+
+
+def test_a_stretch_bank_in_a_scene_starts_from_the_optimal_controller_and_the_fit_parts_stretches(tmp_path):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    cancellation.add_run_arguments(parser, max_steps=2, latency_ms="1", update_ms=100.0, context_seconds=0.25,
+                                   safety_seconds=0.25, safety_confidence=0.0)
+    args = parser.parse_args(["--filter-taps", "64", "--bank-error-ms", "20"])
+    train, heldout = split_heldout(cancellation.synthetic_suite(6.0)["engine"], 0.3)
+    clips = [helpers.Clip("engine", train, heldout)]
+    plant, wiener_filter = helpers.make_plant("bandpass", "linear", train, 16, 64)
+    model, _ = cancellation.fine_tune(clips, 1.0, args, tmp_path, plant, wiener_filter, stretches=4)
+    fit = helpers.validation_split(clips)[0].train
+    stretches = np.stack(list(helpers.fit_stretch_bank(fit, plant.scene, 16, 64, 4).values()))
+    assert model.config.filter_bank and model.config.adaptive_rank == 5 and model.needs_ear_noise
+    assert model.config.bank_error_window_samples == 320
+    # Two steps at the encoder's rate move a tap by about 2e-4 at most.
+    bank = model.filter_head.bank.detach().numpy()
+    np.testing.assert_allclose(bank, np.concatenate([wiener_filter[None], stretches]), atol=1e-3)
+    whole = np.stack(list(helpers.fit_stretch_bank(train, plant.scene, 16, 64, 4).values()))
+    assert np.abs(whole - stretches).max() > 1e-2
+    # The bank's filters stay as fitted.
+    assert not model.filter_head.basis.requires_grad
+    # Through a saturating loudspeaker, or without a scene, its errors could not steer it: no bank.
+    for scene, loudspeaker in (("bandpass", "sat:2"), ("none", "linear")):
+        plant, wiener_filter = helpers.make_plant(scene, loudspeaker, train, 16, 64)
+        assert cancellation.stretch_count(16, plant) == 0
+        model, _ = cancellation.fine_tune(clips, 1.0, args, tmp_path / scene, plant, wiener_filter, stretches=4)
+        assert not model.config.filter_bank

@@ -1,6 +1,7 @@
 """Held-out split and (input, −input) pair building."""
 
 import numpy as np
+import pytest
 
 import helpers
 from wav2vec2_anc.pairs import inversion_pairs, segment_starts, split_heldout
@@ -90,6 +91,24 @@ def test_a_single_clip_dataset_is_its_pairs_in_order():
     np.testing.assert_array_equal(np.stack([row["input_values"].numpy() for row in dataset]), inputs)
     np.testing.assert_array_equal(np.stack([row["labels"].numpy() for row in dataset]), labels)
     assert dataset.column_names == ["input_values", "labels"]
+
+
+def test_a_dataset_for_a_model_that_hears_the_ear_carries_the_noise_there_over_each_whole_input():
+    from wav2vec2_anc.acoustics import Scene, noise_at_ear
+
+    scene = Scene("hand", np.array([0.0, 0.5, 0.25]), np.array([1.0]))
+    clip = ramp_clip("only", 2.0, 0.0)
+    dataset = helpers.build_dataset([clip], 16_000, 4_000, 800, scene, with_ear_noise=True)
+    assert dataset.column_names == ["input_values", "labels", "ear_noise"]
+    # Cut from the clip's whole noise at the ear, as the inputs are from its audio: 0.5·x[n−1] + 0.25·x[n−2].
+    x = clip.train.astype(np.float64)
+    at_ear = np.concatenate([[0.0], 0.5 * x[:-1]]) + np.concatenate([[0.0, 0.0], 0.25 * x[:-2]])
+    for row, start in zip(dataset, [0, 4_000, 8_000, 12_000, 15_200]):
+        np.testing.assert_allclose(row["ear_noise"].numpy(), at_ear[start : start + 16_800], rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(row["labels"].numpy(), -row["ear_noise"].numpy()[800:])
+    np.testing.assert_allclose(noise_at_ear(x, scene), at_ear, atol=1e-12)
+    with pytest.raises(ValueError, match="acoustic scene"):
+        helpers.build_dataset([clip], 16_000, 4_000, 800, with_ear_noise=True)
 
 
 def test_switch_pairs_hold_another_clips_audio_then_the_rows_own():

@@ -154,6 +154,28 @@ def test_a_bank_filter_cannot_boost_noise_it_was_not_fitted_for():
     assert own[1] == pytest.approx(own[0], abs=0.1)
 
 
+def test_a_stretch_bank_fits_each_state_of_a_noise_that_changes():
+    # A 50 Hz hum for 2 s, then a 70 Hz one: the whole-signal filter is a compromise, each stretch's fits its own tone.
+    from suite import harmonic_noise
+
+    hum = np.concatenate([harmonic_noise(2.0, 50.0, harmonics=4, seed=1), harmonic_noise(2.0, 70.0, harmonics=4, seed=2)])
+    delay, taps = 16, 256
+    bank = helpers.fit_stretch_bank(hum, none_scene(), delay, taps, stretches=2)
+    assert list(bank) == ["0.00–2.00 s", "2.00–4.00 s"]
+    whole = helpers.fit_wiener_controller(hum, none_scene(), delay, taps)
+
+    def nr_db(w, part):
+        x = hum[part * 2 * RATE : (part + 1) * 2 * RATE]
+        return helpers.noise_reduction_db(x[RATE:], helpers.controller_drive(x, w, delay)[RATE:])
+
+    first, second = bank.values()
+    assert nr_db(first, 0) > 30 and nr_db(second, 1) > 30
+    assert nr_db(first, 1) < 10 and nr_db(second, 0) < 10
+    assert min(nr_db(whole, 0), nr_db(whole, 1)) < min(nr_db(first, 0), nr_db(second, 1)) - 5
+    with pytest.raises(ValueError, match="delay \\+ taps = 272"):
+        helpers.fit_stretch_bank(hum[:500], none_scene(), delay, taps, stretches=2)
+
+
 def test_nlms_converges_to_negation_at_zero_delay():
     x = np.random.default_rng(0).standard_normal(32_000)
     inverse = helpers.nlms_inverse(x, delay=0, taps=32, step_size=0.5)

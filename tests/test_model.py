@@ -277,6 +277,15 @@ def test_bank_error_logits_are_each_filters_relative_error_over_the_newest_sampl
     assert silent[0, 0] == silent[0, 1]
     with pytest.raises(ValueError, match="at least 30 samples"):
         bank_error_logits(torch.from_numpy(x[..., :29]), torch.from_numpy(filters), delay, length)
+    # In a scene each error is at the ear: the noise there plus the filter's output (through Ŝ, folded into it).
+    ear = rng.standard_normal((2, 3, 120))
+    at_ear = bank_error_logits(torch.from_numpy(x), torch.from_numpy(filters), delay, length, torch.from_numpy(ear)).numpy()
+    for index in np.ndindex(2, 3):
+        newest = ear[index][-length:]
+        anti = np.convolve(x[index], filters[1])[: 120][120 - length - delay : 120 - delay]
+        expected = -np.log(np.mean((newest + anti) ** 2) / np.mean(newest**2) + BANK_ERROR_FLOOR)
+        assert at_ear[index][1] == pytest.approx(expected, rel=1e-9)
+        assert at_ear[index][0] == pytest.approx(-np.log(1 + BANK_ERROR_FLOOR), rel=1e-12)
 
 
 def tone_predictor(hz: float, taps: int) -> np.ndarray:
@@ -332,16 +341,22 @@ def test_a_bank_error_window_the_model_cannot_judge_is_refused():
     # 60 judged samples + D = 16 + 511 earlier taps: 587.
     with pytest.raises(ValueError, match="context_samples ≥ 587"):
         helpers.build_model("scratch:tiny", latency_samples=16, context_samples=500, bank_error_window_samples=60)
-    with pytest.raises(ValueError, match="acoustic scene"):
-        helpers.build_model("scratch:tiny", secondary_path=[0.0, 1.0], bank_error_window_samples=80)
+    # In a scene the filters reach the ear through Ŝ (3 taps here, 2 more of past), and the errors end a sample early.
+    with pytest.raises(ValueError, match="context_samples ≥ 590"):
+        helpers.build_model("scratch:tiny", latency_samples=16, context_samples=589, bank_error_window_samples=60,
+                            secondary_path=[0.0, 1.0, 0.5])
+    helpers.build_model("scratch:tiny", latency_samples=16, context_samples=590, bank_error_window_samples=60,
+                        secondary_path=[0.0, 1.0, 0.5])
+    with pytest.raises(ValueError, match="linear loudspeaker"):
+        helpers.build_model("scratch:tiny", secondary_path=[0.0, 1.0], loudspeaker_eta=0.5, bank_error_window_samples=80)
 
 
-def test_bank_settings_judge_the_banks_errors_only_without_a_scene():
+def test_bank_settings_judge_the_banks_errors_except_through_a_saturating_loudspeaker():
     from types import SimpleNamespace
 
     bank = {"a": np.zeros(4), "b": np.zeros(4)}
     assert helpers.bank_settings(bank, 10.0) == {"adaptive_rank": 2, "bank_error_window_samples": 160}
-    assert helpers.bank_settings(bank, 10.0, SimpleNamespace(is_identity=True))["bank_error_window_samples"] == 160
-    assert helpers.bank_settings(bank, 10.0, SimpleNamespace(is_identity=False)) == {"adaptive_rank": 2}
+    assert helpers.bank_settings(bank, 10.0, SimpleNamespace(eta=None))["bank_error_window_samples"] == 160
+    assert helpers.bank_settings(bank, 10.0, SimpleNamespace(eta=0.3)) == {"adaptive_rank": 2}
     assert helpers.bank_settings(bank) == {"adaptive_rank": 2}
     assert helpers.bank_settings(None, 10.0) == {}

@@ -172,3 +172,77 @@ def test_gate_switches_off_a_correction_that_hurts():
     model.config.encoder_correction = True
     model.filter_head.basis.data.zero_()
     assert helpers.gate_encoder_correction(model, validation, plant)["encoder_correction"] is False
+
+
+def reference_closed_loop(x, bank, secondary, estimate, block, window, sharpness):
+    """The loop of a bank steered by its errors at the ear, block by block (D = 0, P = δ): what the model must do.
+
+    Before block b only the error microphone's samples before ``b·block`` are known; each filter's error is
+    what it would have left there (``d̂ + Ŝ∗hⱼ∗x``), its weight ∝ (relative error power + floor)^−sharpness,
+    the weights glide over the block, and then the microphone hears the block: ``d̂ = x + (S − Ŝ)∗y``.
+    """
+    from wav2vec2_anc.signal_path import BANK_ERROR_FLOOR
+
+    n = len(x)
+    drives = np.stack([np.convolve(x, h)[:n] for h in bank])
+    virtual = np.stack([np.convolve(drive, estimate)[:n] for drive in drives])
+    pad = np.zeros(window)
+    drive, heard, before = np.zeros(n), np.zeros(n), None
+    for start in range(0, n, block):
+        past = np.concatenate([pad, heard[:start]])[-window:]
+        errors = np.concatenate([np.zeros((len(bank), window)), virtual[:, :start]], axis=1)[:, -window:] + past
+        power = np.mean(past**2)
+        relative = np.mean(errors**2, axis=1) / power if power > 0 else np.zeros(len(bank))
+        logits = -sharpness * np.log(relative + BANK_ERROR_FLOOR)
+        weights = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        before = weights if before is None else before
+        stop = min(start + block, n)
+        ramp = np.arange(1, stop - start + 1) / block
+        drive[start:stop] = ((before[:, None] + (weights - before)[:, None] * ramp) * drives[:, start:stop]).sum(0)
+        before = weights
+        heard[start:stop] = x[start:stop] + (np.convolve(drive[:stop], secondary)[:stop]
+                                             - np.convolve(drive[:stop], estimate)[:stop])[start:stop]
+    return drive
+
+
+def test_a_bank_steered_by_its_errors_at_the_ear_runs_in_the_closed_loop():
+    from test_model import tone_predictor
+
+    from wav2vec2_anc.acoustics import Scene
+    from wav2vec2_anc.inference import closed_loop_drive
+
+    # The anti-noise reaches the ear one sample late (S), and Ŝ is 10 % off: at D = 0 each tone's controller is
+    # its one-step predictor, and what the microphone hears of the noise carries Ŝ's error on the model's own output.
+    secondary, estimate = np.array([0.0, 1.0]), np.array([0.0, 0.9, 0.05])
+    plant = Plant(Scene("hand", np.array([1.0]), secondary), None, estimate, "linear")
+    block, window, taps, switch = 160, 80, 8, 8000
+    bank = {"1 kHz": tone_predictor(1000, taps), "3 kHz": tone_predictor(3000, taps)}
+    model = helpers.build_model("scratch:tiny", filter_taps=taps, adaptive_rank=2, block_samples=block,
+                                context_samples=400, safety_window_samples=0, bank_error_window_samples=window,
+                                secondary_path=list(estimate), seed=0).eval()
+    model.start_shared_filter("wiener", np.zeros(taps))
+    model.start_filter_bank(bank)  # the encoder's logits at zero: the errors alone steer
+    assert model.needs_ear_noise
+    n = np.arange(16_000)
+    x = np.where(n < switch, 0.3 * np.sin(2 * np.pi * 1000 * n / 16_000), 0.3 * np.sin(2 * np.pi * 3000 * n / 16_000 + 1.0))
+    x = x.astype(np.float32)
+    drive = closed_loop_drive(model, x, plant)
+    expected = reference_closed_loop(x.astype(np.float64), list(bank.values()), secondary, estimate, block, window, 2.0)
+    np.testing.assert_allclose(drive, expected, atol=2e-5)
+    at_ear = plant.anti_noise_at_ear(drive)
+    for steady in (slice(3 * block, switch), slice(switch + 2 * block, None)):
+        assert helpers.noise_reduction_db(x[steady], at_ear[steady]) > 60
+    # Streamed, fed what the microphone heard, it plays the same; without the microphone it refuses.
+    heard = x + at_ear - np.convolve(drive, estimate)[: len(x)]
+    streamed, _ = helpers.stream_inverse(model, x, block_samples=300, ear_noise=heard)
+    np.testing.assert_allclose(streamed, drive, atol=1e-6)
+    with pytest.raises(ValueError, match="ear_noise"):
+        helpers.predict_inverse(model, x)
+    # Causal in what it hears: block b reads the microphone before b·block (D = 0) only, so a change at the
+    # first sample of block 32 moves the drive from block 33 on, and one just before it from block 32 on.
+    for change, moves in ((32 * block, 33 * block), (32 * block - 1, 32 * block)):
+        changed = heard.copy()
+        changed[change:] += 0.1
+        moved = helpers.predict_inverse(model, x, ear_noise=changed)
+        np.testing.assert_allclose(moved[:moves], drive[:moves], rtol=0, atol=1e-6)
+        assert np.abs(moved[moves:] - drive[moves:]).max() > 1e-3

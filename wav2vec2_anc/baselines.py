@@ -191,6 +191,32 @@ def fit_filter_bank(trains: dict[str, np.ndarray], scene, delay: int = 0, taps: 
     return {name: fit_wiener_controller(train, scene, delay, taps, loading) for name, train in trains.items()}
 
 
+def fit_stretch_bank(train: np.ndarray, scene, delay: int = 0, taps: int = 64, stretches: int = 16,
+                     loading: float = BANK_LOADING) -> dict[str, np.ndarray]:
+    """One causal linear controller per equal stretch of one noise's training audio: a bank for a noise that drifts.
+
+    A fixed filter fitted on a whole drifting noise (an engine changing speed) is a compromise; the
+    filters of its stretches each fit one state of it, and a model that hears which state plays
+    (its errors at the ear, ``bank_error_logits``; its encoder) can mix them (``start_filter_bank``).
+
+    Args:
+        train: the reference-microphone noise, shape ``(samples,)``.
+        stretches: how many equal stretches; each must hold ``delay + taps`` samples.
+        scene, delay, taps, loading: as ``fit_filter_bank``.
+
+    Returns:
+        ``{"<start>–<stop> s": w of shape (taps,)}``, in time order.
+    """
+    from .audio_io import SAMPLE_RATE
+
+    edges = np.linspace(0, len(train), stretches + 1).astype(int)
+    if stretches < 2 or np.diff(edges).min() < delay + taps:
+        raise ValueError(f"{len(train)} samples cut into {stretches} stretches: need at least 2 stretches, each of "
+                         f"at least delay + taps = {delay + taps} samples")
+    return fit_filter_bank({f"{a / SAMPLE_RATE:.2f}–{b / SAMPLE_RATE:.2f} s": train[a:b]
+                            for a, b in zip(edges[:-1], edges[1:])}, scene, delay, taps, loading)
+
+
 def controller_drive(noise: np.ndarray, coefficients: np.ndarray, delay: int = 0) -> np.ndarray:
     """The drive of a fixed controller: ``y[n] = Σₖ w[k]·x[n−D−k]``, float64 of shape ``(samples,)``."""
     from .acoustics import causal_filter

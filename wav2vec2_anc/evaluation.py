@@ -19,26 +19,28 @@ from .baselines import (
     nlms_inverse,
     predistorted_drive,
 )
-from .inference import predict_inverse
+from .inference import closed_loop_drive
 from .metrics import all_metrics, noise_reduction_db
 from .pairs import Clip, training_audio
 
 
 def heldout_prediction(
-    model, clip: Clip, chunk_seconds: float = 10.0, use_encoder: bool = True, before: int = 0
+    model, clip: Clip, chunk_seconds: float = 10.0, use_encoder: bool = True, before: int = 0, plant: Plant | None = None
 ) -> np.ndarray:
     """The model's anti-noise (its drive) of ``clip.heldout`` and the ``before`` samples preceding it.
 
     The model runs over the tail and the warm-up of the training part before it, no further: the
     start is rounded down to a block boundary of the whole clip, so the blocks, and the result, are
-    those of one pass over the whole clip.
+    those of one pass over the whole clip. A model that hears the error microphone runs in ``plant``'s
+    closed loop (``closed_loop_drive``) from the clip's first sample, as FxNLMS does: what it heard
+    depends on all it played before.
 
     Returns:
         shape ``(before + heldout samples,)``.
     """
-    start = max(0, len(clip.train) - before - model.warmup) // model.block * model.block
+    start = 0 if model.needs_ear_noise else max(0, len(clip.train) - before - model.warmup) // model.block * model.block
     audio = np.concatenate([clip.train[start:], clip.heldout])
-    return predict_inverse(model, audio, chunk_seconds, use_encoder)[len(clip.train) - before - start :]
+    return closed_loop_drive(model, audio, plant, chunk_seconds, use_encoder)[len(clip.train) - before - start :]
 
 
 def model_anti_noise_at_ear(
@@ -49,7 +51,7 @@ def model_anti_noise_at_ear(
     The drive starts ``len(S) − 1`` samples early, so the secondary path has all the past it convolves.
     """
     before = len(plant.scene.secondary) - 1
-    drive = heldout_prediction(model, clip, chunk_seconds, use_encoder, before=before)
+    drive = heldout_prediction(model, clip, chunk_seconds, use_encoder, before=before, plant=plant)
     return plant.anti_noise_at_ear(drive)[before:]
 
 
@@ -75,7 +77,7 @@ def fxnlms_refined_anti_noise_at_ear(model, clip: Clip, plant: Plant, chunk_seco
     the clip's first sample, as FxNLMS does, on the model's drive over the whole clip.
     """
     audio = np.concatenate([clip.train, clip.heldout])
-    drive = fxnlms_refined_drive(audio, predict_inverse(model, audio, chunk_seconds), plant.scene,
+    drive = fxnlms_refined_drive(audio, closed_loop_drive(model, audio, plant, chunk_seconds), plant.scene,
                                  plant.secondary_estimate, model.latency, model.filter_taps, plant.eta)
     return plant.anti_noise_at_ear(drive)[len(clip.train) :]
 

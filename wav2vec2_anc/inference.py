@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .acoustics import causal_filter
 from .audio_io import SAMPLE_RATE, load_audio, save_audio
 from .model import Wav2Vec2ForNoiseCancellation
 from .signal_path import mix_parts, past_windows, ramp_blocks, waveform_dtype, window_ends
@@ -23,7 +24,8 @@ def chunk_spans(num_samples: int, chunk_samples: int, context_samples: int):
 
 @torch.no_grad()
 def predict_inverse(
-    model: Wav2Vec2ForNoiseCancellation, audio: np.ndarray, chunk_seconds: float = 10.0, use_encoder: bool = True
+    model: Wav2Vec2ForNoiseCancellation, audio: np.ndarray, chunk_seconds: float = 10.0, use_encoder: bool = True,
+    ear_noise: np.ndarray | None = None,
 ) -> np.ndarray:
     """Predict the anti-noise of a clip of any length, one chunk at a time.
 
@@ -33,6 +35,8 @@ def predict_inverse(
 
     Args:
         audio: shape ``(samples,)`` at 16 kHz.
+        ear_noise: for a model that ``needs_ear_noise``, what the error microphone heard of the noise over the
+            same samples (``d̂ = e − Ŝ∗y``; ``evaluation.closed_loop_drive`` closes that loop), same shape.
 
     Returns:
         float32 array of shape ``(samples,)``.
@@ -45,11 +49,54 @@ def predict_inverse(
     try:
         for start, keep_start, keep_stop in chunk_spans(len(audio), chunk, model.warmup):
             window = torch.as_tensor(audio[start:keep_stop], dtype=torch.float32, device=device)[None]
-            out = model(window, use_encoder=use_encoder).inverse[0]
+            ear = None if ear_noise is None else torch.as_tensor(ear_noise[start:keep_stop], dtype=torch.float32,
+                                                                  device=device)[None]
+            out = model(window, use_encoder=use_encoder, ear_noise=ear).inverse[0]
             inverse[keep_start:keep_stop] = out[keep_start - start :].float().cpu().numpy()
     finally:
         model.train(was_training)
     return inverse
+
+
+# The closed loop of a model that hears the error microphone (closed_loop_drive) is solved by iteration;
+# it stops once a pass moves the drive by less than this fraction of its RMS.
+CLOSED_LOOP_TOLERANCE = 1e-5
+CLOSED_LOOP_MAX_PASSES = 20
+
+
+def closed_loop_drive(
+    model: Wav2Vec2ForNoiseCancellation, audio: np.ndarray, plant=None, chunk_seconds: float = 10.0,
+    use_encoder: bool = True,
+) -> np.ndarray:
+    """The model's drive over ``audio`` as it runs in an acoustic scene, its own anti-noise playing.
+
+    A model that ``needs_ear_noise`` hears ``d̂ = e − Ŝ∗y = P∗x + (S − Ŝ)∗y`` at the error microphone:
+    the noise, plus what its estimate Ŝ gets wrong of its own anti-noise, so its drive ``y`` feeds back
+    on what it hears. Block b reads ``d̂`` only before ``b·block − D``, so the loop is causal; it is solved
+    by passes from ``d̂ = P∗x``, each at least one more block exact, until a pass moves ``y`` by under
+    ``CLOSED_LOOP_TOLERANCE`` of its RMS. Any other model is one ``predict_inverse``.
+
+    Args:
+        audio: the noise at the reference microphone, shape ``(samples,)``, from a start of silence.
+        plant: the ``acoustics.Plant`` (true P and S, linear loudspeaker, and Ŝ).
+
+    Returns:
+        float32 of shape ``(samples,)``.
+
+    Raises:
+        RuntimeError: the loop did not settle in ``CLOSED_LOOP_MAX_PASSES`` passes.
+    """
+    if not (model.needs_ear_noise and use_encoder and model.config.encoder_correction):
+        return predict_inverse(model, audio, chunk_seconds, use_encoder)
+    noise = plant.noise_at_ear(audio)
+    heard, drive = noise, None
+    for _ in range(CLOSED_LOOP_MAX_PASSES):
+        new = predict_inverse(model, audio, chunk_seconds, use_encoder, ear_noise=heard)
+        if drive is not None and np.sqrt(np.mean((new - drive) ** 2)) <= CLOSED_LOOP_TOLERANCE * np.sqrt(np.mean(new**2)):
+            return new
+        drive = new
+        heard = noise + plant.anti_noise_at_ear(drive) - causal_filter(plant.secondary_estimate, drive)
+    raise RuntimeError(f"the closed loop did not settle in {CLOSED_LOOP_MAX_PASSES} passes")
 
 
 class StreamingCanceller:
@@ -70,33 +117,43 @@ class StreamingCanceller:
         self.use_encoder = use_encoder
         self.device = next(model.parameters()).device
         self.history = torch.zeros(model.warmup, device=self.device)  # x before the stream counts as silence
+        self.ear_history = torch.zeros(model.warmup, device=self.device)  # the error microphone's, likewise
         # The two raw parts of the anti-noise (shared, correction), before the safety gains.
         self.raw_history = torch.zeros(2, model.warmup, dtype=waveform_dtype(self.device), device=self.device)
         self.position = 0  # samples consumed so far
         self.gains: dict[int, torch.Tensor] = {}  # block index → (rank,)
         self.compute_seconds = 0.0
 
-    def _block_gains(self, index: int, buffer: torch.Tensor, buffer_start: int) -> torch.Tensor:
-        """Gains of block ``index`` from ``buffer`` (which starts at absolute sample ``buffer_start``)."""
+    def _block_gains(self, index: int, buffer: torch.Tensor, buffer_start: int, ear: torch.Tensor | None) -> torch.Tensor:
+        """Gains of block ``index`` from ``buffer`` and ``ear`` (both starting at absolute sample ``buffer_start``)."""
         if index not in self.gains:
             model = self.model
             ends = window_ends(torch.tensor([index]), model.block, model.latency, buffer_start)
-            self.gains[index] = model.block_gains(past_windows(buffer[None], ends, model.context), self.use_encoder)[0, 0]
+            ear_windows = None if ear is None else past_windows(ear[None], ends, model.context)
+            self.gains[index] = model.block_gains(past_windows(buffer[None], ends, model.context), self.use_encoder,
+                                                  ear_windows)[0, 0]
         return self.gains[index]
 
     @torch.no_grad()
-    def process(self, block: np.ndarray) -> np.ndarray:
-        """Anti-noise for ``block`` (shape ``(samples,)``, 16 kHz), the continuation of earlier blocks."""
+    def process(self, block: np.ndarray, ear_noise: np.ndarray | None = None) -> np.ndarray:
+        """Anti-noise for ``block`` (shape ``(samples,)``, 16 kHz), the continuation of earlier blocks.
+
+        ``ear_noise``, for a model that ``needs_ear_noise``: what the error microphone heard of the noise
+        over the same samples (same shape). Block b reads it only before ``b·block − D``.
+        """
         import time
 
         started = time.perf_counter()
         model = self.model
         new = torch.as_tensor(np.asarray(block, dtype=np.float32), device=self.device)
         buffer = torch.cat([self.history, new])
+        ear = None
+        if ear_noise is not None:
+            ear = torch.cat([self.ear_history, torch.as_tensor(np.asarray(ear_noise, dtype=np.float32), device=self.device)])
         buffer_start = self.position - len(self.history)
         first, last = self.position // model.block, (self.position + len(new) - 1) // model.block
         indices = [max(first - 1, 0)] + list(range(first, last + 1))
-        per_block = torch.stack([self._block_gains(index, buffer, buffer_start) for index in indices])
+        per_block = torch.stack([self._block_gains(index, buffer, buffer_start, ear) for index in indices])
         x = buffer.to(self.raw_history.dtype)
         parts = model.filter_parts(x[None], self._per_sample(per_block, first, len(buffer), len(new)))
         raw = torch.cat([self.raw_history, torch.cat(parts)[:, -len(new) :]], dim=1)
@@ -111,6 +168,8 @@ class StreamingCanceller:
         inverse = model.shape_drive(inverse)
         self.position += len(new)
         self.history = buffer[len(buffer) - model.warmup :]
+        if ear is not None:
+            self.ear_history = ear[len(ear) - model.warmup :]
         self.raw_history = raw[:, raw.shape[1] - model.warmup :]
         self.gains = {i: g for i, g in self.gains.items() if i >= self.position // model.block - 1}
         self.compute_seconds += time.perf_counter() - started
@@ -129,10 +188,14 @@ class StreamingCanceller:
         return self.compute_seconds / max(self.position / SAMPLE_RATE, 1e-12)
 
 
-def stream_inverse(model, audio: np.ndarray, block_samples: int = 320) -> tuple[np.ndarray, float]:
-    """Run ``audio`` through a ``StreamingCanceller`` in blocks; return ``(inverse, real_time_factor)``."""
+def stream_inverse(model, audio: np.ndarray, block_samples: int = 320, ear_noise: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, float]:
+    """Run ``audio`` (and ``ear_noise``, see ``StreamingCanceller.process``) through a ``StreamingCanceller`` in
+    blocks; return ``(inverse, real_time_factor)``."""
     canceller = StreamingCanceller(model)
-    inverse = np.concatenate([canceller.process(audio[i : i + block_samples]) for i in range(0, len(audio), block_samples)])
+    ear = (lambda i: None) if ear_noise is None else (lambda i: ear_noise[i : i + block_samples])
+    inverse = np.concatenate([canceller.process(audio[i : i + block_samples], ear(i))
+                              for i in range(0, len(audio), block_samples)])
     return inverse, canceller.real_time_factor
 
 
@@ -148,7 +211,7 @@ def cancel_file(model, path, output_dir, chunk_seconds: float = 10.0, plant=None
     """
     path = Path(path)
     audio = load_audio(path)
-    noise, anti_noise = audio, predict_inverse(model, audio, chunk_seconds)
+    noise, anti_noise = audio, closed_loop_drive(model, audio, plant, chunk_seconds)
     if plant is not None and not plant.is_identity:
         noise = plant.noise_at_ear(audio).astype(np.float32)
         anti_noise = plant.anti_noise_at_ear(anti_noise).astype(np.float32)

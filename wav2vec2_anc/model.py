@@ -66,8 +66,9 @@ HEAD_DEFAULTS = dict(
     # True once the basis started at a bank of filters (start_filter_bank): the encoder then mixes them
     # with softmax weights, a classifier's output, instead of adding free multiples of each.
     filter_bank=False,
-    # With a filter bank and no acoustic scene: the newest samples of each context on which the bank's
-    # filters' own errors join the encoder's logits (signal_path.bank_error_logits); 0 is the encoder alone.
+    # With a filter bank: the newest samples of each context on which the bank's filters' own errors join
+    # the encoder's logits (signal_path.bank_error_logits); 0 is the encoder alone. In an acoustic scene
+    # the errors are at the ear, judged on the noise the error microphone heard (``forward``'s ear_noise).
     bank_error_window_samples=0,
 )
 # Where the weight of the bank's errors in the mixing logits starts (it is learned): softmax weights ∝
@@ -122,13 +123,15 @@ def bank_settings(filter_bank: dict | None, bank_error_ms: float = 0.0, plant=No
 
     Args:
         bank_error_ms: the newest ms of each context on which the bank's own errors join the encoder's
-            logits (``bank_error_window_samples``); used only without an acoustic scene (``plant`` None or
-            the identity), where the input is the noise those errors are judged on.
+            logits (``bank_error_window_samples``). Without a scene they are judged on the input; in
+            one, at the ear (the model then needs the error microphone's noise, ``forward``'s
+            ``ear_noise``), which a saturating loudspeaker would make nonlinear in the drive: there
+            they are left out.
     """
     if not filter_bank:
         return {}
     settings = {"adaptive_rank": len(filter_bank)}
-    if bank_error_ms and (plant is None or plant.is_identity):
+    if bank_error_ms and (plant is None or plant.eta is None):
         settings["bank_error_window_samples"] = latency_samples(bank_error_ms)
     return settings
 
@@ -267,16 +270,18 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
 
     @staticmethod
     def _check_bank_errors(config) -> None:
-        """Refuse a bank-error window the model cannot judge: negative, too long for the context, or in a scene."""
+        """Refuse a bank-error window the model cannot judge: negative, too long for the context, or nonlinear."""
         window = int(config.bank_error_window_samples)
         if window < 0:
             raise ValueError(f"bank_error_window_samples must be ≥ 0 (0 is off), got {window}")
         if not window:
             return
-        if config.secondary_path is not None:
-            raise ValueError("bank_error_window_samples needs the noise at the error microphone, which in an acoustic "
-                             "scene the input does not give: use it without a scene")
-        span = window + config.latency_samples + config.filter_taps - 1
+        if config.loudspeaker_eta is not None:
+            raise ValueError("bank_error_window_samples judges the bank's errors at the ear through a linear "
+                             "loudspeaker: use it without loudspeaker_eta")
+        # In a scene the filters reach the ear through Ŝ, and the errors end a sample earlier (block_gains).
+        in_scene = config.secondary_path is not None
+        span = window + config.latency_samples + config.filter_taps - 1 + (len(config.secondary_path) if in_scene else 0)
         if config.context_samples < span:
             raise ValueError(f"bank_error_window_samples={window} needs context_samples ≥ {span} (the window, the "
                              f"latency and the filters' taps), got {config.context_samples}")
@@ -357,15 +362,44 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         newest = int(self.config.pooled_frames)
         return (frames[:, -newest:] if newest else frames).mean(1)
 
-    def block_gains(self, windows: torch.Tensor, use_encoder: bool = True) -> torch.Tensor:
-        """Basis-filter gains from context windows: ``(batch, blocks, context)`` → ``(batch, blocks, rank)``."""
+    @property
+    def needs_ear_noise(self) -> bool:
+        """Whether ``forward`` needs ``ear_noise``: a bank judged by its errors at the ear, in an acoustic scene."""
+        return bool(self.config.bank_error_window_samples and self.config.filter_bank
+                    and self.config.secondary_path is not None)
+
+    def block_gains(self, windows: torch.Tensor, use_encoder: bool = True, ear_windows: torch.Tensor | None = None
+                    ) -> torch.Tensor:
+        """Basis-filter gains from context windows: ``(batch, blocks, context)`` → ``(batch, blocks, rank)``.
+
+        ``ear_windows``, the noise at the error microphone over the same samples (same shape), is
+        needed where ``needs_ear_noise``.
+        """
         batch, blocks, context = windows.shape
         if not (use_encoder and self.config.encoder_correction):
             return windows.new_zeros(batch, blocks, self.filter_head.projection.shape[0])
         features = self.encoder_features(windows.reshape(batch * blocks, context)).reshape(batch, blocks, -1)
         head, window = self.filter_head, int(self.config.bank_error_window_samples)
-        error_logits = bank_error_logits(windows, head.bank, self.latency, window) if window and head.mixing else None
+        error_logits = None
+        if window and head.mixing and not self.needs_ear_noise:
+            error_logits = bank_error_logits(windows, head.bank, self.latency, window)
+        elif window and head.mixing:
+            if ear_windows is None:
+                raise ValueError("this model judges its bank at the ear: pass the error microphone's noise "
+                                 "(ear_noise) with the input")
+            # Not trained through (their weight, error_sharpness, is): in training the microphone hears P∗x, in
+            # the loop also its own anti-noise, so the errors are evidence of the loop, not a function to fit;
+            # and a 17-filter bank's step costs a quarter less. What the microphone hears at b·block − D holds the
+            # anti-noise played then (at D = 0, the block's own): the errors end one sample before it.
+            with torch.no_grad():
+                error_logits = bank_error_logits(windows[..., :-1], self.bank_at_ear(head.bank), self.latency, window,
+                                                 ear_windows[..., :-1])
         return head.gains(features, error_logits)
+
+    def bank_at_ear(self, filters: torch.Tensor) -> torch.Tensor:
+        """``Ŝ∗hⱼ``, each filter of the bank as it reaches the ear: ``(filters, taps)`` → ``(filters, taps + len(Ŝ) − 1)``."""
+        estimate = torch.as_tensor(self.config.secondary_path, dtype=filters.dtype, device=filters.device)
+        return causal_fir(F.pad(filters, (0, len(estimate) - 1)), estimate[None])[:, 0]
 
     def filter_parts(self, input_values: torch.Tensor, gains: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The two parts of the anti-noise: ``shared∗x_D`` and the encoder's correction ``Σⱼ gains[:, :, j]·(basisⱼ∗x_D)``.
@@ -396,7 +430,8 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         return torch.stack(safety_gains(*past, float(self.config.safety_confidence)), -1)
 
     def forward(
-        self, input_values: torch.Tensor, labels: torch.Tensor | None = None, use_encoder: bool = True
+        self, input_values: torch.Tensor, labels: torch.Tensor | None = None, use_encoder: bool = True,
+        ear_noise: torch.Tensor | None = None,
     ) -> NoiseCancellationOutput:
         """Predict the anti-noise of ``input_values``.
 
@@ -408,10 +443,14 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
                 output, the drive.
             use_encoder: ``False`` zeroes the encoder's features, leaving the shared filter alone;
                 the benchmark uses it to show what the encoder adds.
+            ear_noise: the noise the error microphone heard over the same samples, shape ``(batch, samples)``:
+                ``d̂ = e − Ŝ∗y``, the residual less the model's own anti-noise; in training ``P∗x``.
+                Needed where ``needs_ear_noise``; block b reads it only before ``b·block − D``.
         """
         samples = input_values.shape[-1]
         windows = context_windows(input_values, self.block, self.context, self.latency)
-        gains = self.block_gains(windows, use_encoder)
+        ear_windows = None if ear_noise is None else context_windows(ear_noise, self.block, self.context, self.latency)
+        gains = self.block_gains(windows, use_encoder, ear_windows)
         x = input_values.to(waveform_dtype(input_values.device))
         shared, correction = self.filter_parts(x, ramp_blocks(gains, self.block, samples))
         if not self.training and self.safety_window:

@@ -162,11 +162,13 @@ def switch_pairs(
 
 
 def build_dataset(clips: list[Clip], segment_samples: int, hop_samples: int, warmup_samples: int = 0, scene=None,
-                  with_switches: bool = False, seed: int = 0):
+                  with_switches: bool = False, seed: int = 0, with_ear_noise: bool = False):
     """The training pairs of every clip's training part as a ``datasets.Dataset``: (input, −input), or
     in an acoustic ``scene`` (input, −noise at the ear), the noise at the ear being ``P∗input``.
 
-    Columns ``input_values`` (``warmup + segment`` samples) and ``labels`` (``segment`` samples), float32.
+    Columns ``input_values`` (``warmup + segment`` samples) and ``labels`` (``segment`` samples), float32,
+    and with ``with_ear_noise`` (a scene's, for a model that ``needs_ear_noise``) ``ear_noise``: ``P∗input``
+    over the whole input, what the error microphone hears of the noise before any anti-noise plays.
     Each file counts the same whatever its length: when the clips give different numbers of pairs,
     the rows are every clip's pairs cycled up to the largest count (``balanced_indices``), through
     ``Dataset.select``'s index mapping, so the repeats cost no memory. A single clip's dataset (and
@@ -177,26 +179,25 @@ def build_dataset(clips: list[Clip], segment_samples: int, hop_samples: int, war
 
     from .acoustics import noise_at_ear
 
-    pairs = [
-        inversion_pairs(clip.train, segment_samples, hop_samples, warmup_samples,
-                        None if scene is None else noise_at_ear(clip.train, scene))
-        for clip in clips
-    ]
-    inputs = np.concatenate([p[0] for p in pairs])
-    labels = np.concatenate([p[1] for p in pairs])
-    features = datasets.Features(
-        {
-            "input_values": datasets.Sequence(datasets.Value("float32")),
-            "labels": datasets.Sequence(datasets.Value("float32")),
-        }
-    )
-    dataset = datasets.Dataset.from_dict({"input_values": list(inputs), "labels": list(labels)}, features=features)
+    if with_ear_noise and scene is None:
+        raise ValueError("with_ear_noise needs an acoustic scene: without one the input is the noise at the ear")
+    ears = [None if scene is None else noise_at_ear(clip.train, scene) for clip in clips]
+    pairs = [inversion_pairs(clip.train, segment_samples, hop_samples, warmup_samples, ear) for clip, ear in zip(clips, ears)]
+    columns = {"input_values": np.concatenate([p[0] for p in pairs]), "labels": np.concatenate([p[1] for p in pairs])}
+    if with_ear_noise:
+        # Cut as the inputs are, from each clip's whole noise at the ear.
+        columns["ear_noise"] = np.concatenate([inversion_pairs(ear, segment_samples, hop_samples, warmup_samples)[0]
+                                               for ear in ears])
+    features = datasets.Features({name: datasets.Sequence(datasets.Value("float32")) for name in columns})
+    dataset = datasets.Dataset.from_dict({name: list(values) for name, values in columns.items()}, features=features)
     counts = [len(p[0]) for p in pairs]
     rows = balanced_indices(counts)
     if len(set(counts)) > 1:
         dataset = dataset.select(rows)
     if with_switches and sum(count > 0 for count in counts) > 1:
         switched, switched_labels = switch_pairs(pairs, rows, warmup_samples, scene, seed)
-        dataset = datasets.concatenate_datasets([dataset, datasets.Dataset.from_dict(
-            {"input_values": list(switched), "labels": list(switched_labels)}, features=features)])
+        extra = {"input_values": list(switched), "labels": list(switched_labels)}
+        if with_ear_noise:
+            extra["ear_noise"] = [noise_at_ear(x, scene).astype(np.float32) for x in switched]
+        dataset = datasets.concatenate_datasets([dataset, datasets.Dataset.from_dict(extra, features=features)])
     return dataset.with_format("torch")

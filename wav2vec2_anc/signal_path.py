@@ -196,19 +196,24 @@ def ramp_blocks(per_block: torch.Tensor, block: int, samples: int) -> torch.Tens
 BANK_ERROR_FLOOR = 1e-6
 
 
-def bank_error_logits(windows: torch.Tensor, filters: torch.Tensor, delay: int, length: int) -> torch.Tensor:
+def bank_error_logits(
+    windows: torch.Tensor, filters: torch.Tensor, delay: int, length: int, ear_windows: torch.Tensor | None = None
+) -> torch.Tensor:
     """How well each filter of a bank cancelled the newest ``length`` samples of each window: a fast noise classifier.
 
     Filter j's error is ``eⱼ[m] = x[m] + Σₖ hⱼ[k]·x[m−D−k]``, the residual it would have left at
     sample m, and its evidence is ``−log(mean eⱼ² / mean x² + BANK_ERROR_FLOOR)`` over the newest
     ``length`` samples. A canceller knows these errors up to the window's end, so they tell which
     noise is playing within ``length`` samples of a change, where an encoder needs its context to fill.
+    In an acoustic scene the residual is at the ear: ``eⱼ[m] = d̂[m] + Σₖ (Ŝ∗hⱼ)[k]·x[m−D−k]``, with
+    ``d̂`` the noise at the error microphone (``ear_windows``) and ``filters`` already convolved with Ŝ.
 
     Args:
         windows: past input, shape ``(..., context)``, context ≥ ``length + delay + taps − 1``.
         filters: the bank, shape ``(filters, taps)``.
         delay: D, samples.
         length: the samples judged, at the end of each window.
+        ear_windows: the noise at the ear over the same samples, shape ``(..., context)``; None: the input is.
 
     Returns:
         shape ``(..., filters)``, in the wider of the two dtypes (at least float32).
@@ -220,8 +225,10 @@ def bank_error_logits(windows: torch.Tensor, filters: torch.Tensor, delay: int, 
     if windows.shape[-1] < span:
         raise ValueError(f"judging {length} samples of {filters.shape[-1]}-tap filters at a delay of {delay} needs "
                          f"windows of at least {span} samples, got {windows.shape[-1]}")
+    dtype = torch.promote_types(torch.promote_types(windows.dtype, filters.dtype), torch.float32)
     flat = windows.reshape(-1, windows.shape[-1])[:, -span:]
-    newest = flat[:, -length:].to(torch.promote_types(torch.promote_types(flat.dtype, filters.dtype), torch.float32))
+    heard = flat if ear_windows is None else ear_windows.reshape(-1, ear_windows.shape[-1])
+    newest = heard[:, -length:].to(dtype)
     error = newest[:, None] + causal_fir(flat, filters, delay)[..., -length:]
     power = newest.pow(2).mean(-1, keepdim=True)
     relative = error.pow(2).mean(-1) / power.clamp_min(torch.finfo(power.dtype).tiny)
