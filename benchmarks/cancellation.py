@@ -282,9 +282,9 @@ def add_run_arguments(parser, *, max_steps: int, latency_ms: str, update_ms: flo
     parser.add_argument("--pooled-frames", type=int, default=0,
                         help="pool the encoder's newest N frames only (0: all of the context; default: 0)")
     parser.add_argument("--bank-error-ms", type=float, default=bank_error_ms,
-                        help="with a filter bank and no scene: the newest ms of each context on which the bank's "
-                             f"own errors join the encoder's logits, the notebook's BANK_ERROR_MS (0: off; "
-                             f"default: {bank_error_ms:g})")
+                        help="with a filter bank: the newest ms of each context on which the bank's own errors "
+                             "(at the ear in a scene, through a linear loudspeaker only) join the encoder's logits, the "
+                             f"notebook's BANK_ERROR_MS (0: off; default: {bank_error_ms:g})")
     parser.add_argument("--scene", default="none",
                         help="comma-separated acoustic scenes: none, room, bandpass or a .npz/2-channel WAV (default: none)")
     parser.add_argument("--loudspeaker", default="linear", help="comma-separated: linear, sat:R (default: linear)")
@@ -304,7 +304,7 @@ def main(argv=None) -> list[dict]:
                              "(baselines.fit_stretch_bank), mixed by the encoder and, with --bank-error-ms, by their "
                              f"errors at the ear (0: the learned rank-8 basis; default: {STRETCHES})")
     add_run_arguments(parser, max_steps=500, latency_ms="0", update_ms=50.0, context_seconds=0.25, safety_seconds=0.25,
-                      safety_confidence=0.0, bank_error_ms=50.0)
+                      safety_confidence=0.0, bank_error_ms=10.0)
     parser.add_argument("--plot", help="also save a bar chart of the results here (PNG)")
     args = parser.parse_args(argv)
     from tqdm.auto import tqdm

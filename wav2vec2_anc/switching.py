@@ -15,7 +15,7 @@ import torch
 from .audio_io import SAMPLE_RATE, at_rms
 from .baselines import WHISPER_LOADING, controller_drive, fit_filter_bank
 from .evaluation import baseline_drives
-from .inference import predict_inverse
+from .inference import closed_loop_drive
 from .metrics import noise_reduction_db, segment_noise_reduction_db
 from .model import BANK_ERROR_SHARPNESS
 from .pairs import Clip
@@ -199,7 +199,8 @@ def method_drives(
     ``wiener_library`` (``library_filter``), ``nlms`` without a scene or ``fxnlms`` in one (online from
     zero), ``wiener_oracle`` (``oracle_drive``), and with a model ``wiener_oracle_blocks`` (the same
     filters and a perfect classifier on the model's update schedule), for a model that mixes the bank by its
-    errors too ``bank_by_errors`` (``bank_error_drive``), ``model`` and ``model_no_encoder``.
+    errors too and no scene ``bank_by_errors`` (``bank_error_drive``), ``model`` and ``model_no_encoder`` (in the
+    scene's closed loop, ``closed_loop_drive``).
 
     Args:
         plant: the ``acoustics.Plant``.
@@ -217,10 +218,10 @@ def method_drives(
     if model is not None:
         drives["wiener_oracle_blocks"] = oracle_drive(sequence, segments, oracle_bank, delay, model.block)
         window = int(model.config.bank_error_window_samples)
-        if window:
+        if window and plant.is_identity:  # bank_error_drive judges the errors on the input, not at the ear
             drives["bank_by_errors"] = bank_error_drive(sequence, filter_bank, delay, model.block, window)
-        drives["model"] = predict_inverse(model, sequence)
-        drives["model_no_encoder"] = predict_inverse(model, sequence, use_encoder=False)
+        drives["model"] = closed_loop_drive(model, sequence, plant)
+        drives["model_no_encoder"] = closed_loop_drive(model, sequence, plant, use_encoder=False)
     return drives
 
 
