@@ -21,6 +21,7 @@ from wav2vec2_anc.baselines import (
     fit_wiener_controller,
     fit_wiener_predictor,
     nlms_inverse,
+    stretch_count,
     wiener_inverse,
 )
 from wav2vec2_anc.evaluation import (
@@ -34,11 +35,19 @@ from wav2vec2_anc.evaluation import (
     per_file_metrics,
     write_outputs,
 )
-from wav2vec2_anc.inference import StreamingCanceller, cancel_file, predict_inverse, stream_inverse
+from wav2vec2_anc.inference import (
+    StreamingCanceller,
+    cancel_file,
+    closed_loop_drive,
+    heard_at_ear,
+    predict_inverse,
+    stream_inverse,
+)
 from wav2vec2_anc.metrics import all_metrics, noise_reduction_db
 from wav2vec2_anc.model import (
     HEAD_DEFAULTS,
     Wav2Vec2ForNoiseCancellation,
+    bank_hears_the_ear,
     bank_settings,
     build_model,
     describe_model,
@@ -64,13 +73,15 @@ from wav2vec2_anc.training import (
 __all__ = [
     "Plant", "make_plant", "controller_drive", "fit_wiener_controller", "plant_settings",
     "DEFAULT_SAMPLE", "SAMPLE_AUDIO_DIR", "SAMPLE_RATE", "AudioInputError", "load_audio", "save_audio",
-    "delayed_negation", "fit_filter_bank", "fit_stretch_bank", "fit_wiener_predictor", "nlms_inverse", "wiener_inverse",
+    "delayed_negation", "fit_filter_bank", "fit_stretch_bank", "stretch_count",
+    "fit_wiener_predictor", "nlms_inverse", "wiener_inverse",
     "dumps_strict", "new_file_comparison", "format_comparison", "gate_encoder_correction", "heldout_inverses",
     "heldout_model_nr_db", "loads_strict",
     "per_file_metrics", "write_outputs",
-    "StreamingCanceller", "cancel_file", "predict_inverse", "stream_inverse",
+    "StreamingCanceller", "cancel_file", "closed_loop_drive", "heard_at_ear", "predict_inverse", "stream_inverse",
     "all_metrics", "noise_reduction_db",
-    "HEAD_DEFAULTS", "Wav2Vec2ForNoiseCancellation", "bank_settings", "build_model", "describe_model", "head_settings",
+    "HEAD_DEFAULTS", "Wav2Vec2ForNoiseCancellation", "bank_hears_the_ear", "bank_settings",
+    "build_model", "describe_model", "head_settings",
     "latency_samples", "warmup_samples",
     "ask_for_audio", "in_colab", "play_all", "resolve_audio_path",
     "Clip", "build_dataset", "load_clips", "training_audio", "validation_split",

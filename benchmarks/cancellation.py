@@ -4,9 +4,9 @@ Usage:
     python benchmarks/cancellation.py [--clips DIR] [--out results.json] [--model MODEL_NAME]
                                       [--max-steps N] [--latency-ms 0,1,5,20] [--shared-filter wiener]
                                       [--update-ms 50] [--context-seconds 0.25] [--safety-seconds 0.25]
-                                      [--safety-confidence 0] [--bank-error-ms 0]
+                                      [--safety-confidence 0] [--bank-error-ms 10]
                                       [--scene none,room,bandpass] [--loudspeaker linear,sat:2]
-                                      [--only engine,white] [--learning-rate 1e-4]
+                                      [--stretch-bank 16] [--only engine,white] [--learning-rate 1e-4]
                                       [--plot results.png]
 
 For each clip it trains on the first 70 % and evaluates on the last 30 %, for every method and
@@ -25,7 +25,10 @@ are ``wiener`` (the optimal causal linear controller, true S), ``fxnlms`` (onlin
 Ŝ), ``model``, ``model_no_encoder``, ``model_fxnlms`` (the model's drive refined online by FxNLMS at the
 error microphone) and, with saturation, ``wiener_predistorted`` (the wiener drive
 through the known inverse loudspeaker). Records carry ``scene``, ``loudspeaker``, ``eta`` and
-``lead_samples``.
+``lead_samples``. With a linear loudspeaker the model starts at the optimal controller and one filter per
+sixteenth of the training audio (``--stretch-bank``), held as fitted and mixed by the encoder and by each
+filter's errors at the ear over the newest 10 ms (``--bank-error-ms``): it hears the error microphone, as
+FxNLMS does, and is judged in the scene's closed loop (``inference.closed_loop_drive``).
 """
 
 from __future__ import annotations
@@ -117,23 +120,15 @@ def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work
         for method, inverse in anti_noise.items():
             extra = dict(train_seconds=train_seconds, model_name=args.model, update_ms=args.update_ms,
                          context_seconds=args.context_seconds, learning_rate=args.learning_rate,
-                         stretch_bank=stretch_count(args.stretch_bank, plant),
-                         bank_error_ms=args.bank_error_ms) if method.startswith("model") else {}
+                         stretch_bank=helpers.stretch_count(args.stretch_bank, plant),
+                         bank_error_ms=args.bank_error_ms if model.config.bank_error_window_samples else 0.0,
+                         ) if method.startswith("model") else {}
             if method.startswith("model") and not plant.is_identity:
                 extra["encoder_correction"] = model.config.encoder_correction
             if method == "model":
                 extra["stream_rtf"] = stream_rtf
             records.append(record(name, method, latency_ms, helpers.all_metrics(noise, inverse), **where, **extra))
     return records
-
-
-def stretch_count(stretches: int, plant) -> int:
-    """The stretch bank's size in this scene: ``stretches`` in an acoustic scene with a linear loudspeaker, else 0.
-
-    Its filters are chosen by their errors at the ear, which need a scene (without one the benchmark's
-    clips are single noises, fitted whole) and a linear loudspeaker (``bank_settings``).
-    """
-    return stretches if not plant.is_identity and plant.eta is None else 0
 
 
 def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_filter, filter_bank=None,
@@ -145,7 +140,7 @@ def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_fi
             ``"wiener"`` start and the ``wiener`` baseline alike.
         filter_bank: ``fit_filter_bank``'s ``{name: taps}`` to start the encoder's basis at
             (``start_filter_bank``, one basis filter per entry), or None for the learned rank-8 basis.
-        stretches: where their errors at the ear can steer them (``stretch_count``), instead start the
+        stretches: where their errors at the ear can steer them (``helpers.stretch_count``), instead start the
             basis at the optimal controller (``wiener_filter``) and ``fit_stretch_bank``'s filters of this
             many stretches of the audio fitted on (without the validation tail), held as fitted; their
             errors over the newest ``args.bank_error_ms`` join the encoder's logits. 0: none.
@@ -158,18 +153,16 @@ def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_fi
                                  safety_confidence=args.safety_confidence, pooled_frames=args.pooled_frames)
     # In a scene the last 20 % of the training part validates the encoder's correction (no safety gain there).
     fit_clips = clips if plant.is_identity else helpers.validation_split(clips)
-    stretches = stretch_count(stretches, plant)
+    stretches = helpers.stretch_count(stretches, plant)
     if stretches:
-        filter_bank = {"whole": wiener_filter, **helpers.fit_stretch_bank(
-            helpers.training_audio(fit_clips), plant.scene, helpers.latency_samples(latency_ms), args.filter_taps, stretches)}
+        filter_bank = helpers.fit_stretch_bank(helpers.training_audio(fit_clips), plant.scene,
+                                               helpers.latency_samples(latency_ms), args.filter_taps, stretches,
+                                               whole=wiener_filter)
     bank = helpers.bank_settings(filter_bank, args.bank_error_ms, plant)
     model = helpers.build_model(args.model, seed=args.seed, **{**head, **bank, **helpers.plant_settings(plant)})
     train_shared_filter = model.start_shared_filter(args.shared_filter, wiener_filter)
     if filter_bank:
-        model.start_filter_bank(filter_bank)
-    if stretches:
-        # The stretches' filters stay as fitted (GFANC's pre-trained filters): what trains is their choice.
-        model.filter_head.basis.requires_grad_(False)
+        model.start_filter_bank(filter_bank, trainable=not stretches)
     dataset = helpers.build_dataset(fit_clips, helpers.SAMPLE_RATE, helpers.SAMPLE_RATE // 4, model.training_warmup,
                                     None if plant.is_identity else plant.scene, with_switches=bool(filter_bank),
                                     seed=args.seed, with_ear_noise=model.needs_ear_noise)

@@ -18,9 +18,10 @@ the shared filter, held fixed; with ``--filter-bank files`` (the default) the en
 one optimal controller per file, which it mixes with softmax weights (``model.start_filter_bank``), and
 half the training pairs switch file part-way (``pairs.switch_pairs``); every file gives the same number
 of pairs (``pairs.build_dataset``). ``--filter-bank none`` is the rank-8 basis learned from zero.
-Without a scene, each bank filter's own errors over the newest 10 ms of every context join the encoder's
-mixing logits (``--bank-error-ms``, ``signal_path.bank_error_logits``): they tell a change of noise within
-milliseconds, where the encoder needs its context to fill.
+Each bank filter's own errors over the newest 10 ms of every context join the encoder's mixing logits
+(``--bank-error-ms``, ``signal_path.bank_error_logits``): they tell a change of noise within milliseconds,
+where the encoder needs its context to fill. In a scene with a linear loudspeaker they are judged at the
+ear: the model then hears the error microphone and runs in the scene's closed loop.
 The encoder updates every 10 ms on 0.1 s of context and the safety gains judge the last 0.01 s, the span the
 bank's errors judge: a change of noise has to be acted on within ms (the notebook's stationary defaults are
 50 ms, 0.25 s, 0.25 s). ``--safety-confidence z`` keeps a gain only where it is z standard errors above zero
@@ -42,10 +43,10 @@ segment is a cold start for every method alike. Methods, at the same latency and
   training audio (``optimal_bank``): a filter bank with a perfect noise classifier that switches at the very sample;
 - ``wiener_oracle_blocks``: the same bank and classifier on the model's schedule, each block taking the filter
   of the clip its context's newest sample belongs to, with the model's glide (``oracle_drive`` with ``block``);
-- ``bank_by_errors`` (with ``--bank-error-ms``): the bank the model starts from (``fit_filter_bank``: the same fits
-  with a white floor 30 dB down, ``BANK_LOADING``, so that a filter still playing after a switch cannot boost the
-  new noise much) mixed by its filters' own recent errors alone, on the model's schedule (``bank_error_drive``),
-  no network: what the model's mix would be with a silent encoder;
+- ``bank_by_errors`` (with ``--bank-error-ms``, without a scene): the bank the model starts from
+  (``fit_filter_bank``: the same fits with a white floor 30 dB down, ``BANK_LOADING``, so that a filter still
+  playing after a switch cannot boost the new noise much) mixed by its filters' own recent errors alone, on the
+  model's schedule (``bank_error_drive``), no network: what the model's mix would be with a silent encoder;
 - ``model`` and ``model_no_encoder`` (its shared filter alone): the model's drive over the whole sequence.
 
 Every figure is at the ear (``Plant.noise_at_ear``, ``Plant.anti_noise_at_ear``), as in

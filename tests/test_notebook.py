@@ -238,3 +238,20 @@ def test_scene_run_reports_at_the_ear(tmp_path):
     inverse, _ = sf.read(out / "inverse.wav", dtype="float32")
     assert metrics["noise_reduction_db"] == pytest.approx(helpers.noise_reduction_db(at_ear, inverse), abs=1e-3)
     np.testing.assert_allclose(residual, at_ear + inverse, atol=1e-6)
+
+
+def test_a_linear_scene_runs_a_stretch_bank_in_the_closed_loop(tmp_path):
+    """One file, band-pass scene, linear loudspeaker: the bank of stretches judged at the ear, trained, gated,
+    evaluated and streamed in the loop."""
+    source = REPO / "sample_audio" / "engine_honda_nsx.wav"
+    executed = run_notebook(tmp_path, AUDIO_PATH=str(source), MAX_STEPS=4, LATENCY_MS=1.0, ACOUSTIC_SCENE="bandpass",
+                            SHARED_FILTER="wiener", STRETCH_BANK=4)
+    metrics = read_metrics(tmp_path / "out" / "metrics.json")
+    assert metrics["filter_bank"][0] == "whole" and len(metrics["filter_bank"]) == 5
+    assert {"wiener", "fxnlms", "model", "model_no_encoder", "model_fxnlms"} == set(metrics["methods"])
+    # The optimal controller leads the bank, so the model starts no worse than it (gated on validation audio).
+    methods = metrics["methods"]
+    assert methods["model"]["nr_db"] >= methods["wiener"]["nr_db"] - 1.0
+    printed = "".join(out.get("text", "") for cell in executed.cells for out in cell.get("outputs", []))
+    largest = float(re.search(r"largest difference from the offline result ([0-9.e+-]+)", printed).group(1))
+    assert largest < 1e-4

@@ -192,7 +192,7 @@ def fit_filter_bank(trains: dict[str, np.ndarray], scene, delay: int = 0, taps: 
 
 
 def fit_stretch_bank(train: np.ndarray, scene, delay: int = 0, taps: int = 64, stretches: int = 16,
-                     loading: float = BANK_LOADING) -> dict[str, np.ndarray]:
+                     loading: float = BANK_LOADING, whole: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """One causal linear controller per equal stretch of one noise's training audio: a bank for a noise that drifts.
 
     A fixed filter fitted on a whole drifting noise (an engine changing speed) is a compromise; the
@@ -203,9 +203,11 @@ def fit_stretch_bank(train: np.ndarray, scene, delay: int = 0, taps: int = 64, s
         train: the reference-microphone noise, shape ``(samples,)``.
         stretches: how many equal stretches; each must hold ``delay + taps`` samples.
         scene, delay, taps, loading: as ``fit_filter_bank``.
+        whole: the optimal controller of the whole noise (``make_plant``'s), to lead the bank as ``"whole"``,
+            for a model to fall back on where no stretch fits better.
 
     Returns:
-        ``{"<start>–<stop> s": w of shape (taps,)}``, in time order.
+        ``{"<start>–<stop> s": w of shape (taps,)}``, in time order (after ``"whole"``).
     """
     from .audio_io import SAMPLE_RATE
 
@@ -213,8 +215,18 @@ def fit_stretch_bank(train: np.ndarray, scene, delay: int = 0, taps: int = 64, s
     if stretches < 2 or np.diff(edges).min() < delay + taps:
         raise ValueError(f"{len(train)} samples cut into {stretches} stretches: need at least 2 stretches, each of "
                          f"at least delay + taps = {delay + taps} samples")
-    return fit_filter_bank({f"{a / SAMPLE_RATE:.2f}–{b / SAMPLE_RATE:.2f} s": train[a:b]
+    bank = fit_filter_bank({f"{a / SAMPLE_RATE:.2f}–{b / SAMPLE_RATE:.2f} s": train[a:b]
                             for a, b in zip(edges[:-1], edges[1:])}, scene, delay, taps, loading)
+    return bank if whole is None else {"whole": np.asarray(whole), **bank}
+
+
+def stretch_count(stretches: int, plant) -> int:
+    """How many stretches a bank of one noise's stretches gets in ``plant``: ``stretches`` in a linear scene, else 0.
+
+    They are chosen by their errors at the ear (``bank_settings``), which need a scene (without one a
+    single noise is cancelled by its whole-noise filter, exactly at D = 0) and a linear loudspeaker.
+    """
+    return stretches if not plant.is_identity and plant.eta is None else 0
 
 
 def controller_drive(noise: np.ndarray, coefficients: np.ndarray, delay: int = 0) -> np.ndarray:

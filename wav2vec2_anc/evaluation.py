@@ -74,7 +74,9 @@ def fxnlms_refined_anti_noise_at_ear(model, clip: Clip, plant: Plant, chunk_seco
     """The model's drive refined online by FxNLMS at the error microphone, at the ear over ``clip.heldout``.
 
     The refinement (``baselines.fxnlms_refined_drive``: the refined drive mixed with plain FxNLMS) runs from
-    the clip's first sample, as FxNLMS does, on the model's drive over the whole clip.
+    the clip's first sample, as FxNLMS does, on the model's drive over the whole clip. A model that hears
+    the error microphone gives the drive of its own loop (``closed_loop_drive``), as if it played alone:
+    what the refinement changes at the microphone is not fed back to it.
     """
     audio = np.concatenate([clip.train, clip.heldout])
     drive = fxnlms_refined_drive(audio, closed_loop_drive(model, audio, plant, chunk_seconds), plant.scene,

@@ -36,11 +36,13 @@ def predict_inverse(
     Args:
         audio: shape ``(samples,)`` at 16 kHz.
         ear_noise: for a model that ``needs_ear_noise``, what the error microphone heard of the noise over the
-            same samples (``d̂ = e − Ŝ∗y``; ``evaluation.closed_loop_drive`` closes that loop), same shape.
+            same samples (``d̂ = e − Ŝ∗y``; ``closed_loop_drive`` closes that loop), same shape.
 
     Returns:
         float32 array of shape ``(samples,)``.
     """
+    if ear_noise is not None and np.shape(ear_noise) != np.shape(audio):
+        raise ValueError(f"ear_noise of shape {np.shape(ear_noise)} does not cover the audio's {np.shape(audio)}")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -84,19 +86,31 @@ def closed_loop_drive(
         float32 of shape ``(samples,)``.
 
     Raises:
+        ValueError: a model that hears the error microphone, and no scene.
         RuntimeError: the loop did not settle in ``CLOSED_LOOP_MAX_PASSES`` passes.
     """
     if not (model.needs_ear_noise and use_encoder and model.config.encoder_correction):
         return predict_inverse(model, audio, chunk_seconds, use_encoder)
-    noise = plant.noise_at_ear(audio)
-    heard, drive = noise, None
+    if plant is None or plant.is_identity:
+        raise ValueError("this model hears the error microphone of an acoustic scene: give its plant")
+    heard, drive = plant.noise_at_ear(audio), None
     for _ in range(CLOSED_LOOP_MAX_PASSES):
         new = predict_inverse(model, audio, chunk_seconds, use_encoder, ear_noise=heard)
         if drive is not None and np.sqrt(np.mean((new - drive) ** 2)) <= CLOSED_LOOP_TOLERANCE * np.sqrt(np.mean(new**2)):
             return new
         drive = new
-        heard = noise + plant.anti_noise_at_ear(drive) - causal_filter(plant.secondary_estimate, drive)
+        heard = heard_at_ear(plant, audio, drive)
     raise RuntimeError(f"the closed loop did not settle in {CLOSED_LOOP_MAX_PASSES} passes")
+
+
+def heard_at_ear(plant, audio: np.ndarray, drive: np.ndarray) -> np.ndarray:
+    """What a controller hears of the noise at the error microphone while ``drive`` plays: ``d̂ = e − Ŝ∗y``.
+
+    ``e = P∗x + S∗f(y)`` is the residual there, and the controller takes away its own anti-noise as it
+    believes it sounds (Ŝ, linear). Float64 of shape ``(samples,)``, like ``audio`` and ``drive``.
+    """
+    residual = plant.noise_at_ear(audio) + plant.anti_noise_at_ear(drive)
+    return residual - causal_filter(plant.secondary_estimate, drive)
 
 
 class StreamingCanceller:
@@ -139,7 +153,10 @@ class StreamingCanceller:
         """Anti-noise for ``block`` (shape ``(samples,)``, 16 kHz), the continuation of earlier blocks.
 
         ``ear_noise``, for a model that ``needs_ear_noise``: what the error microphone heard of the noise
-        over the same samples (same shape). Block b reads it only before ``b·block − D``.
+        over the same samples (same shape). Block b reads it only before ``b·block − D``, but it must come
+        with the block: an offline loop's (``heard_at_ear`` of ``closed_loop_drive``'s drive), as the
+        benchmark and the notebook give it. A live loop hears the samples only as their anti-noise plays;
+        it would pass them a block late, which this class does not do yet.
         """
         import time
 
@@ -149,6 +166,8 @@ class StreamingCanceller:
         buffer = torch.cat([self.history, new])
         ear = None
         if ear_noise is not None:
+            if np.shape(ear_noise) != np.shape(block):
+                raise ValueError(f"ear_noise of shape {np.shape(ear_noise)} does not cover the block's {np.shape(block)}")
             ear = torch.cat([self.ear_history, torch.as_tensor(np.asarray(ear_noise, dtype=np.float32), device=self.device)])
         buffer_start = self.position - len(self.history)
         first, last = self.position // model.block, (self.position + len(new) - 1) // model.block
@@ -203,7 +222,8 @@ def cancel_file(model, path, output_dir, chunk_seconds: float = 10.0, plant=None
     """Cancel a whole new file and write ``<stem>_inverse.wav`` and ``<stem>_residual.wav`` (at the ear in a scene).
 
     Args:
-        plant: the acoustic scene (``acoustics.Plant``); None: the anti-noise meets the input itself.
+        plant: the acoustic scene (``acoustics.Plant``); None: the anti-noise meets the input itself. A model
+            that hears the error microphone needs it, and runs in its closed loop (``closed_loop_drive``).
 
     Returns:
         ``(noise, anti_noise)`` at the ear, float32 of shape ``(samples,)`` at 16 kHz: without a scene

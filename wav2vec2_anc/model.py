@@ -136,6 +136,16 @@ def bank_settings(filter_bank: dict | None, bank_error_ms: float = 0.0, plant=No
     return settings
 
 
+def bank_hears_the_ear(filter_bank: dict | None, bank_error_ms: float, plant) -> bool:
+    """Whether a model of ``bank_settings(filter_bank, bank_error_ms, plant)`` in ``plant`` hears the error microphone.
+
+    Such a model (``needs_ear_noise``) trains on pairs that carry the noise at the ear
+    (``build_dataset(with_ear_noise=True)``) and runs in the scene's closed loop (``closed_loop_drive``).
+    """
+    in_scene = plant is not None and not plant.is_identity
+    return in_scene and "bank_error_window_samples" in bank_settings(filter_bank, bank_error_ms, plant)
+
+
 def warmup_samples(
     filter_taps: int, latency_samples: int, block_samples: int, context_samples: int, safety_window_samples: int = 0, **_
 ) -> int:
@@ -284,7 +294,7 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         span = window + config.latency_samples + config.filter_taps - 1 + (len(config.secondary_path) if in_scene else 0)
         if config.context_samples < span:
             raise ValueError(f"bank_error_window_samples={window} needs context_samples ≥ {span} (the window, the "
-                             f"latency and the filters' taps), got {config.context_samples}")
+                             f"latency, the filters' taps and in a scene Ŝ's), got {config.context_samples}")
 
     @property
     def filter_taps(self) -> int:
@@ -514,7 +524,7 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
             return True
         raise ValueError(f"shared filter mode must be 'wiener' or 'learned', got {mode!r}")
 
-    def start_filter_bank(self, bank: np.ndarray) -> None:
+    def start_filter_bank(self, bank: np.ndarray, trainable: bool = True) -> None:
         """Start the encoder's basis at a bank of control filters, one per noise, for the encoder to mix.
 
         Basis filter j becomes ``bank[j] − shared``, the gains softmax weights (``FIRFilterHead.gains``)
@@ -525,6 +535,8 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
 
         Args:
             bank: shape ``(adaptive_rank, filter_taps)``, or ``fit_filter_bank``'s ``{name: taps}``.
+            trainable: False holds the bank's filters as fitted (GFANC's pre-trained filters): only
+                their choice trains.
         """
         head = self.filter_head
         if isinstance(bank, dict):
@@ -536,6 +548,7 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         with torch.no_grad():
             head.basis.copy_(bank.T - head.shared[:, None])
             head.projection.zero_()
+        head.basis.requires_grad_(trainable)
         head.mixing = self.config.filter_bank = True
 
     def set_shared_filter(self, taps: np.ndarray) -> None:
