@@ -70,18 +70,24 @@ def heldout_model_nr_db(
     return noise_reduction_db(noise, anti)
 
 
-def fxnlms_refined_anti_noise_at_ear(model, clip: Clip, plant: Plant, chunk_seconds: float = 10.0) -> np.ndarray:
+def fxnlms_refined_anti_noise_at_ear(
+    model, clip: Clip, plant: Plant, chunk_seconds: float = 10.0, drive: np.ndarray | None = None
+) -> np.ndarray:
     """The model's drive refined online by FxNLMS at the error microphone, at the ear over ``clip.heldout``.
 
     The refinement (``baselines.fxnlms_refined_drive``: the refined drive mixed with plain FxNLMS) runs from
     the clip's first sample, as FxNLMS does, on the model's drive over the whole clip. A model that hears
     the error microphone gives the drive of its own loop (``closed_loop_drive``), as if it played alone:
     what the refinement changes at the microphone is not fed back to it.
+
+    Args:
+        drive: the model's drive over the whole clip, if already run (``closed_loop_drive``).
     """
     audio = np.concatenate([clip.train, clip.heldout])
-    drive = fxnlms_refined_drive(audio, closed_loop_drive(model, audio, plant, chunk_seconds), plant.scene,
-                                 plant.secondary_estimate, model.latency, model.filter_taps, plant.eta)
-    return plant.anti_noise_at_ear(drive)[len(clip.train) :]
+    drive = closed_loop_drive(model, audio, plant, chunk_seconds) if drive is None else drive
+    refined = fxnlms_refined_drive(audio, drive, plant.scene, plant.secondary_estimate, model.latency, model.filter_taps,
+                                   plant.eta)
+    return plant.anti_noise_at_ear(refined)[len(clip.train) :]
 
 
 def gate_encoder_correction(model, validation_clips: list[Clip], plant: Plant | None = None) -> dict:
@@ -188,10 +194,15 @@ def heldout_inverses(
         noise.append(heldout_noise_at_ear(clip, plant))
         for name, method in whole_clip.items():
             anti[name].append(plant.anti_noise_at_ear(method(audio))[len(clip.train) :])
-        for name, use_encoder in (("model", True), ("model_no_encoder", False)):
-            anti[name].append(model_anti_noise_at_ear(model, clip, plant, chunk_seconds, use_encoder))
+        # A model that hears the error microphone runs its loop over the whole clip (heldout_prediction): once.
+        drive = closed_loop_drive(model, audio, plant, chunk_seconds) if model.needs_ear_noise else None
+        if drive is None:
+            anti["model"].append(model_anti_noise_at_ear(model, clip, plant, chunk_seconds))
+        else:
+            anti["model"].append(plant.anti_noise_at_ear(drive)[len(clip.train) :])
+        anti["model_no_encoder"].append(model_anti_noise_at_ear(model, clip, plant, chunk_seconds, use_encoder=False))
         if not plant.is_identity:
-            anti["model_fxnlms"].append(fxnlms_refined_anti_noise_at_ear(model, clip, plant, chunk_seconds))
+            anti["model_fxnlms"].append(fxnlms_refined_anti_noise_at_ear(model, clip, plant, chunk_seconds, drive))
     return np.concatenate(noise), {name: np.concatenate(parts) for name, parts in anti.items()}
 
 
