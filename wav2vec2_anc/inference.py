@@ -60,12 +60,6 @@ def predict_inverse(
     return inverse
 
 
-# The closed loop of a model that hears the error microphone (closed_loop_drive) is solved by iteration;
-# it stops once a pass moves the drive by less than this fraction of its RMS.
-CLOSED_LOOP_TOLERANCE = 1e-5
-CLOSED_LOOP_MAX_PASSES = 20
-
-
 def closed_loop_drive(
     model: Wav2Vec2ForNoiseCancellation, audio: np.ndarray, plant=None, chunk_seconds: float = 10.0,
     use_encoder: bool = True,
@@ -74,9 +68,9 @@ def closed_loop_drive(
 
     A model that ``needs_ear_noise`` hears ``d̂ = e − Ŝ∗y = P∗x + (S − Ŝ)∗y`` at the error microphone:
     the noise, plus what its estimate Ŝ gets wrong of its own anti-noise, so its drive ``y`` feeds back
-    on what it hears. Block b reads ``d̂`` only before ``b·block − D``, so the loop is causal; it is solved
-    by passes from ``d̂ = P∗x``, each at least one more block exact, until a pass moves ``y`` by under
-    ``CLOSED_LOOP_TOLERANCE`` of its RMS. Any other model is one ``predict_inverse``.
+    on what it hears. Block b reads ``d̂`` only before ``b·block − D``, so the loop is causal, and it runs
+    as it would live: a ``StreamingCanceller`` fed one block at a time, then told what the microphone
+    heard over that block (``StreamingCanceller.hear``). Any other model is one ``predict_inverse``.
 
     Args:
         audio: the noise at the reference microphone, shape ``(samples,)``, from a start of silence.
@@ -87,20 +81,27 @@ def closed_loop_drive(
 
     Raises:
         ValueError: a model that hears the error microphone, and no scene.
-        RuntimeError: the loop did not settle in ``CLOSED_LOOP_MAX_PASSES`` passes.
     """
     if not (model.needs_ear_noise and use_encoder and model.config.encoder_correction):
         return predict_inverse(model, audio, chunk_seconds, use_encoder)
     if plant is None or plant.is_identity:
         raise ValueError("this model hears the error microphone of an acoustic scene: give its plant")
-    heard, drive = plant.noise_at_ear(audio), None
-    for _ in range(CLOSED_LOOP_MAX_PASSES):
-        new = predict_inverse(model, audio, chunk_seconds, use_encoder, ear_noise=heard)
-        if drive is not None and np.sqrt(np.mean((new - drive) ** 2)) <= CLOSED_LOOP_TOLERANCE * np.sqrt(np.mean(new**2)):
-            return new
-        drive = new
-        heard = heard_at_ear(plant, audio, drive)
-    raise RuntimeError(f"the closed loop did not settle in {CLOSED_LOOP_MAX_PASSES} passes")
+    noise = plant.noise_at_ear(audio)
+    canceller = StreamingCanceller(model, use_encoder)
+    drive = np.zeros(len(audio), dtype=np.float32)
+    memory = max(len(plant.scene.secondary), len(plant.secondary_estimate)) - 1
+    for start in range(0, len(audio), model.block):
+        stop = min(start + model.block, len(audio))
+        # The block's own samples at the microphone are not read for it: P∗x stands in until they are heard.
+        drive[start:stop] = canceller.process(audio[start:stop], ear_noise=noise[start:stop])
+        past = max(0, start - memory)
+        canceller.hear(noise[start:stop] + own_error_at_ear(plant, drive[past:stop])[start - past :])
+    return drive
+
+
+def own_error_at_ear(plant, drive: np.ndarray) -> np.ndarray:
+    """What Ŝ gets wrong of ``drive``'s anti-noise at the ear, ``S∗f(y) − Ŝ∗y``, float64 of ``drive``'s shape."""
+    return plant.anti_noise_at_ear(drive) - causal_filter(plant.secondary_estimate, drive)
 
 
 def heard_at_ear(plant, audio: np.ndarray, drive: np.ndarray) -> np.ndarray:
@@ -109,8 +110,7 @@ def heard_at_ear(plant, audio: np.ndarray, drive: np.ndarray) -> np.ndarray:
     ``e = P∗x + S∗f(y)`` is the residual there, and the controller takes away its own anti-noise as it
     believes it sounds (Ŝ, linear). Float64 of shape ``(samples,)``, like ``audio`` and ``drive``.
     """
-    residual = plant.noise_at_ear(audio) + plant.anti_noise_at_ear(drive)
-    return residual - causal_filter(plant.secondary_estimate, drive)
+    return plant.noise_at_ear(audio) + own_error_at_ear(plant, drive)
 
 
 class StreamingCanceller:
@@ -138,6 +138,16 @@ class StreamingCanceller:
         self.gains: dict[int, torch.Tensor] = {}  # block index → (rank,)
         self.compute_seconds = 0.0
 
+    def hear(self, ear_noise: np.ndarray) -> None:
+        """Set what the microphone heard over the newest ``len(ear_noise)`` samples processed (≤ the warm-up).
+
+        A live loop hears a block's samples only as its anti-noise plays: pass a stand-in with the block
+        (which it does not read when the block holds at most one model block, starting at a block edge),
+        then the samples heard. Later blocks read them; gains already computed stay.
+        """
+        values = torch.as_tensor(np.asarray(ear_noise, dtype=np.float32), device=self.device)
+        self.ear_history[len(self.ear_history) - len(values) :] = values
+
     def _block_gains(self, index: int, buffer: torch.Tensor, buffer_start: int, ear: torch.Tensor | None) -> torch.Tensor:
         """Gains of block ``index`` from ``buffer`` and ``ear`` (both starting at absolute sample ``buffer_start``)."""
         if index not in self.gains:
@@ -153,10 +163,9 @@ class StreamingCanceller:
         """Anti-noise for ``block`` (shape ``(samples,)``, 16 kHz), the continuation of earlier blocks.
 
         ``ear_noise``, for a model that ``needs_ear_noise``: what the error microphone heard of the noise
-        over the same samples (same shape). Block b reads it only before ``b·block − D``, but it must come
-        with the block: an offline loop's (``heard_at_ear`` of ``closed_loop_drive``'s drive), as the
-        benchmark and the notebook give it. A live loop hears the samples only as their anti-noise plays;
-        it would pass them a block late, which this class does not do yet.
+        over the same samples (same shape). Block b reads it only before ``b·block − D``: a live loop, which
+        hears the samples only as their anti-noise plays, passes a stand-in and then ``hear``s them
+        (``closed_loop_drive``).
         """
         import time
 
