@@ -1,12 +1,14 @@
 """The model's contract: length, alignment, level, loss, freezing and save/load."""
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
 
 import helpers
 from wav2vec2_anc.model import SCRATCH_CONFIGS
-from wav2vec2_anc.signal_path import causal_fir, context_windows, ramp_blocks
+from wav2vec2_anc.signal_path import block_ends, causal_fir, past_windows, ramp_blocks
 
 
 @pytest.mark.parametrize("samples", [100, 325, 1000, 16_001])
@@ -160,7 +162,7 @@ def test_latency_in_samples():
 
 def test_context_windows_end_latency_before_each_block():
     x = torch.arange(1, 21, dtype=torch.float32)[None]  # x[i] = i + 1, so 0 marks padding
-    windows = context_windows(x, block=5, context=4, delay=2)
+    windows = past_windows(x, block_ends(20, block=5, delay=2), 4)
     assert windows.shape == (1, 4, 4)
     # block b starts at 5b; its window is x[5b-2-3 .. 5b-2]
     assert windows[0, 0].tolist() == [0, 0, 0, 0]
@@ -224,7 +226,7 @@ def test_filter_bank_start_mixes_the_bank_and_each_one_hot_weight_is_its_filter(
                                helpers.controller_drive(tone, shared, 0), atol=1e-4)
     with torch.no_grad():
         head.projection.normal_()
-    weights = model.block_gains(torch.randn(1, 5, model.context))
+    weights = model.block_gains(torch.randn(1, 5 * model.block), block_ends(5 * model.block, model.block, model.latency))
     torch.testing.assert_close(weights.sum(-1), torch.ones(1, 5))
     assert (weights > 0).all()
     model.save_pretrained(tmp_path)
@@ -253,39 +255,45 @@ def test_pooled_frames_average_the_newest_encoder_frames():
         helpers.build_model("scratch:tiny", pooled_frames=-1)
 
 
-def test_bank_error_logits_are_each_filters_relative_error_over_the_newest_samples():
+def test_bank_error_logits_are_each_filters_relative_error_over_the_samples_before_each_end():
     from wav2vec2_anc.signal_path import BANK_ERROR_FLOOR, bank_error_logits
 
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((2, 3, 120))  # (batch, blocks, context)
+    x = rng.standard_normal((2, 300))  # (batch, samples)
     delay, length, taps = 3, 20, 8
+    ends = torch.tensor([10, 120, 250, 300])  # the first judges 10 samples after 10 of the zeros before the start
     filters = np.stack([np.zeros(taps), rng.standard_normal(taps)])
-    logits = bank_error_logits(torch.from_numpy(x), torch.from_numpy(filters), delay, length).numpy()
-    assert logits.shape == (2, 3, 2)
-    for index in np.ndindex(2, 3):
-        window = x[index]
-        newest = window[-length:]
+    logits = bank_error_logits(torch.from_numpy(x), torch.from_numpy(filters), delay, length, ends).numpy()
+    assert logits.shape == (2, 4, 2)
+    padded = np.concatenate([np.zeros((2, 40)), x], axis=1)  # padded[i + 40] = x[i]
+    for b, (w, end) in itertools.product(range(2), enumerate(ends.tolist())):
+        newest = padded[b, 40 + end - length : 40 + end]
         for j, taps_j in enumerate(filters):
-            anti = [sum(taps_j[k] * window[m - delay - k] for k in range(taps)) for m in range(120 - length, 120)]
+            anti = [sum(taps_j[k] * padded[b, 40 + m - delay - k] for k in range(taps)) for m in range(end - length, end)]
             expected = -np.log(np.mean((newest + np.array(anti)) ** 2) / np.mean(newest**2) + BANK_ERROR_FLOOR)
-            assert logits[index][j] == pytest.approx(expected, rel=1e-9)
+            assert logits[b, w, j] == pytest.approx(expected, rel=1e-9)
     # The silent filter leaves all of x (relative error 1); at D = 0, negation leaves nothing (the floor).
     np.testing.assert_allclose(logits[..., 0], -np.log(1 + BANK_ERROR_FLOOR))
-    negation = bank_error_logits(torch.from_numpy(x), torch.tensor([[-1.0] + [0.0] * 7], dtype=torch.float64), 0, length)
+    negation = bank_error_logits(torch.from_numpy(x), torch.tensor([[-1.0] + [0.0] * 7], dtype=torch.float64), 0,
+                                 length, ends)
     np.testing.assert_allclose(negation.numpy(), -np.log(BANK_ERROR_FLOOR))
-    silent = bank_error_logits(torch.zeros(1, 120, dtype=torch.float64), torch.from_numpy(filters), delay, length)
-    assert silent[0, 0] == silent[0, 1]
-    with pytest.raises(ValueError, match="at least 30 samples"):
-        bank_error_logits(torch.from_numpy(x[..., :29]), torch.from_numpy(filters), delay, length)
+    silent = bank_error_logits(torch.zeros(1, 120, dtype=torch.float64), torch.from_numpy(filters), delay, length,
+                               torch.tensor([120]))
+    assert silent[0, 0, 0] == silent[0, 0, 1]
+    # One end alone in a stream's buffer that holds the filters' reach (30 samples): as from the whole signal.
+    alone = bank_error_logits(torch.from_numpy(x[:, 200:]), torch.from_numpy(filters), delay, length,
+                              torch.tensor([50]))
+    np.testing.assert_allclose(alone.numpy()[:, 0], logits[:, 2], rtol=1e-9)
     # In a scene each error is at the ear: the noise there plus the filter's output (through Ŝ, folded into it).
-    ear = rng.standard_normal((2, 3, 120))
-    at_ear = bank_error_logits(torch.from_numpy(x), torch.from_numpy(filters), delay, length, torch.from_numpy(ear)).numpy()
-    for index in np.ndindex(2, 3):
-        newest = ear[index][-length:]
-        anti = np.convolve(x[index], filters[1])[: 120][120 - length - delay : 120 - delay]
+    ear = rng.standard_normal((2, 300))
+    at_ear = bank_error_logits(torch.from_numpy(x), torch.from_numpy(filters), delay, length, ends,
+                               torch.from_numpy(ear)).numpy()
+    for b, (w, end) in itertools.product(range(2), enumerate(ends.tolist()[1:], 1)):
+        newest = ear[b, end - length : end]
+        anti = np.convolve(x[b], filters[1])[end - length - delay : end - delay]
         expected = -np.log(np.mean((newest + anti) ** 2) / np.mean(newest**2) + BANK_ERROR_FLOOR)
-        assert at_ear[index][1] == pytest.approx(expected, rel=1e-9)
-        assert at_ear[index][0] == pytest.approx(-np.log(1 + BANK_ERROR_FLOOR), rel=1e-12)
+        assert at_ear[b, w, 1] == pytest.approx(expected, rel=1e-9)
+        assert at_ear[b, w, 0] == pytest.approx(-np.log(1 + BANK_ERROR_FLOOR), rel=1e-12)
 
 
 def tone_predictor(hz: float, taps: int) -> np.ndarray:

@@ -10,7 +10,7 @@ import torch
 from .acoustics import causal_filter
 from .audio_io import SAMPLE_RATE, load_audio, save_audio
 from .model import Wav2Vec2ForNoiseCancellation
-from .signal_path import mix_parts, past_windows, ramp_blocks, waveform_dtype, window_ends
+from .signal_path import mix_parts, ramp_blocks, waveform_dtype, window_ends
 
 
 def chunk_spans(num_samples: int, chunk_samples: int, context_samples: int):
@@ -153,9 +153,8 @@ class StreamingCanceller:
         if index not in self.gains:
             model = self.model
             ends = window_ends(torch.tensor([index]), model.block, model.latency, buffer_start)
-            ear_windows = None if ear is None else past_windows(ear[None], ends, model.context)
-            self.gains[index] = model.block_gains(past_windows(buffer[None], ends, model.context), self.use_encoder,
-                                                  ear_windows)[0, 0]
+            self.gains[index] = model.block_gains(buffer[None], ends, self.use_encoder,
+                                                  None if ear is None else ear[None])[0, 0]
         return self.gains[index]
 
     @torch.no_grad()

@@ -16,14 +16,13 @@ from .audio_io import SAMPLE_RATE
 from .baselines import fit_wiener_predictor
 from .signal_path import (
     bank_error_logits,
+    block_ends,
     causal_fir,
-    context_windows,
     mix_parts,
     past_windows,
     ramp_blocks,
     safety_gains,
     waveform_dtype,
-    window_ends,
 )
 
 # Randomly initialised encoders for offline runs and tests. "tiny" keeps the 320-sample
@@ -378,33 +377,44 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         return bool(self.config.bank_error_window_samples and self.config.filter_bank
                     and self.config.secondary_path is not None)
 
-    def block_gains(self, windows: torch.Tensor, use_encoder: bool = True, ear_windows: torch.Tensor | None = None
-                    ) -> torch.Tensor:
-        """Basis-filter gains from context windows: ``(batch, blocks, context)`` → ``(batch, blocks, rank)``.
+    def block_gains(self, signal: torch.Tensor, ends: torch.Tensor, use_encoder: bool = True,
+                    ear_noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Basis-filter gains of the blocks whose past ends at ``ends``: ``(batch, samples)`` → ``(batch, blocks, rank)``.
 
-        ``ear_windows``, the noise at the error microphone over the same samples (same shape), is
-        needed where ``needs_ear_noise``.
+        Args:
+            signal: the input, shape ``(batch, samples)``, zeros before its start.
+            ends: shape ``(blocks,)``: each block's past ends just before it (``window_ends``); the encoder
+                hears the ``context`` samples before it.
+            ear_noise: the noise at the error microphone over the same samples (same shape as ``signal``),
+                needed where ``needs_ear_noise``.
         """
+        windows = past_windows(signal, ends, self.context)
         batch, blocks, context = windows.shape
         if not (use_encoder and self.config.encoder_correction):
             return windows.new_zeros(batch, blocks, self.filter_head.projection.shape[0])
         features = self.encoder_features(windows.reshape(batch * blocks, context)).reshape(batch, blocks, -1)
+        return self.filter_head.gains(features, self.bank_errors(signal, ends, ear_noise))
+
+    def bank_errors(self, signal: torch.Tensor, ends: torch.Tensor, ear_noise: torch.Tensor | None = None
+                    ) -> torch.Tensor | None:
+        """The bank's own errors before each of ``ends`` (``bank_error_logits``), shape ``(batch, blocks, rank)``.
+
+        None where they do not join the mix (no bank, or ``bank_error_window_samples`` 0).
+        """
         head, window = self.filter_head, int(self.config.bank_error_window_samples)
-        error_logits = None
-        if window and head.mixing and not self.needs_ear_noise:
-            error_logits = bank_error_logits(windows, head.bank, self.latency, window)
-        elif window and head.mixing:
-            if ear_windows is None:
-                raise ValueError("this model judges its bank at the ear: pass the error microphone's noise "
-                                 "(ear_noise) with the input")
-            # Not trained through (their weight, error_sharpness, is): in training the microphone hears P∗x, in
-            # the loop also its own anti-noise, so the errors are evidence of the loop, not a function to fit;
-            # and a 17-filter bank's step costs a quarter less. What the microphone hears at b·block − D holds the
-            # anti-noise played then (at D = 0, the block's own): the errors end one sample before it.
-            with torch.no_grad():
-                error_logits = bank_error_logits(windows[..., :-1], self.bank_at_ear(head.bank), self.latency, window,
-                                                 ear_windows[..., :-1])
-        return head.gains(features, error_logits)
+        if not (window and head.mixing):
+            return None
+        if not self.needs_ear_noise:
+            return bank_error_logits(signal, head.bank, self.latency, window, ends)
+        if ear_noise is None:
+            raise ValueError("this model judges its bank at the ear: pass the error microphone's noise "
+                             "(ear_noise) with the input")
+        # Not trained through (their weight, error_sharpness, is): in training the microphone hears P∗x, in
+        # the loop also its own anti-noise, so the errors are evidence of the loop, not a function to fit;
+        # and a 17-filter bank's step costs less. What the microphone hears at b·block − D holds the
+        # anti-noise played then (at D = 0, the block's own): the errors end one sample before it.
+        with torch.no_grad():
+            return bank_error_logits(signal, self.bank_at_ear(head.bank), self.latency, window, ends - 1, ear_noise)
 
     def bank_at_ear(self, filters: torch.Tensor) -> torch.Tensor:
         """``Ŝ∗hⱼ``, each filter of the bank as it reaches the ear: ``(filters, taps)`` → ``(filters, taps + len(Ŝ) − 1)``."""
@@ -458,14 +468,12 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
                 Needed where ``needs_ear_noise``; block b reads it only before ``b·block − D``.
         """
         samples = input_values.shape[-1]
-        windows = context_windows(input_values, self.block, self.context, self.latency)
-        ear_windows = None if ear_noise is None else context_windows(ear_noise, self.block, self.context, self.latency)
-        gains = self.block_gains(windows, use_encoder, ear_windows)
+        ends = block_ends(samples, self.block, self.latency)
+        gains = self.block_gains(input_values, ends, use_encoder, ear_noise)
         x = input_values.to(waveform_dtype(input_values.device))
         shared, correction = self.filter_parts(x, ramp_blocks(gains, self.block, samples))
         if not self.training and self.safety_window:
             # A deployment safeguard, not trained through: an untrained head (silent) would get no gradient.
-            ends = window_ends(torch.arange(gains.shape[1]), self.block, self.latency)
             per_sample = ramp_blocks(self.guard_gains(x, shared, correction, ends), self.block, samples)
             inverse = mix_parts(shared, correction, per_sample[..., 0], per_sample[..., 1])
         else:
@@ -535,8 +543,8 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
 
         Args:
             bank: shape ``(adaptive_rank, filter_taps)``, or ``fit_filter_bank``'s ``{name: taps}``.
-            trainable: False holds the bank's filters as fitted (GFANC's pre-trained filters): only
-                their choice trains.
+            trainable: False holds the bank's filters (and the shared filter) as fitted (GFANC's
+                pre-trained filters): only their choice trains.
         """
         head = self.filter_head
         if isinstance(bank, dict):
@@ -549,6 +557,9 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
             head.basis.copy_(bank.T - head.shared[:, None])
             head.projection.zero_()
         head.basis.requires_grad_(trainable)
+        if not trainable:
+            # bank[j] is shared + basis[j]: a shared filter that trained would move every held filter.
+            head.shared.requires_grad_(False)
         head.mixing = self.config.filter_bank = True
 
     def set_shared_filter(self, taps: np.ndarray) -> None:

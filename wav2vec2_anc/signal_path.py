@@ -156,21 +156,17 @@ def window_ends(blocks: torch.Tensor, block: int, delay: int, offset: int = 0) -
     return blocks * block - delay + 1 - offset
 
 
-def context_windows(x: torch.Tensor, block: int, context: int, delay: int) -> torch.Tensor:
-    """The past each block's filter is computed from.
+def block_ends(samples: int, block: int, delay: int) -> torch.Tensor:
+    """Where the past each block's filter is computed from ends, for a signal of ``samples``.
 
-    Block ``b`` covers samples ``[b·block, (b+1)·block)``; its window is the ``context`` samples
-    ending at ``b·block − delay`` inclusive (zeros before the start), so the filter of every sample
-    ``n`` in the block depends only on ``x[m]`` with ``m ≤ n − delay``.
-
-    Args:
-        x: shape ``(batch, samples)``.
+    Block ``b`` covers samples ``[b·block, (b+1)·block)``; its past ends at ``b·block − delay``
+    inclusive (``window_ends``), so the filter of every sample ``n`` in the block depends only on
+    ``x[m]`` with ``m ≤ n − delay``. ``past_windows(x, block_ends(…), context)`` are the encoder's windows.
 
     Returns:
-        shape ``(batch, blocks, context)`` with ``blocks = ceil(samples / block)``.
+        shape ``(blocks,)``, integer, with ``blocks = ceil(samples / block)``.
     """
-    blocks = torch.arange(-(-x.shape[-1] // block))
-    return past_windows(x, window_ends(blocks, block, delay), context)
+    return window_ends(torch.arange(-(-samples // block)), block, delay)
 
 
 def ramp_blocks(per_block: torch.Tensor, block: int, samples: int) -> torch.Tensor:
@@ -197,39 +193,38 @@ BANK_ERROR_FLOOR = 1e-6
 
 
 def bank_error_logits(
-    windows: torch.Tensor, filters: torch.Tensor, delay: int, length: int, ear_windows: torch.Tensor | None = None
+    x: torch.Tensor, filters: torch.Tensor, delay: int, length: int, ends: torch.Tensor, heard: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """How well each filter of a bank cancelled the newest ``length`` samples of each window: a fast noise classifier.
+    """How well each filter of a bank cancelled the ``length`` samples before each of ``ends``: a fast noise classifier.
 
     Filter j's error is ``eⱼ[m] = x[m] + Σₖ hⱼ[k]·x[m−D−k]``, the residual it would have left at
-    sample m, and its evidence is ``−log(mean eⱼ² / mean x² + BANK_ERROR_FLOOR)`` over the newest
-    ``length`` samples. A canceller knows these errors up to the window's end, so they tell which
-    noise is playing within ``length`` samples of a change, where an encoder needs its context to fill.
+    sample m, and its evidence is ``−log(mean eⱼ² / mean x² + BANK_ERROR_FLOOR)`` over
+    ``[end − length, end)``. A canceller knows these errors up to that end, so they tell which noise
+    is playing within ``length`` samples of a change, where an encoder needs its context to fill.
     In an acoustic scene the residual is at the ear: ``eⱼ[m] = d̂[m] + Σₖ (Ŝ∗hⱼ)[k]·x[m−D−k]``, with
-    ``d̂`` the noise at the error microphone (``ear_windows``) and ``filters`` already convolved with Ŝ.
+    ``d̂`` the noise at the error microphone (``heard``) and ``filters`` already convolved with Ŝ.
+    The errors of every end come from one filtering of the signal, which the windows share.
 
     Args:
-        windows: past input, shape ``(..., context)``, context ≥ ``length + delay + taps − 1``.
+        x: the input, shape ``(batch, samples)``, zeros before its start.
         filters: the bank, shape ``(filters, taps)``.
         delay: D, samples.
-        length: the samples judged, at the end of each window.
-        ear_windows: the noise at the ear over the same samples, shape ``(..., context)``; None: the input is.
+        length: the samples judged before each end.
+        ends: shape ``(blocks,)``, integer, exclusive (``window_ends``'s, for instance).
+        heard: the noise at the ear over the same samples, shape ``(batch, samples)``; None: the input is.
 
     Returns:
-        shape ``(..., filters)``, in the wider of the two dtypes (at least float32).
-
-    Raises:
-        ValueError: windows too short to hold the filters' own past for every judged sample.
+        shape ``(batch, blocks, filters)``, in the wider of the two dtypes (at least float32).
     """
-    span = length + delay + filters.shape[-1] - 1
-    if windows.shape[-1] < span:
-        raise ValueError(f"judging {length} samples of {filters.shape[-1]}-tap filters at a delay of {delay} needs "
-                         f"windows of at least {span} samples, got {windows.shape[-1]}")
-    dtype = torch.promote_types(torch.promote_types(windows.dtype, filters.dtype), torch.float32)
-    flat = windows.reshape(-1, windows.shape[-1])[:, -span:]
-    heard = flat if ear_windows is None else ear_windows.reshape(-1, ear_windows.shape[-1])
-    newest = heard[:, -length:].to(dtype)
-    error = newest[:, None] + causal_fir(flat, filters, delay)[..., -length:]
-    power = newest.pow(2).mean(-1, keepdim=True)
-    relative = error.pow(2).mean(-1) / power.clamp_min(torch.finfo(power.dtype).tiny)
-    return -torch.log(relative + BANK_ERROR_FLOOR).reshape(*windows.shape[:-1], filters.shape[0])
+    heard = x if heard is None else heard
+    # Samples more than the filters' reach before the earliest judged one, or after the last end, change nothing.
+    first = max(0, int(ends.min()) - length - delay - filters.shape[-1] + 1)
+    stop = max(first + 1, int(ends.max()))
+    x, heard, ends = x[:, first:stop], heard[:, first:stop], ends - first
+    dtype = torch.promote_types(torch.promote_types(x.dtype, filters.dtype), torch.float32)
+    heard = heard.to(dtype)
+    error = heard[:, None] + causal_fir(x, filters, delay)
+    error_power = past_windows(error.pow(2).flatten(0, 1), ends, length).mean(-1)
+    power = past_windows(heard.pow(2), ends, length).mean(-1)
+    relative = error_power.reshape(len(x), filters.shape[0], -1) / power[:, None].clamp_min(torch.finfo(dtype).tiny)
+    return -torch.log(relative + BANK_ERROR_FLOOR).transpose(1, 2)

@@ -19,7 +19,7 @@ from .inference import closed_loop_drive
 from .metrics import noise_reduction_db, segment_noise_reduction_db
 from .model import BANK_ERROR_SHARPNESS
 from .pairs import Clip
-from .signal_path import bank_error_logits, context_windows, ramp_blocks
+from .signal_path import bank_error_logits, block_ends, ramp_blocks
 
 CLIP_RMS = 0.1
 MIN_SWITCHES = 8
@@ -184,9 +184,9 @@ def bank_error_drive(
         float64 of shape ``(samples,)``.
     """
     bank = np.stack(list(filter_bank.values()))
-    span = window + delay + bank.shape[1] - 1
-    windows = context_windows(torch.as_tensor(sequence, dtype=torch.float64)[None], block, span, delay)
-    weights = torch.softmax(sharpness * bank_error_logits(windows, torch.as_tensor(bank), delay, window), -1)[0]
+    ends = block_ends(len(sequence), block, delay)
+    logits = bank_error_logits(torch.as_tensor(sequence, dtype=torch.float64)[None], torch.as_tensor(bank), delay, window, ends)
+    weights = torch.softmax(sharpness * logits, -1)[0]
     return glided_mix(np.stack([controller_drive(sequence, taps, delay) for taps in bank]), weights, block)
 
 
