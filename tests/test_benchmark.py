@@ -227,8 +227,8 @@ def test_a_stretch_bank_in_a_scene_starts_from_the_optimal_controller_and_the_fi
     np.testing.assert_allclose(bank, np.concatenate([wiener_filter[None], stretches]), rtol=1e-6, atol=1e-7)
     whole = np.stack(list(helpers.fit_stretch_bank(train, plant.scene, 16, 64, 4).values()))
     assert np.abs(whole - stretches).max() > 1e-2
-    # The bank's filters stay as fitted.
-    assert not model.filter_head.basis.requires_grad
+    # The bank's filters stay as fitted, and so does the shared filter, which each of them adds to the basis.
+    assert not model.filter_head.basis.requires_grad and not model.filter_head.shared.requires_grad
     # Through a saturating loudspeaker, or without a scene, its errors could not steer it: no bank.
     for scene, loudspeaker in (("bandpass", "sat:2"), ("none", "linear")):
         plant, wiener_filter = helpers.make_plant(scene, loudspeaker, train, 16, 64)

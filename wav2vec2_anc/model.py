@@ -141,8 +141,16 @@ def bank_hears_the_ear(filter_bank: dict | None, bank_error_ms: float, plant) ->
     Such a model (``needs_ear_noise``) trains on pairs that carry the noise at the ear
     (``build_dataset(with_ear_noise=True)``) and runs in the scene's closed loop (``closed_loop_drive``).
     """
-    in_scene = plant is not None and not plant.is_identity
-    return in_scene and "bank_error_window_samples" in bank_settings(filter_bank, bank_error_ms, plant)
+    settings = {**bank_settings(filter_bank, bank_error_ms, plant), **plant_settings(plant)}
+    return hears_the_ear(settings.get("bank_error_window_samples", 0), bool(filter_bank), settings.get("secondary_path"))
+
+
+def hears_the_ear(bank_error_window_samples: int, filter_bank: bool, secondary_path) -> bool:
+    """The one rule for whether a model hears the error microphone: a bank judged by its errors, in an acoustic scene.
+
+    Takes the head settings of those names (``HEAD_DEFAULTS``); ``secondary_path`` None is no scene.
+    """
+    return bool(bank_error_window_samples and filter_bank and secondary_path is not None)
 
 
 def warmup_samples(
@@ -374,8 +382,8 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
     @property
     def needs_ear_noise(self) -> bool:
         """Whether ``forward`` needs ``ear_noise``: a bank judged by its errors at the ear, in an acoustic scene."""
-        return bool(self.config.bank_error_window_samples and self.config.filter_bank
-                    and self.config.secondary_path is not None)
+        config = self.config
+        return hears_the_ear(config.bank_error_window_samples, config.filter_bank, config.secondary_path)
 
     def block_gains(self, signal: torch.Tensor, ends: torch.Tensor, use_encoder: bool = True,
                     ear_noise: torch.Tensor | None = None) -> torch.Tensor:
