@@ -25,12 +25,10 @@ from wav2vec2_anc.baselines import (
     wiener_inverse,
 )
 from wav2vec2_anc.evaluation import (
-    dumps_strict,
     format_comparison,
     gate_encoder_correction,
     heldout_inverses,
     heldout_model_nr_db,
-    loads_strict,
     new_file_comparison,
     per_file_metrics,
     write_outputs,
@@ -59,6 +57,7 @@ from wav2vec2_anc.model import (
 from wav2vec2_anc.notebook_ui import ask_for_audio, in_colab, play_all, resolve_audio_path
 from wav2vec2_anc.pairs import Clip, build_dataset, load_clips, training_audio, validation_split
 from wav2vec2_anc.plots import plot_loss_curve, plot_paths, plot_spectrograms, plot_switching, plot_waveforms
+from wav2vec2_anc.records import dumps_strict, loads_strict
 from wav2vec2_anc.switching import switching_comparison, switching_records
 from wav2vec2_anc.training import (
     TrainSettings,

@@ -23,7 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from wav2vec2_anc.evaluation import loads_strict  # noqa: E402
+from wav2vec2_anc.metrics import lower_median  # noqa: E402
+from wav2vec2_anc.records import loads_strict  # noqa: E402
 
 METHODS = ("negation", "nlms", "fxnlms", "wiener", "wiener_predistorted", "model", "model_no_encoder", "model_fxnlms",
            "linear_bound")
@@ -153,6 +154,27 @@ def is_switching(record: dict) -> bool:
     return "segment_nr_db" in record and "clip" not in record
 
 
+def switching_tables(records: list[dict]) -> str:
+    """Markdown: per scene, loudspeaker and latency, one row per method (dB), then each method's median NR per clip."""
+    cell = lambda value: "∞" if value == float("inf") else f"{value:.1f}"
+    blocks = []
+    for setting in dict.fromkeys((r["scene"], r["loudspeaker"], r["latency_ms"]) for r in records):
+        rows = [r for r in records if (r["scene"], r["loudspeaker"], r["latency_ms"]) == setting]
+        lines = [f"**{setting[2]:g} ms, scene `{setting[0]}`, loudspeaker `{setting[1]}`** "
+                 f"({len(rows[0]['segments']) - 1} switches every {rows[0]['switch_seconds']:g} s; NR in dB)", "",
+                 "| method | whole sequence | median segment | 1 s after a switch | train s |", "|---|---|---|---|---|"]
+        lines += [f"| {r['method']} | {cell(r['nr_db'])} | {cell(r['nr_db_median_segment'])} | "
+                  f"{cell(r['nr_db_after_switch_1s'])} | {r['train_seconds']:.0f} |" for r in rows]
+        clips = list(dict.fromkeys(s[0] for s in rows[0]["segments"]))
+        lines += ["", "| median segment NR by clip | " + " | ".join(clips) + " |", "|---|" + "---|" * len(clips)]
+        for r in rows:
+            by_clip = [cell(lower_median([v for v, s in zip(r["segment_nr_db"], r["segments"]) if s[0] == clip]))
+                       for clip in clips]
+            lines.append(f"| {r['method']} | " + " | ".join(by_clip) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
 def switching_library(records: list[dict]) -> str:
     """Which library one run's sequence was built from: ``"suite"`` (the built-in switching suite), ``"suite+white"``
     (the same with ``--with-white``) or ``"other"`` (any other files: the targets for real recordings).
@@ -223,9 +245,7 @@ def main(argv=None):
         # Each switching run has its own sequence and library: its tables and targets stand alone.
         switching = [r for r in from_file if is_switching(r)]
         if switching:
-            from switching import format_tables
-
-            print(f"\n### `{path}`\n\n{format_tables(switching)}")
+            print(f"\n### `{path}`\n\n{switching_tables(switching)}")
             print_checks(f"noise that changes, library: {switching_library(switching)}",
                          switching_target_checks(switching))
         records += [r for r in from_file if not is_switching(r)]

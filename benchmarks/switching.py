@@ -72,6 +72,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cancellation import add_run_arguments, fine_tune  # noqa: E402
+from report import switching_tables  # noqa: E402
 from suite import switching_suite  # noqa: E402
 
 import helpers  # noqa: E402
@@ -83,7 +84,6 @@ from wav2vec2_anc.switching import (  # noqa: E402
     MIN_SWITCHES,
     Segment,
     default_switches,
-    lower_median,
     method_drives,
     optimal_bank,
     switching_records,
@@ -142,27 +142,6 @@ def run_setting(clips: list[helpers.Clip], sequence: np.ndarray, segments: list[
     return records
 
 
-def format_tables(records: list[dict]) -> str:
-    """Markdown: per scene, loudspeaker and latency, one row per method (dB), then each method's median NR per clip."""
-    cell = lambda value: "∞" if value == float("inf") else f"{value:.1f}"
-    blocks = []
-    for setting in dict.fromkeys((r["scene"], r["loudspeaker"], r["latency_ms"]) for r in records):
-        rows = [r for r in records if (r["scene"], r["loudspeaker"], r["latency_ms"]) == setting]
-        lines = [f"**{setting[2]:g} ms, scene `{setting[0]}`, loudspeaker `{setting[1]}`** "
-                 f"({len(rows[0]['segments']) - 1} switches every {rows[0]['switch_seconds']:g} s; NR in dB)", "",
-                 "| method | whole sequence | median segment | 1 s after a switch | train s |", "|---|---|---|---|---|"]
-        lines += [f"| {r['method']} | {cell(r['nr_db'])} | {cell(r['nr_db_median_segment'])} | "
-                  f"{cell(r['nr_db_after_switch_1s'])} | {r['train_seconds']:.0f} |" for r in rows]
-        clips = list(dict.fromkeys(s[0] for s in rows[0]["segments"]))
-        lines += ["", "| median segment NR by clip | " + " | ".join(clips) + " |", "|---|" + "---|" * len(clips)]
-        for r in rows:
-            by_clip = [cell(lower_median([v for v, s in zip(r["segment_nr_db"], r["segments"]) if s[0] == clip]))
-                       for clip in clips]
-            lines.append(f"| {r['method']} | " + " | ".join(by_clip) + " |")
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
-
-
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", help="folder of audio files, the library (default: the switching suite)")
@@ -193,7 +172,7 @@ def main(argv=None) -> list[dict]:
                     records.extend(run_setting(clips, sequence, segments, latency_ms, args, Path(work_dir), scene, loudspeaker))
                     print(f"{latency_ms:g} ms, {scene}, {loudspeaker}: {time.perf_counter() - start:.0f} s", flush=True)
                     Path(args.out).write_text(helpers.dumps_strict(records))  # an interrupted run keeps what it finished
-    print(format_tables(records))
+    print(switching_tables(records))
     if args.plot:
         plot_switching(records, Path(args.plot))
     return records

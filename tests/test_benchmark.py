@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import cancellation  # noqa: E402
 import numpy as np
@@ -13,6 +14,7 @@ from suite import shaped_noise
 import helpers
 from wav2vec2_anc.pairs import split_heldout
 
+REPO = Path(__file__).resolve().parents[1]
 KEYS = {"clip", "method", "latency_ms", "nr_db", "nr_db_median_1s", "nr_db_worst10_1s", "octave_nr_db",
         "train_seconds", "model_name"}
 
@@ -236,3 +238,18 @@ def test_a_stretch_bank_in_a_scene_starts_from_the_optimal_controller_and_the_fi
         assert not helpers.bank_hears_the_ear({"whole": wiener_filter}, 20.0, plant)
         model, _ = cancellation.fine_tune(clips, 1.0, args, tmp_path / scene, plant, wiener_filter, stretches=4)
         assert not model.config.filter_bank
+
+
+def test_report_reads_results_without_torch(tmp_path):
+    """Reading results needs numpy alone: report.py runs with torch made unimportable."""
+    import subprocess
+    import sys
+
+    results = REPO / "benchmarks" / "results"
+    code = ("import runpy, sys; sys.modules['torch'] = None; "
+            f"sys.argv = ['report.py', {str(results / 'switching.json')!r}, {str(results / 'scene_room.json')!r}]; "
+            f"runpy.run_path({str(REPO / 'benchmarks' / 'report.py')!r}, run_name='__main__')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "| none, linear, 1 ms: model every segment ≥ −0.5 dB |" in done.stdout
+    assert "| room, linear, 1 ms: model ≥ fxnlms |" in done.stdout

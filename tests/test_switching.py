@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+import report  # noqa: E402
 import soundfile as sf
 import switching  # noqa: E402
 from scipy.signal import lfilter
@@ -212,4 +213,4 @@ def test_the_benchmark_records_every_method(tmp_path):
     assert all(np.isfinite(r["nr_db"]) for r in records)
     assert by["wiener_oracle"]["nr_db"] > by["wiener_library"]["nr_db"]
     assert (tmp_path / "plot.png").stat().st_size > 0
-    assert "| wiener_oracle |" in switching.format_tables(records)
+    assert "| wiener_oracle |" in report.switching_tables(records)

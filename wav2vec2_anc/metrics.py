@@ -106,3 +106,9 @@ def all_metrics(noise: np.ndarray, inverse: np.ndarray) -> dict:
         "nr_dba": a_weighted_noise_reduction_db(noise, inverse),
         "octave_nr_db": {str(k): v for k, v in octave_band_noise_reduction_db(noise, inverse).items()},
     }
+
+
+def lower_median(values) -> float:
+    """The median as one of the values themselves (the lower of the middle two), so ∞ never turns into NaN."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(np.percentile(values, 50, method="lower")) if len(values) else float("nan")

@@ -16,7 +16,7 @@ from .audio_io import SAMPLE_RATE, at_rms
 from .baselines import WHISPER_LOADING, controller_drive, fit_filter_bank
 from .evaluation import baseline_drives
 from .inference import closed_loop_drive
-from .metrics import noise_reduction_db, segment_noise_reduction_db
+from .metrics import lower_median, noise_reduction_db, segment_noise_reduction_db
 from .model import BANK_ERROR_SHARPNESS
 from .pairs import Clip
 from .signal_path import bank_error_logits, block_ends, ramp_blocks
@@ -247,12 +247,6 @@ def switching_comparison(
     drives = method_drives(sequence, segments, plant, library_filter, filter_bank, model.latency, model.filter_taps, model,
                            optimal_bank(clips, plant.scene, model.latency, model.filter_taps))
     return plant.noise_at_ear(sequence), {name: plant.anti_noise_at_ear(drive) for name, drive in drives.items()}, segments
-
-
-def lower_median(values) -> float:
-    """The median as one of the values themselves (the lower of the middle two), so ∞ never turns into NaN."""
-    values = np.asarray(values, dtype=np.float64)
-    return float(np.percentile(values, 50, method="lower")) if len(values) else float("nan")
 
 
 def segment_nr_db(noise: np.ndarray, anti_noise: np.ndarray, segments: list[Segment]) -> np.ndarray:
