@@ -5,11 +5,13 @@ import math
 
 import numpy as np
 import pytest
+from scipy.linalg import solve_toeplitz
 from scipy.signal import lfilter
 
 from wav2vec2_anc.acoustics import (
     Scene,
     bandpass_scene,
+    causal_filter,
     identify_secondary_path,
     inverse_sef,
     load_scene,
@@ -26,12 +28,15 @@ from wav2vec2_anc.acoustics import (
 from wav2vec2_anc.audio_io import SAMPLE_RATE
 from wav2vec2_anc.baselines import (
     _compiled_nlms,
+    autocorrelation_lags,
     controller_drive,
+    crosscorrelation_lags,
     fit_wiener_controller,
     fit_wiener_predictor,
     fxnlms_drive,
     fxnlms_refined_drive,
     fxnlms_step_size,
+    lag_covariance,
     nlms_inverse,
     predistorted_drive,
 )
@@ -262,6 +267,20 @@ def test_wiener_controller_in_the_none_scene_is_the_negated_predictor():
     np.testing.assert_array_equal(fit_wiener_controller(x, none, 0, 8), -np.eye(8)[0])
 
 
+def test_wiener_controller_is_the_exact_least_squares_fit_on_the_training_samples(bandpass):
+    """Against numpy's lstsq on the regressor matrix itself: column i is r delayed by D + i, zeros before the start."""
+    x = white(1, seed=3)[:3000]
+    delay, taps = 5, 12
+    r, d = causal_filter(bandpass.secondary, x), noise_at_ear(x, bandpass)
+    lagged = lambda shift: np.stack([np.concatenate([np.zeros(shift + i), r])[: len(r)] for i in range(taps)], 1)  # noqa: E731
+    np.testing.assert_allclose(lag_covariance(r, taps), lagged(0).T @ lagged(0) / len(r), rtol=1e-10, atol=1e-15)
+    expected = -np.linalg.lstsq(lagged(delay), d, rcond=None)[0]
+    np.testing.assert_allclose(fit_wiener_controller(x, bandpass, delay, taps, loading=0.0), expected, rtol=1e-9)
+    # The autocorrelation's Toeplitz matrix alone (Levinson's shortcut) is not that fit.
+    toeplitz_fit = -solve_toeplitz(autocorrelation_lags(r, taps), crosscorrelation_lags(d, r, delay + taps)[delay:])
+    assert np.abs(toeplitz_fit - expected).max() > 1e-3 * np.abs(expected).max()
+
+
 def test_latency_within_the_lead_cancels_white_noise_beyond_it_does_not(bandpass):
     """The physics: the lead pays for the latency; beyond it white noise is unpredictable."""
     x = white(4, seed=1)
@@ -355,15 +374,16 @@ def test_refinement_leaves_an_exact_fixed_part_alone():
 
 
 def test_refinement_follows_a_noise_that_changed_after_fitting(bandpass):
-    """A controller fitted on a 100 Hz hum meets a 170 Hz one: fixed, it keeps under 12 dB; refined, over 40."""
+    """A controller fitted on a 100 Hz hum meets a 170 Hz one: fixed, it keeps about 30 dB (its fit, through the
+    white trace, holds some of the path's inverse); refined, within a few dB of the new hum's own fit (93 dB)."""
     delay, taps = 16, 512
     fixed = fit_wiener_controller(hum(2, fundamental=100.0, harmonics=2), bandpass, delay, taps)
     x = hum(4, fundamental=170.0, harmonics=2, seed=1)
     base = controller_drive(x, fixed, delay)
     refined = fxnlms_refined_drive(x, base, bandpass, identify_secondary_path(bandpass), delay, taps)
     last_second = 3 * RATE
-    assert nr_db(x, base, bandpass, start=last_second) < 12
-    assert nr_db(x, refined, bandpass, start=last_second) >= 40
+    assert nr_db(x, base, bandpass, start=last_second) < 35
+    assert nr_db(x, refined, bandpass, start=last_second) >= 85
 
 
 def test_refinement_turns_down_a_fixed_part_twice_too_loud(bandpass):

@@ -135,15 +135,31 @@ def crosscorrelation_lags(a: np.ndarray, b: np.ndarray, lags: int) -> np.ndarray
     return np.fft.irfft(np.fft.rfft(a, size) * np.fft.rfft(b, size).conj(), size)[:lags] / len(a)
 
 
+def lag_covariance(x: np.ndarray, lags: int) -> np.ndarray:
+    """``R[i, j] = Σₙ x[n−i]·x[n−j] / N`` over the signal's own samples ``n < N`` (zeros before it), shape ``(lags, lags)``.
+
+    The exact normal matrix of a causal FIR least-squares fit on ``x``: the autocorrelation's Toeplitz
+    matrix less the end terms it counts beyond the last sample (``R[i+1, j+1] = R[i, j] − x[N−1−i]·x[N−1−j]/N``),
+    which at 40–70 dB of cancellation are not negligible.
+    """
+    from scipy.linalg import toeplitz
+
+    tail = np.asarray(x, dtype=np.float64)[::-1][: lags - 1]
+    ends = toeplitz(np.concatenate([[0.0], tail]), np.zeros(lags))
+    return toeplitz(autocorrelation_lags(x, lags)) - ends @ ends.T / len(x)
+
+
 def fit_wiener_controller(train: np.ndarray, scene, delay: int = 0, taps: int = 64,
                           loading: float = WHISPER_LOADING) -> np.ndarray:
     """The optimal causal linear controller fitted on ``train``: ``w`` minimising Σ(d + w∗r_D)².
 
     ``d = P∗x`` is the noise at the ear and ``r = S∗x`` the filtered reference, delayed by D:
-    because ``S∗(w∗x) = w∗(S∗x)`` for a fixed filter, this is an ordinary Wiener problem, solved by
-    the normal equations ``R w = −c`` (Toeplitz ``R`` from r's autocorrelation, ``c`` the
-    cross-correlation of d with r at lags D…D+taps−1) with ``scipy.linalg.solve_toeplitz``. In the
-    ``none`` scene ``w = −fit_wiener_predictor(train, delay, taps)``; at D = 0 exactly ``[−1, 0, …]``.
+    because ``S∗(w∗x) = w∗(S∗x)`` for a fixed filter, this is an ordinary least-squares problem over
+    the training samples, solved exactly by its normal equations ``R w = −c`` (``R`` the lag covariance
+    of r, ``lag_covariance``; ``c`` the cross-correlation of d with r at lags D…D+taps−1). The
+    autocorrelation's Toeplitz matrix in place of ``R`` (Levinson's shortcut) lost up to 20 dB on
+    held-out audio in the band-pass scene (a hum 55 against 73 dB, the rock-slide recording 34 against
+    45). In the ``none`` scene ``w = −fit_wiener_predictor(train, delay, taps)``; at D = 0 exactly ``[−1, 0, …]``.
 
     Args:
         train: the reference-microphone noise ``x``, shape ``(samples,)``.
@@ -155,7 +171,7 @@ def fit_wiener_controller(train: np.ndarray, scene, delay: int = 0, taps: int = 
     Returns:
         ``w``, shape ``(taps,)``; its drive is ``controller_drive(x, w, delay)``.
     """
-    from scipy.linalg import solve_toeplitz
+    from scipy.linalg import solve
 
     from .acoustics import causal_filter, noise_at_ear
 
@@ -166,11 +182,12 @@ def fit_wiener_controller(train: np.ndarray, scene, delay: int = 0, taps: int = 
         return -fit_wiener_predictor(train, delay, taps, loading)
     train = np.asarray(train, dtype=np.float64)
     filtered = causal_filter(scene.secondary, train)
-    autocorrelation = autocorrelation_lags(filtered, delay + taps)
-    column = autocorrelation[:taps].copy()
-    column[0] *= 1 + loading
+    # The sample d[n] sees r up to n − D: the fit's regressors are r's first N − D samples.
+    seen = len(filtered) - delay
+    covariance = lag_covariance(filtered[:seen], taps) * seen / len(filtered)
+    covariance[np.diag_indices(taps)] += loading * covariance[0, 0]
     cross = crosscorrelation_lags(noise_at_ear(train, scene), filtered, delay + taps)
-    return -solve_toeplitz(column, cross[delay : delay + taps])
+    return -solve(covariance, cross[delay : delay + taps], assume_a="sym")
 
 
 def fit_filter_bank(trains: dict[str, np.ndarray], scene, delay: int = 0, taps: int = 64,
