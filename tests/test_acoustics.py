@@ -274,6 +274,8 @@ def test_wiener_controller_is_the_exact_least_squares_fit_on_the_training_sample
     r, d = causal_filter(bandpass.secondary, x), noise_at_ear(x, bandpass)
     lagged = lambda shift: np.stack([np.concatenate([np.zeros(shift + i), r])[: len(r)] for i in range(taps)], 1)  # noqa: E731
     np.testing.assert_allclose(lag_covariance(r, taps), lagged(0).T @ lagged(0) / len(r), rtol=1e-10, atol=1e-15)
+    short = lagged(0)[:5]  # fewer samples than lags: still the exact sums
+    np.testing.assert_allclose(lag_covariance(r[:5], taps), short.T @ short / 5, rtol=1e-10, atol=1e-15)
     expected = -np.linalg.lstsq(lagged(delay), d, rcond=None)[0]
     np.testing.assert_allclose(fit_wiener_controller(x, bandpass, delay, taps, loading=0.0), expected, rtol=1e-9)
     # The autocorrelation's Toeplitz matrix alone (Levinson's shortcut) is not that fit.

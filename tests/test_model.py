@@ -160,7 +160,7 @@ def test_latency_in_samples():
     assert [helpers.latency_samples(ms) for ms in (0, 1, 5, 20, 0.5)] == [0, 16, 80, 320, 8]
 
 
-def test_context_windows_end_latency_before_each_block():
+def test_block_ends_put_each_window_latency_before_its_block():
     x = torch.arange(1, 21, dtype=torch.float32)[None]  # x[i] = i + 1, so 0 marks padding
     windows = past_windows(x, block_ends(20, block=5, delay=2), 4)
     assert windows.shape == (1, 4, 4)

@@ -84,7 +84,9 @@ def fit_wiener_predictor(train: np.ndarray, delay: int = 0, order: int = 64, loa
 
     Solves the normal equations ``R h = r[D : D+order]`` (Toeplitz ``R`` from the autocorrelation,
     its diagonal times ``1 + loading``) with ``scipy.linalg.solve_toeplitz``. At D = 0 the answer is
-    exactly ``[1, 0, …]``: negation.
+    exactly ``[1, 0, …]``: negation. The Toeplitz ``R`` is Levinson's shortcut, not the exact least-squares
+    fit of the training samples (``fit_wiener_controller`` solves that in a scene); kept so that the
+    figures without a scene stay as published (the exact fit would move them by at most 0.8 dB, the hum at 1 ms).
 
     Returns:
         ``h``, shape ``(order,)``.
@@ -144,7 +146,7 @@ def lag_covariance(x: np.ndarray, lags: int) -> np.ndarray:
     """
     from scipy.linalg import toeplitz
 
-    tail = np.asarray(x, dtype=np.float64)[::-1][: lags - 1]
+    tail = np.pad(np.asarray(x, dtype=np.float64)[::-1][: lags - 1], (0, max(0, lags - 1 - len(x))))
     ends = toeplitz(np.concatenate([[0.0], tail]), np.zeros(lags))
     return toeplitz(autocorrelation_lags(x, lags)) - ends @ ends.T / len(x)
 
@@ -177,8 +179,9 @@ def fit_wiener_controller(train: np.ndarray, scene, delay: int = 0, taps: int = 
 
     if np.array_equal(np.trim_zeros(scene.primary, "b"), np.trim_zeros(scene.secondary, "b")) and len(
             np.trim_zeros(scene.primary, "b")) == 1:
-        # d = r = a·x: the predictor's problem, solved by its own code so that the none scene is
-        # today's figures to the bit (and exactly −δ at D = 0).
+        # d = r = a·x: the predictor's problem, solved by its own code so that the none scene keeps its figures
+        # to the bit (and exactly −δ at D = 0). That code keeps Levinson's shortcut: on the suite, with 14 s of
+        # training audio, the exact fit would change the none scene's figures by at most 0.8 dB (the hum, 1 ms).
         return -fit_wiener_predictor(train, delay, taps, loading)
     train = np.asarray(train, dtype=np.float64)
     filtered = causal_filter(scene.secondary, train)

@@ -296,7 +296,9 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         if config.loudspeaker_eta is not None:
             raise ValueError("bank_error_window_samples judges the bank's errors at the ear through a linear "
                              "loudspeaker: use it without loudspeaker_eta")
-        # In a scene the filters reach the ear through Ŝ, and the errors end a sample earlier (block_gains).
+        # Within the context: a stream keeps the past the model needs (its warm-up, sized from the context), so
+        # the errors it judges must lie inside it. In a scene the filters reach the ear through Ŝ, and the errors
+        # end a sample earlier (bank_errors).
         in_scene = config.secondary_path is not None
         span = window + config.latency_samples + config.filter_taps - 1 + (len(config.secondary_path) if in_scene else 0)
         if config.context_samples < span:
@@ -390,16 +392,17 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         """Basis-filter gains of the blocks whose past ends at ``ends``: ``(batch, samples)`` → ``(batch, blocks, rank)``.
 
         Args:
-            signal: the input, shape ``(batch, samples)``, zeros before its start.
+            signal: the input, shape ``(batch, samples)``: from its start (zeros before it), or a stream's
+                buffer holding the model's warm-up before the earliest end.
             ends: shape ``(blocks,)``: each block's past ends just before it (``window_ends``); the encoder
                 hears the ``context`` samples before it.
             ear_noise: the noise at the error microphone over the same samples (same shape as ``signal``),
                 needed where ``needs_ear_noise``.
         """
+        if not (use_encoder and self.config.encoder_correction):
+            return signal.new_zeros(len(signal), len(ends), self.filter_head.projection.shape[0])
         windows = past_windows(signal, ends, self.context)
         batch, blocks, context = windows.shape
-        if not (use_encoder and self.config.encoder_correction):
-            return windows.new_zeros(batch, blocks, self.filter_head.projection.shape[0])
         features = self.encoder_features(windows.reshape(batch * blocks, context)).reshape(batch, blocks, -1)
         return self.filter_head.gains(features, self.bank_errors(signal, ends, ear_noise))
 
@@ -419,7 +422,7 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
                              "(ear_noise) with the input")
         # Not trained through (their weight, error_sharpness, is): in training the microphone hears P∗x, in
         # the loop also its own anti-noise, so the errors are evidence of the loop, not a function to fit;
-        # and a 17-filter bank's step costs less. What the microphone hears at b·block − D holds the
+        # and no gradient runs back through the bank's filtering. What the microphone hears at b·block − D holds the
         # anti-noise played then (at D = 0, the block's own): the errors end one sample before it.
         with torch.no_grad():
             return bank_error_logits(signal, self.bank_at_ear(head.bank), self.latency, window, ends - 1, ear_noise)
@@ -565,9 +568,8 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
             head.basis.copy_(bank.T - head.shared[:, None])
             head.projection.zero_()
         head.basis.requires_grad_(trainable)
-        if not trainable:
-            # bank[j] is shared + basis[j]: a shared filter that trained would move every held filter.
-            head.shared.requires_grad_(False)
+        # bank[j] is shared + basis[j]: a shared filter that trained would move every held filter.
+        head.shared.requires_grad_(trainable)
         head.mixing = self.config.filter_bank = True
 
     def set_shared_filter(self, taps: np.ndarray) -> None:

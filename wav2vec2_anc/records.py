@@ -1,6 +1,6 @@
 """Strict JSON for result records and ``metrics.json``: no bare ``Infinity``, read back to the same floats.
 
-numpy and torch free, so reading results (``benchmarks/report.py``) needs neither.
+Free of torch, so reading results (``benchmarks/report.py``) does not need it.
 """
 
 from __future__ import annotations
