@@ -180,8 +180,7 @@ def fit_wiener_controller(train: np.ndarray, scene, delay: int = 0, taps: int = 
     if np.array_equal(np.trim_zeros(scene.primary, "b"), np.trim_zeros(scene.secondary, "b")) and len(
             np.trim_zeros(scene.primary, "b")) == 1:
         # d = r = a·x: the predictor's problem, solved by its own code so that the none scene keeps its figures
-        # to the bit (and exactly −δ at D = 0). That code keeps Levinson's shortcut: on the suite, with 14 s of
-        # training audio, the exact fit would change the none scene's figures by at most 0.8 dB (the hum, 1 ms).
+        # to the bit (and exactly −δ at D = 0); that code keeps Levinson's shortcut (its docstring says what it costs).
         return -fit_wiener_predictor(train, delay, taps, loading)
     train = np.asarray(train, dtype=np.float64)
     filtered = causal_filter(scene.secondary, train)
