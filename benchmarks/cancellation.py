@@ -4,7 +4,7 @@ Usage:
     python benchmarks/cancellation.py [--clips DIR] [--out results.json] [--model MODEL_NAME]
                                       [--max-steps N] [--latency-ms 0,1,5,20] [--shared-filter wiener]
                                       [--update-ms 50] [--context-seconds 0.25] [--safety-seconds 0.25]
-                                      [--safety-confidence 0] [--bank-error-ms 10]
+                                      [--safety-confidence 0] [--safety-memory-seconds 0] [--bank-error-ms 10]
                                       [--scene none,room,bandpass] [--loudspeaker linear,sat:2]
                                       [--stretch-bank 16] [--only engine,white] [--learning-rate 1e-4]
                                       [--plot results.png]
@@ -150,7 +150,8 @@ def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_fi
     """
     head = helpers.head_settings(latency_ms, args.update_ms, args.context_seconds, filter_taps=args.filter_taps,
                                  safety_window_samples=int(args.safety_seconds * helpers.SAMPLE_RATE),
-                                 safety_confidence=args.safety_confidence, pooled_frames=args.pooled_frames)
+                                 safety_confidence=args.safety_confidence, pooled_frames=args.pooled_frames,
+                                 safety_memory_samples=int(args.safety_memory_seconds * helpers.SAMPLE_RATE))
     # In a scene the last 20 % of the training part validates the encoder's correction (no safety gain there).
     fit_clips = clips if plant.is_identity else helpers.validation_split(clips)
     stretches = helpers.stretch_count(stretches, plant)
@@ -250,7 +251,8 @@ def plot_bars(records: list[dict], path: Path, ceiling_db: float = 150.0):
 
 
 def add_run_arguments(parser, *, max_steps: int, latency_ms: str, update_ms: float, context_seconds: float,
-                      safety_seconds: float, safety_confidence: float, bank_error_ms: float = 0.0) -> None:
+                      safety_seconds: float, safety_confidence: float, bank_error_ms: float = 0.0,
+                      safety_memory_seconds: float = 0.0) -> None:
     """The options ``fine_tune`` and the scene loop read, shared with ``switching.py`` (their defaults differ)."""
     parser.add_argument("--model", default="scratch:tiny", help="MODEL_NAME for the model rows (default: scratch:tiny)")
     parser.add_argument("--max-steps", type=int, default=max_steps,
@@ -272,6 +274,11 @@ def add_run_arguments(parser, *, max_steps: int, latency_ms: str, update_ms: flo
     parser.add_argument("--safety-confidence", type=float, default=safety_confidence,
                         help="keep a safety gain only where it is this many standard errors above 0 "
                              f"(signal_path.clipped_gain; 0 is off; default: {safety_confidence:g})")
+    parser.add_argument("--safety-memory-seconds", type=float, default=safety_memory_seconds,
+                        help="where the output does not already cancel 3 dB over the safety window, judge each block's own "
+                             "filter over this much past too and hold the output's gain to half what it supports, the "
+                             f"notebook's SAFETY_MEMORY_SECONDS (signal_path.remembered_output_gain; 0 is off; default: "
+                             f"{safety_memory_seconds:g})")
     parser.add_argument("--pooled-frames", type=int, default=0,
                         help="pool the encoder's newest N frames only (0: all of the context; default: 0)")
     parser.add_argument("--bank-error-ms", type=float, default=bank_error_ms,

@@ -11,7 +11,16 @@ from conftest import predictable_noise, predicting_model, set_random_basis
 
 import helpers
 from wav2vec2_anc.inference import chunk_spans
-from wav2vec2_anc.signal_path import SAFETY_BATCHES, clipped_gain, gain_standard_error, past_windows, safety_gains
+from wav2vec2_anc.signal_path import (
+    SAFETY_BATCHES,
+    causal_fir,
+    clipped_gain,
+    gain_standard_error,
+    own_filter_gain,
+    past_windows,
+    remembered_output_gain,
+    safety_gains,
+)
 
 
 def test_chunk_spans_tile_the_signal():
@@ -28,12 +37,12 @@ def test_chunked_inference_equals_one_pass(tiny_model, latency):
     np.testing.assert_allclose(chunked, whole, atol=1e-5)
 
 
-@pytest.mark.parametrize("safety_window", [0, 4000])
+@pytest.mark.parametrize(("safety_window", "safety_memory"), [(0, 0), (4000, 0), (800, 4000)])
 @pytest.mark.parametrize("latency", [0, 1, 16, 80])
-def test_output_never_depends_on_input_newer_than_latency(latency, safety_window):
+def test_output_never_depends_on_input_newer_than_latency(latency, safety_window, safety_memory):
     """Perturb x from n − D + 1 on: y[0..n] must not change, and y after n must (the model is not inert)."""
     x = torch.from_numpy(predictable_noise(12_000))[None]
-    model = predicting_model(latency, safety_window, x[0].numpy())
+    model = predicting_model(latency, safety_window, x[0].numpy(), safety_memory=safety_memory)
     y = model(x).inverse
     for n in (0, 799, 800, 5_000, 11_998 - latency):
         perturbed = x.clone()
@@ -45,11 +54,15 @@ def test_output_never_depends_on_input_newer_than_latency(latency, safety_window
         assert (y_perturbed[:, n + 1 :] - y[:, n + 1 :]).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize(("safety_window", "safety_confidence"), [(0, 0.0), (4000, 0.0), (4000, 2.0)])
+@pytest.mark.parametrize(("safety_window", "safety_confidence", "safety_memory"),
+                         [(0, 0.0, 0), (4000, 0.0, 0), (4000, 2.0, 0), (160, 0.0, 8000)])
 @pytest.mark.parametrize("latency", [0, 80])
-def test_streaming_equals_offline_for_any_block_sizes(latency, safety_window, safety_confidence):
+def test_streaming_equals_offline_for_any_block_sizes(latency, safety_window, safety_confidence, safety_memory):
+    # With a safety memory: at 0 ms the prediction works (the short window's gain stands), at 5 ms it
+    # cancels about 1 dB of this noise, so the memory's half gain takes over.
+    # The memory of 0.5 s, not the safety window, then sets the warm-up the stream keeps.
     audio = predictable_noise(20_000, seed=2)
-    model = predicting_model(latency, safety_window, audio, safety_confidence)
+    model = predicting_model(latency, safety_window, audio, safety_confidence, safety_memory)
     offline = model(torch.from_numpy(audio)[None]).inverse[0].detach().numpy()
     assert np.abs(offline).max() > 0.05  # the model really produces anti-noise
     canceller = helpers.StreamingCanceller(model)
@@ -147,6 +160,39 @@ def test_safety_gains_trust_the_correction_only_as_far_as_it_helped():
     assert (correction_gain.item(), output_gain.item()) == pytest.approx((0.0, 0.5))
 
 
+def test_own_filter_gain_judges_each_blocks_filter_over_its_past():
+    """Against the block's combined filter run sample by sample with numpy, over each window."""
+    rng = np.random.default_rng(11)
+    x = predictable_noise(3_000, seed=4).astype(np.float64)
+    delay, length = 2, 700
+    filters = np.zeros((3, 12))
+    filters[0, 0] = -0.99**delay  # the AR(1) noise's own prediction, D ahead
+    filters[1:] = rng.standard_normal((2, 12)) * 0.3
+    weights = np.array([[1.0, 0.1, 0.0], [0.5, 0.0, 0.2], [-1.0, 0.0, 0.0], [2.0, 0.3, -0.3], [1.0, 0.0, 0.0]])
+    ends = np.array([-10, 200, 1500, 2999, 3000])
+    outputs = causal_fir(torch.from_numpy(x)[None], torch.from_numpy(filters), delay)
+    gains = own_filter_gain(torch.from_numpy(x)[None], outputs, torch.from_numpy(weights)[None], torch.from_numpy(ends),
+                            length)[0].numpy()
+    expected = []
+    for w, end in zip(weights, ends):
+        y = np.convolve(np.concatenate([np.zeros(delay), x]), w @ filters)[: len(x)]  # y[n] = Σₖ h[k]·x[n−D−k]
+        window = slice(max(0, end - length), max(0, end))
+        power = y[window] @ y[window]
+        expected.append(np.clip(-(x[window] @ y[window]) / power, 0, 1) if power > 0 else 0.0)
+    np.testing.assert_allclose(gains, expected, atol=1e-9)
+    assert gains[0] == 0.0 and gains[2] == 0.0 and 0.3 < gains[3] < 0.7 and gains[4] > 0.9  # the cases are distinct
+
+
+def test_remembered_gain_halves_the_memory_unless_the_prediction_works():
+    x = torch.from_numpy(np.random.default_rng(12).standard_normal((4, 160)))
+    # Residuals over the newest window: 0, 0.5·x (6 dB below), 0.8·x (1.9 dB), 0.98·x (0.2 dB).
+    mixed = torch.stack([-x[0], -0.5 * x[1], -0.2 * x[2], -0.2 * x[3]])
+    output_gain = torch.tensor([1.0, 1.0, 1.0, 0.1])
+    memory_gain = torch.tensor([0.1, 0.0, 0.6, 0.8])
+    gains = remembered_output_gain(x, mixed, output_gain, memory_gain)
+    np.testing.assert_allclose(gains.numpy(), [1.0, 1.0, 0.3, 0.1])
+
+
 def test_the_model_judges_its_gains_with_its_configured_confidence():
     audio = np.random.default_rng(5).standard_normal(24_000).astype(np.float32) * 0.1  # nothing predicts it
     x = torch.from_numpy(audio)[None].double()
@@ -154,7 +200,8 @@ def test_the_model_judges_its_gains_with_its_configured_confidence():
     gains = {}
     for confidence in (0.0, 2.0):
         model = predicting_model(16, 800, audio, confidence)
-        shared, correction = model.filter_parts(x, torch.zeros(1, x.shape[1], model.filter_head.basis.shape[1]))
+        silent_basis = torch.zeros(1, x.shape[1], model.filter_head.basis.shape[1])
+        shared, correction = model.filter_parts(model.filter_outputs(x), silent_basis)
         correction = correction + 0.3 * torch.roll(x, 7, -1)  # a "correction" that only adds noise
         gains[confidence] = model.guard_gains(x, shared, correction, ends)
         past = [past_windows(signal, ends, 800) for signal in (x, shared, correction)]

@@ -182,12 +182,13 @@ class StreamingCanceller:
         indices = [max(first - 1, 0)] + list(range(first, last + 1))
         per_block = torch.stack([self._block_gains(index, buffer, buffer_start, ear) for index in indices])
         x = buffer.to(self.raw_history.dtype)
-        parts = model.filter_parts(x[None], self._per_sample(per_block, first, len(buffer), len(new)))
+        outputs = model.filter_outputs(x[None])
+        parts = model.filter_parts(outputs, self._per_sample(per_block, first, len(buffer), len(new)))
         raw = torch.cat([self.raw_history, torch.cat(parts)[:, -len(new) :]], dim=1)
         shared, correction = raw[:, -len(new) :]
         if model.safety_window:
             ends = window_ends(torch.tensor(indices), model.block, model.latency, buffer_start)
-            gains = model.guard_gains(x[None], raw[:1], raw[1:], ends)[0]
+            gains = model.guard_gains(x[None], raw[:1], raw[1:], ends, outputs, per_block[None])[0]
             per_sample = self._per_sample(gains, first, len(new), len(new))[0]
             inverse = mix_parts(shared, correction, per_sample[:, 0], per_sample[:, 1])
         else:

@@ -19,8 +19,10 @@ from .signal_path import (
     block_ends,
     causal_fir,
     mix_parts,
+    own_filter_gain,
     past_windows,
     ramp_blocks,
+    remembered_output_gain,
     safety_gains,
     waveform_dtype,
 )
@@ -52,6 +54,11 @@ HEAD_DEFAULTS = dict(
     # The safety gains' significance test, in standard errors (signal_path.clipped_gain): 0 is off, the
     # notebook's default with its 0.25-s window; short windows (the switching benchmark's 25 ms) need it.
     safety_confidence=0.0,
+    # A safety memory (signal_path.remembered_output_gain): where the newest window's output does not already
+    # cancel, the block's own filter is judged over this many past samples too, and the output gain is held to
+    # half of what they support. 0 is off, the notebook's default with its 0.25-s window; short windows (the
+    # switching benchmark's 10 ms) need it on barely predictable noise.
+    safety_memory_samples=0,
     # How many of the context's newest encoder frames the head pools (their mean): 0 pools them all. Fewer
     # frames hear a change of noise sooner; every frame still attends to the whole context.
     pooled_frames=0,
@@ -154,7 +161,8 @@ def hears_the_ear(bank_error_window_samples: int, filter_bank: bool, secondary_p
 
 
 def warmup_samples(
-    filter_taps: int, latency_samples: int, block_samples: int, context_samples: int, safety_window_samples: int = 0, **_
+    filter_taps: int, latency_samples: int, block_samples: int, context_samples: int, safety_window_samples: int = 0,
+    safety_memory_samples: int = 0, **_
 ) -> int:
     """Past samples the model needs before its first fully informed output, rounded up to whole blocks.
 
@@ -166,6 +174,10 @@ def warmup_samples(
         # The safety gains judge raw outputs up to D before its block (gliding from the block before),
         # and each of those outputs needed the warm-up above.
         need += safety_window_samples + latency_samples + 2 * block_samples
+    if safety_memory_samples:
+        # The memory re-runs the previous block's filter over its window, which starts D + memory before
+        # that block; the filter's output there reaches D + taps further back.
+        need = max(need, 2 * block_samples + 2 * latency_samples + safety_memory_samples + filter_taps)
     return -(-need // block_samples) * block_samples
 
 
@@ -328,9 +340,15 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         return int(self.config.safety_window_samples)
 
     @property
+    def safety_memory(self) -> int:
+        """Samples over which each block's own filter is judged too (0: no safety memory)."""
+        return int(self.config.safety_memory_samples) if self.safety_window else 0
+
+    @property
     def warmup(self) -> int:
         """Past samples needed before the first fully informed output at inference (whole blocks)."""
-        return warmup_samples(self.filter_taps, self.latency, self.block, self.context, self.safety_window)
+        return warmup_samples(self.filter_taps, self.latency, self.block, self.context, self.safety_window,
+                              self.safety_memory)
 
     @property
     def training_warmup(self) -> int:
@@ -432,33 +450,58 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         estimate = torch.as_tensor(self.config.secondary_path, dtype=filters.dtype, device=filters.device)
         return causal_fir(F.pad(filters, (0, len(estimate) - 1)), estimate[None])[:, 0]
 
-    def filter_parts(self, input_values: torch.Tensor, gains: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two parts of the anti-noise: ``shared∗x_D`` and the encoder's correction ``Σⱼ gains[:, :, j]·(basisⱼ∗x_D)``.
+    def filter_outputs(self, input_values: torch.Tensor) -> torch.Tensor:
+        """Each of the head's filters on the delayed input: ``shared∗x_D``, then every ``basisⱼ∗x_D``.
 
         Args:
             input_values: shape ``(batch, samples)``.
-            gains: shape ``(batch, samples, rank)``.
 
         Returns:
-            ``(shared, correction)``, each shape ``(batch, samples)``, in ``waveform_dtype``.
+            shape ``(batch, 1 + rank, samples)``, in ``waveform_dtype``.
         """
         head = self.filter_head
         x = input_values.to(waveform_dtype(input_values.device))
-        filtered = causal_fir(x, torch.cat([head.shared[None], head.basis.T]), self.latency)
-        return filtered[:, 0], (filtered[:, 1:] * gains.to(x.dtype).transpose(1, 2)).sum(1)
+        return causal_fir(x, torch.cat([head.shared[None], head.basis.T]), self.latency)
 
-    def guard_gains(self, x: torch.Tensor, shared: torch.Tensor, correction: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def filter_parts(outputs: torch.Tensor, gains: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two parts of the anti-noise: ``shared∗x_D`` and the encoder's correction ``Σⱼ gains[:, :, j]·(basisⱼ∗x_D)``.
+
+        Args:
+            outputs: ``filter_outputs``', shape ``(batch, 1 + rank, samples)``.
+            gains: shape ``(batch, samples, rank)``.
+
+        Returns:
+            ``(shared, correction)``, each shape ``(batch, samples)``, in ``outputs``' dtype.
+        """
+        return outputs[:, 0], (outputs[:, 1:] * gains.to(outputs.dtype).transpose(1, 2)).sum(1)
+
+    def guard_gains(self, x: torch.Tensor, shared: torch.Tensor, correction: torch.Tensor, ends: torch.Tensor,
+                    outputs: torch.Tensor | None = None, gains: torch.Tensor | None = None) -> torch.Tensor:
         """The two safety gains of the blocks whose past windows end at ``ends`` (``window_ends``).
+
+        With a safety memory the output's gain is ``remembered_output_gain``'s, each block's own filter
+        (the shared one plus its ``gains`` of the basis) judged over the memory's window.
 
         Args:
             x, shared, correction: the input and the two raw parts of its anti-noise, shape ``(batch, samples)``.
             ends: shape ``(blocks,)``.
+            outputs: ``filter_outputs(x)``, shape ``(batch, 1 + rank, samples)``; needed with a safety memory.
+            gains: the blocks' basis gains (``block_gains``), shape ``(batch, blocks, rank)``; likewise.
 
         Returns:
             shape ``(batch, blocks, 2)``: the correction's gain, then the output's, each in [0, 1].
         """
         past = [past_windows(signal, ends, self.safety_window) for signal in (x, shared, correction)]
-        return torch.stack(safety_gains(*past, float(self.config.safety_confidence)), -1)
+        correction_gain, output_gain = safety_gains(*past, float(self.config.safety_confidence))
+        if self.safety_memory:
+            if outputs is None or gains is None:
+                raise ValueError("a safety memory judges each block's own filter: pass its filter outputs and gains")
+            weights = torch.cat([gains.new_ones(*gains.shape[:-1], 1), gains], -1).to(outputs.dtype)
+            memory_gain = own_filter_gain(x, outputs, weights, ends, self.safety_memory)
+            mixed = past[1] + correction_gain[..., None] * past[2]
+            output_gain = remembered_output_gain(past[0], mixed, output_gain, memory_gain)
+        return torch.stack([correction_gain, output_gain], -1)
 
     def forward(
         self, input_values: torch.Tensor, labels: torch.Tensor | None = None, use_encoder: bool = True,
@@ -482,10 +525,11 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         ends = block_ends(samples, self.block, self.latency)
         gains = self.block_gains(input_values, ends, use_encoder, ear_noise)
         x = input_values.to(waveform_dtype(input_values.device))
-        shared, correction = self.filter_parts(x, ramp_blocks(gains, self.block, samples))
+        outputs = self.filter_outputs(x)
+        shared, correction = self.filter_parts(outputs, ramp_blocks(gains, self.block, samples))
         if not self.training and self.safety_window:
             # A deployment safeguard, not trained through: an untrained head (silent) would get no gradient.
-            per_sample = ramp_blocks(self.guard_gains(x, shared, correction, ends), self.block, samples)
+            per_sample = ramp_blocks(self.guard_gains(x, shared, correction, ends, outputs, gains), self.block, samples)
             inverse = mix_parts(shared, correction, per_sample[..., 0], per_sample[..., 1])
         else:
             inverse = shared + correction

@@ -41,12 +41,16 @@ def clipped_gain(x_windows: torch.Tensor, y_windows: torch.Tensor, confidence: f
     Returns:
         shape ``(...)``: ``clip(−Σxy / Σy², 0, 1)``, zeroed where not significant; 0 where the anti-noise was silent.
     """
-    cross = (x_windows * y_windows).sum(-1)
     power = (y_windows * y_windows).sum(-1)
-    gain = torch.where(power > 0, -cross / power.clamp_min(1e-30), torch.zeros_like(power))
+    gain = least_squares_gain((x_windows * y_windows).sum(-1), power)
     if confidence > 0:
         gain = torch.where(gain > confidence * gain_standard_error(x_windows, y_windows, gain), gain, torch.zeros_like(gain))
     return gain.clamp(0.0, 1.0)
+
+
+def least_squares_gain(cross: torch.Tensor, power: torch.Tensor) -> torch.Tensor:
+    """``−cross / power``: the gain minimising ``Σ(x + g·y)²``, from ``cross = Σxy`` and ``power = Σy²``; 0 where y is silent."""
+    return torch.where(power > 0, -cross / power.clamp_min(1e-30), torch.zeros_like(power))
 
 
 def gain_standard_error(x_windows: torch.Tensor, y_windows: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
@@ -95,6 +99,89 @@ def safety_gains(
     correction_gain = clipped_gain(x_windows + shared_windows, correction_windows, confidence)
     mixed = shared_windows + correction_gain[..., None] * correction_windows
     return correction_gain, clipped_gain(x_windows, mixed, confidence)
+
+
+# Where the output over the newest safety window already left a residual this far below the input, the
+# prediction works and its gain is kept as it is; elsewhere a safety memory halves what its long window
+# supports (remembered_output_gain).
+WORKING_PREDICTION_DB = 3.0
+
+
+def remembered_output_gain(
+    x_windows: torch.Tensor, mixed_windows: torch.Tensor, output_gain: torch.Tensor, memory_gain: torch.Tensor
+) -> torch.Tensor:
+    """The output gain with a safety memory: kept where the prediction works, else at most half the memory's gain.
+
+    Applying a gain g to an output y whose best gain is g* changes the residual's energy by
+    ``Σy²·(g² − 2g·g*)``: it cancels for any g in (0, 2g*) and amplifies beyond. On noise that is
+    barely predictable the newest window's gain (``safety_gains``) is mostly chance, so a gain kept on
+    it adds noise. The memory's gain, the block's own filter judged over a long past
+    (``own_filter_gain``), estimates g* with far less scatter, and half of it stays inside (0, 2g*)
+    for any estimate within ±100 % of g*, while keeping three quarters of what g* cancels. Where the newest
+    window's residual is ``WORKING_PREDICTION_DB`` or more below its input, g* is not in doubt, and the
+    short window's gain stands: a long window would hold the old noise for a while after a change.
+
+    Args:
+        x_windows, mixed_windows: the input and the anti-noise after the correction's gain, over each
+            block's newest safety window, shape ``(..., window)``.
+        output_gain: ``safety_gains``' output gain, shape ``(...)``.
+        memory_gain: ``own_filter_gain``'s, shape ``(...)``.
+
+    Returns:
+        shape ``(...)``, in [0, 1].
+    """
+    residual = x_windows + output_gain[..., None] * mixed_windows
+    working = (residual * residual).sum(-1) * 10 ** (WORKING_PREDICTION_DB / 10) <= (x_windows * x_windows).sum(-1)
+    return torch.where(working, output_gain, torch.minimum(output_gain, memory_gain / 2))
+
+
+def window_sums(products: torch.Tensor, ends: torch.Tensor, length: int) -> torch.Tensor:
+    """Sums of ``products`` over the ``length`` samples before each of ``ends`` (zeros before the start).
+
+    One cumulative sum serves every window, however long the windows and however many.
+
+    Args:
+        products: shape ``(..., samples)``.
+        ends: shape ``(windows,)``, integer, exclusive (``window_ends``'s).
+
+    Returns:
+        shape ``(..., windows)``.
+    """
+    total = F.pad(products.cumsum(-1), (1, 0))
+    samples = products.shape[-1]
+    ends = ends.to(products.device)
+    return total[..., ends.clamp(0, samples)] - total[..., (ends - length).clamp(0, samples)]
+
+
+def own_filter_gain(
+    x: torch.Tensor, outputs: torch.Tensor, weights: torch.Tensor, ends: torch.Tensor, length: int
+) -> torch.Tensor:
+    """The gain in [0, 1] each block's own filter would have needed over the ``length`` samples before its end.
+
+    Block b's filter is ``Σⱼ weights[b, j]·filterⱼ``; run over that past, its output is
+    ``y = Σⱼ weights[b, j]·outputs[j]``, and the gain is ``clip(−Σxy / Σy², 0, 1)`` there. Unlike
+    ``safety_gains``, which judge the outputs that actually played, this judges the filter about to play,
+    so a mix that changed by chance at this block is judged as it is now.
+
+    Args:
+        x: the input, shape ``(batch, samples)``, from its start or a buffer holding the
+            ``length + D + taps − 1`` samples before the earliest end.
+        outputs: each filter's output over the same samples (``causal_fir``), shape ``(batch, filters, samples)``.
+        weights: shape ``(batch, blocks, filters)``.
+        ends: shape ``(blocks,)``, integer, exclusive.
+
+    Returns:
+        shape ``(batch, blocks)``.
+    """
+    # Σxy and Σy² are linear and quadratic in the weights: one windowed sum per filter and per pair.
+    cross = (window_sums(x[:, None] * outputs, ends, length).transpose(1, 2) * weights).sum(-1)
+    power = torch.zeros_like(cross)
+    filters = outputs.shape[1]
+    for j in range(filters):
+        for k in range(j, filters):
+            pair = window_sums(outputs[:, j] * outputs[:, k], ends, length)
+            power = power + (1 if j == k else 2) * weights[..., j] * weights[..., k] * pair
+    return least_squares_gain(cross, power).clamp(0.0, 1.0)
 
 
 def mix_parts(
