@@ -13,10 +13,11 @@ import helpers
 from wav2vec2_anc.inference import chunk_spans
 from wav2vec2_anc.signal_path import (
     SAFETY_BATCHES,
+    WindowSums,
     causal_fir,
     clipped_gain,
     gain_standard_error,
-    own_filter_gain,
+    own_filter_sums,
     past_windows,
     remembered_output_gain,
     safety_gains,
@@ -160,7 +161,7 @@ def test_safety_gains_trust_the_correction_only_as_far_as_it_helped():
     assert (correction_gain.item(), output_gain.item()) == pytest.approx((0.0, 0.5))
 
 
-def test_own_filter_gain_judges_each_blocks_filter_over_its_past():
+def test_own_filter_sums_judge_each_blocks_filter_over_its_past():
     """Against the block's combined filter run sample by sample with numpy, over each window."""
     rng = np.random.default_rng(11)
     x = predictable_noise(3_000, seed=4).astype(np.float64)
@@ -168,29 +169,45 @@ def test_own_filter_gain_judges_each_blocks_filter_over_its_past():
     filters = np.zeros((3, 12))
     filters[0, 0] = -0.99**delay  # the AR(1) noise's own prediction, D ahead
     filters[1:] = rng.standard_normal((2, 12)) * 0.3
-    weights = np.array([[1.0, 0.1, 0.0], [0.5, 0.0, 0.2], [-1.0, 0.0, 0.0], [2.0, 0.3, -0.3], [1.0, 0.0, 0.0]])
-    ends = np.array([-10, 200, 1500, 2999, 3000])
+    weights = np.array([[1.0, 0.1, 0.0], [0.5, 0.0, 0.2], [-1.0, 0.0, 0.0], [2.0, 0.3, -0.3]])
+    ends = np.array([-10, 200, 1500, 3000])
     outputs = causal_fir(torch.from_numpy(x)[None], torch.from_numpy(filters), delay)
-    gains = own_filter_gain(torch.from_numpy(x)[None], outputs, torch.from_numpy(weights)[None], torch.from_numpy(ends),
-                            length)[0].numpy()
-    expected = []
-    for w, end in zip(weights, ends):
+    sums = own_filter_sums(torch.from_numpy(x)[None], outputs, torch.from_numpy(weights)[None], torch.from_numpy(ends), length)
+    for b, (w, end) in enumerate(zip(weights, ends)):
         y = np.convolve(np.concatenate([np.zeros(delay), x]), w @ filters)[: len(x)]  # y[n] = Σₖ h[k]·x[n−D−k]
         window = slice(max(0, end - length), max(0, end))
-        power = y[window] @ y[window]
-        expected.append(np.clip(-(x[window] @ y[window]) / power, 0, 1) if power > 0 else 0.0)
-    np.testing.assert_allclose(gains, expected, atol=1e-9)
-    assert gains[0] == 0.0 and gains[2] == 0.0 and 0.3 < gains[3] < 0.7 and gains[4] > 0.9  # the cases are distinct
+        expected = [x[window] @ x[window], x[window] @ y[window], y[window] @ y[window]]
+        np.testing.assert_allclose([field[0, b].item() for field in sums], expected, rtol=1e-9, atol=1e-12)
+    assert sums.input_power[0, 0] == 0 and sums.cross[0, 2] > 0 > sums.cross[0, 3]  # the cases are distinct
+
+
+def test_window_sums_give_the_residual_of_any_gain():
+    x, y = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([-0.5, 1.0, 0.0])
+    sums = WindowSums((x * x).sum(), (x * y).sum(), (y * y).sum())
+    for gain in (0.0, 0.4, 1.0):
+        expected = ((x + gain * y) ** 2).sum() / (x * x).sum()
+        assert sums.residual_ratio(torch.tensor(gain)).item() == pytest.approx(expected.item())
 
 
 def test_remembered_gain_halves_the_memory_unless_the_prediction_works():
-    x = torch.from_numpy(np.random.default_rng(12).standard_normal((4, 160)))
-    # Residuals over the newest window: 0, 0.5·x (6 dB below), 0.8·x (1.9 dB), 0.98·x (0.2 dB).
-    mixed = torch.stack([-x[0], -0.5 * x[1], -0.2 * x[2], -0.2 * x[3]])
-    output_gain = torch.tensor([1.0, 1.0, 1.0, 0.1])
-    memory_gain = torch.tensor([0.1, 0.0, 0.6, 0.8])
-    gains = remembered_output_gain(x, mixed, output_gain, memory_gain)
-    np.testing.assert_allclose(gains.numpy(), [1.0, 1.0, 0.3, 0.1])
+    def sums(residual_fraction):
+        """Input power 1, and an anti-noise −a·x whose residual at gain 1 is (1 − a)² of it."""
+        a = 1 - residual_fraction**0.5
+        return WindowSums(torch.tensor(1.0), torch.tensor(-a), torch.tensor(a * a))
+
+    output_gain = torch.tensor(1.0)
+    weak, working, memory = sums(0.5), sums(0.2), sums(0.9)  # 3 dB, 7 dB, 0.46 dB below the input
+    memory_gain = 1.0  # −a·x is exactly proportional to x: its best gain is 1, whatever a
+    # Neither the played output nor the block's own filter cancels 6 dB: half the memory's gain.
+    assert remembered_output_gain(output_gain, weak, weak, memory).item() == pytest.approx(memory_gain / 2)
+    # Either of them does: the short window's gain stands.
+    assert remembered_output_gain(output_gain, working, weak, memory).item() == 1.0
+    assert remembered_output_gain(output_gain, weak, working, memory).item() == 1.0
+    # Never above the short window's gain.
+    assert remembered_output_gain(torch.tensor(0.3), weak, weak, memory).item() == pytest.approx(0.3)
+    # A memory whose filter would have amplified: silence.
+    amplifying = WindowSums(torch.tensor(1.0), torch.tensor(0.2), torch.tensor(0.5))
+    assert remembered_output_gain(output_gain, weak, weak, amplifying).item() == 0.0
 
 
 def test_the_model_judges_its_gains_with_its_configured_confidence():

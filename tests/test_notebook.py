@@ -66,7 +66,7 @@ def test_papermill_reads_every_parameter():
     cell = nbformat.read(NOTEBOOK, as_version=4).cells[1]
     assigned = [node.targets[0].id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)]
     assert [p.name for p in PythonTranslator.inspect(cell)] == assigned
-    assert len(assigned) == 33
+    assert len(assigned) == 34
 
 
 def test_badges_and_repo_url_name_one_home():

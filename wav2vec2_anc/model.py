@@ -15,11 +15,12 @@ from transformers.utils import ModelOutput
 from .audio_io import SAMPLE_RATE
 from .baselines import fit_wiener_predictor
 from .signal_path import (
+    WindowSums,
     bank_error_logits,
     block_ends,
     causal_fir,
     mix_parts,
-    own_filter_gain,
+    own_filter_sums,
     past_windows,
     ramp_blocks,
     remembered_output_gain,
@@ -481,7 +482,7 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         """The two safety gains of the blocks whose past windows end at ``ends`` (``window_ends``).
 
         With a safety memory the output's gain is ``remembered_output_gain``'s, each block's own filter
-        (the shared one plus its ``gains`` of the basis) judged over the memory's window.
+        (the shared one plus its ``gains`` of the basis) judged over the newest safety window and over the memory.
 
         Args:
             x, shared, correction: the input and the two raw parts of its anti-noise, shape ``(batch, samples)``.
@@ -498,9 +499,11 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
             if outputs is None or gains is None:
                 raise ValueError("a safety memory judges each block's own filter: pass its filter outputs and gains")
             weights = torch.cat([gains.new_ones(*gains.shape[:-1], 1), gains], -1).to(outputs.dtype)
-            memory_gain = own_filter_gain(x, outputs, weights, ends, self.safety_memory)
             mixed = past[1] + correction_gain[..., None] * past[2]
-            output_gain = remembered_output_gain(past[0], mixed, output_gain, memory_gain)
+            played = WindowSums((past[0] * past[0]).sum(-1), (past[0] * mixed).sum(-1), (mixed * mixed).sum(-1))
+            own_newest, own_memory = (own_filter_sums(x, outputs, weights, ends, length)
+                                      for length in (self.safety_window, self.safety_memory))
+            output_gain = remembered_output_gain(output_gain, played, own_newest, own_memory)
         return torch.stack([correction_gain, output_gain], -1)
 
     def forward(

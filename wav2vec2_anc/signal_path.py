@@ -5,6 +5,8 @@ All functions are pure tensor maps; shapes are in their docstrings, times in sam
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
@@ -101,37 +103,58 @@ def safety_gains(
     return correction_gain, clipped_gain(x_windows, mixed, confidence)
 
 
-# Where the output over the newest safety window already left a residual this far below the input, the
-# prediction works and its gain is kept as it is; elsewhere a safety memory halves what its long window
-# supports (remembered_output_gain).
-WORKING_PREDICTION_DB = 3.0
+class WindowSums(NamedTuple):
+    """``Σx²``, ``Σxy`` and ``Σy²`` of an input x and an anti-noise y over windows: all that a gain's residual needs.
+
+    Each field has the windows' shape ``(...)``.
+    """
+
+    input_power: torch.Tensor
+    cross: torch.Tensor
+    power: torch.Tensor
+
+    def residual_ratio(self, gain: torch.Tensor) -> torch.Tensor:
+        """``Σ(x + g·y)² / Σx²`` for the gain g of each window; 1 where the input is silent."""
+        residual = self.input_power + 2 * gain * self.cross + gain * gain * self.power
+        return torch.where(self.input_power > 0, residual / self.input_power.clamp_min(1e-30), torch.ones_like(residual))
+
+
+# Where the anti-noise over the newest safety window left a residual this far below the input (the one
+# that played, or the block's own filter's), the prediction works and its gain is kept as it is; elsewhere a
+# safety memory halves what its long window supports (remembered_output_gain). Chosen on the switching
+# benchmark's trained 5-ms models (exploratory, benchmarks/README.md): at 3 dB chance let the rock slide's
+# outputs through (its worst segment −0.007 dB), 6 dB kept it at +0.002.
+WORKING_PREDICTION_DB = 6.0
 
 
 def remembered_output_gain(
-    x_windows: torch.Tensor, mixed_windows: torch.Tensor, output_gain: torch.Tensor, memory_gain: torch.Tensor
+    output_gain: torch.Tensor, played: WindowSums, own_newest: WindowSums, own_memory: WindowSums
 ) -> torch.Tensor:
     """The output gain with a safety memory: kept where the prediction works, else at most half the memory's gain.
 
     Applying a gain g to an output y whose best gain is g* changes the residual's energy by
     ``Σy²·(g² − 2g·g*)``: it cancels for any g in (0, 2g*) and amplifies beyond. On noise that is
     barely predictable the newest window's gain (``safety_gains``) is mostly chance, so a gain kept on
-    it adds noise. The memory's gain, the block's own filter judged over a long past
-    (``own_filter_gain``), estimates g* with far less scatter, and half of it stays inside (0, 2g*)
-    for any estimate within ±100 % of g*, while keeping three quarters of what g* cancels. Where the newest
-    window's residual is ``WORKING_PREDICTION_DB`` or more below its input, g* is not in doubt, and the
-    short window's gain stands: a long window would hold the old noise for a while after a change.
+    it adds noise. The block's own filter judged over a long past (``own_filter_sums``) estimates g*
+    with far less scatter, and half of that estimate stays inside (0, 2g*) while it is within ±100 %
+    of g*, keeping three quarters of what g* cancels. Where the newest window's residual is
+    ``WORKING_PREDICTION_DB`` or more below its input, for the anti-noise that played or for the block's own
+    filter at its best gain there, g* is not in doubt and the short window's gain stands: the long window
+    holds the old noise for a while after a change, and judging the block's own filter on the newest
+    window too lets a new noise's filter through as soon as it works.
 
     Args:
-        x_windows, mixed_windows: the input and the anti-noise after the correction's gain, over each
-            block's newest safety window, shape ``(..., window)``.
         output_gain: ``safety_gains``' output gain, shape ``(...)``.
-        memory_gain: ``own_filter_gain``'s, shape ``(...)``.
+        played: the anti-noise that played over each block's newest safety window, after the correction's gain.
+        own_newest, own_memory: the block's own filter over its newest safety window and over its memory.
 
     Returns:
         shape ``(...)``, in [0, 1].
     """
-    residual = x_windows + output_gain[..., None] * mixed_windows
-    working = (residual * residual).sum(-1) * 10 ** (WORKING_PREDICTION_DB / 10) <= (x_windows * x_windows).sum(-1)
+    own_gain = least_squares_gain(own_newest.cross, own_newest.power).clamp(0.0, 1.0)
+    threshold = 10 ** (-WORKING_PREDICTION_DB / 10)
+    working = (played.residual_ratio(output_gain) <= threshold) | (own_newest.residual_ratio(own_gain) <= threshold)
+    memory_gain = least_squares_gain(own_memory.cross, own_memory.power).clamp(0.0, 1.0)
     return torch.where(working, output_gain, torch.minimum(output_gain, memory_gain / 2))
 
 
@@ -153,15 +176,15 @@ def window_sums(products: torch.Tensor, ends: torch.Tensor, length: int) -> torc
     return total[..., ends.clamp(0, samples)] - total[..., (ends - length).clamp(0, samples)]
 
 
-def own_filter_gain(
+def own_filter_sums(
     x: torch.Tensor, outputs: torch.Tensor, weights: torch.Tensor, ends: torch.Tensor, length: int
-) -> torch.Tensor:
-    """The gain in [0, 1] each block's own filter would have needed over the ``length`` samples before its end.
+) -> WindowSums:
+    """Each block's own filter judged over the ``length`` samples before its end.
 
     Block b's filter is ``Σⱼ weights[b, j]·filterⱼ``; run over that past, its output is
-    ``y = Σⱼ weights[b, j]·outputs[j]``, and the gain is ``clip(−Σxy / Σy², 0, 1)`` there. Unlike
-    ``safety_gains``, which judge the outputs that actually played, this judges the filter about to play,
-    so a mix that changed by chance at this block is judged as it is now.
+    ``y = Σⱼ weights[b, j]·outputs[j]``. Unlike ``safety_gains``, which judge the outputs that actually
+    played, this judges the filter about to play, so a mix that changed at this block (a new noise, or
+    chance) is judged as it is now.
 
     Args:
         x: the input, shape ``(batch, samples)``, from its start or a buffer holding the
@@ -171,7 +194,7 @@ def own_filter_gain(
         ends: shape ``(blocks,)``, integer, exclusive.
 
     Returns:
-        shape ``(batch, blocks)``.
+        ``WindowSums`` of x and y, each shape ``(batch, blocks)``.
     """
     # Σxy and Σy² are linear and quadratic in the weights: one windowed sum per filter and per pair.
     cross = (window_sums(x[:, None] * outputs, ends, length).transpose(1, 2) * weights).sum(-1)
@@ -181,7 +204,7 @@ def own_filter_gain(
         for k in range(j, filters):
             pair = window_sums(outputs[:, j] * outputs[:, k], ends, length)
             power = power + (1 if j == k else 2) * weights[..., j] * weights[..., k] * pair
-    return least_squares_gain(cross, power).clamp(0.0, 1.0)
+    return WindowSums(window_sums(x * x, ends, length), cross, power)
 
 
 def mix_parts(
