@@ -55,10 +55,10 @@ HEAD_DEFAULTS = dict(
     # The safety gains' significance test, in standard errors (signal_path.clipped_gain): 0 is off, the
     # notebook's default with its 0.25-s window; short windows (the switching benchmark's 25 ms) need it.
     safety_confidence=0.0,
-    # A safety memory (signal_path.remembered_output_gain): where the newest window's output does not already
-    # cancel, the block's own filter is judged over this many past samples too, and the output gain is held to
-    # half of what they support. 0 is off, the notebook's default with its 0.25-s window; short windows (the
-    # switching benchmark's 10 ms) need it on barely predictable noise.
+    # A safety memory (signal_path.remembered_output_gain): where the newest window shows no working prediction,
+    # the block's own filter is judged over this many past samples too, and the output gain is held to half of
+    # what they support. 0 is off, the notebook's default with its 0.25-s window; short windows (the switching
+    # benchmark's 10 ms) need it on barely predictable noise.
     safety_memory_samples=0,
     # How many of the context's newest encoder frames the head pools (their mean): 0 pools them all. Fewer
     # frames hear a change of noise sooner; every frame still attends to the whole context.
