@@ -179,6 +179,13 @@ def test_own_filter_sums_judge_each_blocks_filter_over_its_past():
         expected = [x[window] @ x[window], x[window] @ y[window], y[window] @ y[window]]
         np.testing.assert_allclose([field[0, b].item() for field in sums], expected, rtol=1e-9, atol=1e-12)
     assert sums.input_power[0, 0] == 0 and sums.cross[0, 2] > 0 > sums.cross[0, 3]  # the cases are distinct
+    # Several windows per block (a memory's parts): each as judged alone, and two halves add up to the whole.
+    halves = np.stack([ends - length // 2, ends], 1)
+    parts = own_filter_sums(torch.from_numpy(x)[None], outputs, torch.from_numpy(weights)[None], torch.from_numpy(halves),
+                            length // 2)
+    for field, whole in zip(parts, sums):
+        assert field.shape == (1, len(ends), 2)
+        torch.testing.assert_close(field.sum(-1), whole)
 
 
 def test_window_sums_give_the_residual_of_any_gain():
@@ -189,25 +196,32 @@ def test_window_sums_give_the_residual_of_any_gain():
         assert sums.residual_ratio(torch.tensor(gain)).item() == pytest.approx(expected.item())
 
 
-def test_remembered_gain_halves_the_memory_unless_the_prediction_works():
-    def sums(residual_fraction):
+def test_remembered_gain_is_bounded_by_the_memory_unless_the_prediction_works():
+    def newest(residual_fraction):
         """Input power 1, and an anti-noise −a·x whose residual at gain 1 is (1 − a)² of it."""
         a = 1 - residual_fraction**0.5
         return WindowSums(torch.tensor(1.0), torch.tensor(-a), torch.tensor(a * a))
 
-    output_gain = torch.tensor(1.0)
-    weak, working, memory = sums(0.5), sums(0.2), sums(0.9)  # 3 dB, 7 dB, 0.46 dB below the input
-    memory_gain = 1.0  # −a·x is exactly proportional to x: its best gain is 1, whatever a
-    # Neither the played output nor the block's own filter cancels 6 dB: half the memory's gain.
-    assert remembered_output_gain(output_gain, weak, weak, memory).item() == pytest.approx(memory_gain / 2)
-    # Either of them does: the short window's gain stands.
-    assert remembered_output_gain(output_gain, working, weak, memory).item() == 1.0
-    assert remembered_output_gain(output_gain, weak, working, memory).item() == 1.0
+    def memory(spread, estimate=0.4):
+        """Eight parts, each Σy² = 1 and Σxy = −estimate ± spread: the memory's gain is ``estimate``, and its
+        batch-means standard error σ = √(8/7 · 8·spread²) / 8."""
+        cross = torch.tensor([-estimate + spread, -estimate - spread] * 4)
+        return WindowSums(torch.ones(8), cross, torch.ones(8))
+
+    weak, working = newest(0.5), newest(0.2)  # 3 dB and 7 dB below the input
+    one = torch.tensor(1.0)
+    # Neither the output that played nor the block's own filter cancels 6 dB: the memory bounds the gain.
+    # A scattered memory (σ = 0.265, 0.4 − 2σ < 0): half its gain, 0.2.
+    assert remembered_output_gain(one, weak, weak, memory(0.7)).item() == pytest.approx(0.2)
+    # A steady one (σ = 0.0378): its lower bound 0.4 − 2σ = 0.3244, above half.
+    assert remembered_output_gain(one, weak, weak, memory(0.1)).item() == pytest.approx(0.3244, abs=1e-4)
+    # Either of them cancels 6 dB: the short window's gain stands.
+    assert remembered_output_gain(one, working, weak, memory(0.7)).item() == 1.0
+    assert remembered_output_gain(one, weak, working, memory(0.7)).item() == 1.0
     # Never above the short window's gain.
-    assert remembered_output_gain(torch.tensor(0.3), weak, weak, memory).item() == pytest.approx(0.3)
-    # A memory whose filter would have amplified: silence.
-    amplifying = WindowSums(torch.tensor(1.0), torch.tensor(0.2), torch.tensor(0.5))
-    assert remembered_output_gain(output_gain, weak, weak, amplifying).item() == 0.0
+    assert remembered_output_gain(torch.tensor(0.1), weak, weak, memory(0.1)).item() == pytest.approx(0.1)
+    # A memory whose filter would have amplified (its gain −0.2): silence.
+    assert remembered_output_gain(one, weak, weak, memory(0.1, estimate=-0.2)).item() == 0.0
 
 
 def test_the_model_judges_its_gains_with_its_configured_confidence():

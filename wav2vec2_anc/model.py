@@ -15,6 +15,7 @@ from transformers.utils import ModelOutput
 from .audio_io import SAMPLE_RATE
 from .baselines import fit_wiener_predictor
 from .signal_path import (
+    SAFETY_BATCHES,
     WindowSums,
     bank_error_logits,
     block_ends,
@@ -56,8 +57,8 @@ HEAD_DEFAULTS = dict(
     # notebook's default with its 0.25-s window; short windows (the switching benchmark's 25 ms) need it.
     safety_confidence=0.0,
     # A safety memory (signal_path.remembered_output_gain): where the newest window shows no working prediction,
-    # the block's own filter is judged over this many past samples too, and the output gain is held to half of
-    # what they support. 0 is off, the notebook's default with its 0.25-s window; short windows (the switching
+    # the block's own filter is judged over this many past samples too, and the output gain is held to a gain
+    # they show cannot amplify. 0 is off, the notebook's default with its 0.25-s window; short windows (the switching
     # benchmark's 10 ms) need it on barely predictable noise.
     safety_memory_samples=0,
     # How many of the context's newest encoder frames the head pools (their mean): 0 pools them all. Fewer
@@ -501,8 +502,11 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
             weights = torch.cat([gains.new_ones(*gains.shape[:-1], 1), gains], -1).to(outputs.dtype)
             mixed = past[1] + correction_gain[..., None] * past[2]
             played = WindowSums((past[0] * past[0]).sum(-1), (past[0] * mixed).sum(-1), (mixed * mixed).sum(-1))
-            own_newest, own_memory = (own_filter_sums(x, outputs, weights, ends, length)
-                                      for length in (self.safety_window, self.safety_memory))
+            own_newest = own_filter_sums(x, outputs, weights, ends, self.safety_window)
+            # The memory in SAFETY_BATCHES consecutive parts, for its gain's standard error.
+            part = self.safety_memory // SAFETY_BATCHES
+            part_ends = ends[:, None] - part * torch.arange(SAFETY_BATCHES - 1, -1, -1, device=ends.device)
+            own_memory = own_filter_sums(x, outputs, weights, part_ends, part)
             output_gain = remembered_output_gain(output_gain, played, own_newest, own_memory)
         return torch.stack([correction_gain, output_gain], -1)
 

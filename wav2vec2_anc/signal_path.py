@@ -78,8 +78,18 @@ def gain_standard_error(x_windows: torch.Tensor, y_windows: torch.Tensor, gain: 
                          f"test: it needs at least {2 * batches}")
     products = (x_windows + gain[..., None] * y_windows) * y_windows
     sums = torch.stack([part.sum(-1) for part in torch.tensor_split(products, batches, dim=-1)], -1)
-    power = (y_windows * y_windows).sum(-1)
-    return torch.sqrt((sums * sums).sum(-1) * batches / (batches - 1)) / power.clamp_min(1e-30)
+    return batch_means_error(sums, (y_windows * y_windows).sum(-1))
+
+
+def batch_means_error(part_sums: torch.Tensor, power: torch.Tensor) -> torch.Tensor:
+    """``σ = √(B/(B−1)·Σⱼ cⱼ²) / Σy²``: a least-squares gain's standard error from its B parts' ``cⱼ = Σ (x + ĝ·y)·y``.
+
+    Args:
+        part_sums: the ``cⱼ``, shape ``(..., B)``.
+        power: ``Σy²`` over the whole window, shape ``(...)``.
+    """
+    batches = part_sums.shape[-1]
+    return torch.sqrt((part_sums * part_sums).sum(-1) * batches / (batches - 1)) / power.clamp_min(1e-30)
 
 
 def safety_gains(
@@ -121,32 +131,37 @@ class WindowSums(NamedTuple):
 
 # Where the anti-noise over the newest safety window left a residual this far below the input (the one
 # that played, or the block's own filter's), the prediction works and its gain is kept as it is; elsewhere a
-# safety memory halves what its long window supports (remembered_output_gain). Chosen on the switching
-# benchmark's trained 5-ms models (exploratory, benchmarks/README.md): at 3 dB chance let the rock slide's
-# outputs through (its worst segment −0.007 dB), 6 dB kept it at +0.002.
+# safety memory bounds it (remembered_output_gain). Chosen on the switching benchmark's trained 5-ms models
+# (exploratory, benchmarks/README.md): at 3 dB chance let the rock slide's outputs through, at 6 dB not.
 WORKING_PREDICTION_DB = 6.0
+# The memory's lower bound on g*, in standard errors (batch means over SAFETY_BATCHES parts of the memory).
+MEMORY_CONFIDENCE = 2.0
 
 
 def remembered_output_gain(
     output_gain: torch.Tensor, played: WindowSums, own_newest: WindowSums, own_memory: WindowSums
 ) -> torch.Tensor:
-    """The output gain with a safety memory: kept where the prediction works, else at most half the memory's gain.
+    """The output gain with a safety memory: kept where the prediction works, else held to a gain that cannot amplify.
 
     Applying a gain g to an output y whose best gain is g* changes the residual's energy by
     ``Σy²·(g² − 2g·g*)``: it cancels for any g in (0, 2g*) and amplifies beyond. On noise that is
     barely predictable the newest window's gain (``safety_gains``) is mostly chance, so a gain kept on
     it adds noise. The block's own filter judged over a long past (``own_filter_sums``) estimates g*
-    with far less scatter, and half of that estimate stays inside (0, 2g*) while it is within ±100 %
-    of g*, keeping three quarters of what g* cancels. Where the newest window's residual is
-    ``WORKING_PREDICTION_DB`` or more below its input, for the anti-noise that played or for the block's own
-    filter at its best gain there, g* is not in doubt and the short window's gain stands: the long window
-    holds the old noise for a while after a change, and judging the block's own filter on the newest
-    window too lets a new noise's filter through as soon as it works.
+    as ĝ with far less scatter, and two gains derived from it stay below 2g*: half of ĝ, while ĝ is within
+    ±100 % of g* (it keeps three quarters of what g* cancels), and ``ĝ − MEMORY_CONFIDENCE·σ``, below g*
+    itself with about 97.5 % confidence (σ its standard error by batch means over the memory's parts, as
+    ``gain_standard_error``). The output's gain is held to the larger of the two: where ĝ is well
+    measured, the bound is close to it. Where the newest window's residual is ``WORKING_PREDICTION_DB``
+    or more below its input, for the anti-noise that played or for the block's own filter at its best
+    gain there, g* is not in doubt and the short window's gain stands: the long window holds the old
+    noise for a while after a change, and the block's own filter on the newest window lets a new
+    noise's filter through as soon as it works.
 
     Args:
         output_gain: ``safety_gains``' output gain, shape ``(...)``.
         played: the anti-noise that played over each block's newest safety window, after the correction's gain.
-        own_newest, own_memory: the block's own filter over its newest safety window and over its memory.
+        own_newest: the block's own filter over its newest safety window, each field shape ``(...)``.
+        own_memory: the same filter over the consecutive parts of its memory, each field shape ``(..., parts)``.
 
     Returns:
         shape ``(...)``, in [0, 1].
@@ -154,8 +169,11 @@ def remembered_output_gain(
     own_gain = least_squares_gain(own_newest.cross, own_newest.power).clamp(0.0, 1.0)
     threshold = 10 ** (-WORKING_PREDICTION_DB / 10)
     working = (played.residual_ratio(output_gain) <= threshold) | (own_newest.residual_ratio(own_gain) <= threshold)
-    memory_gain = least_squares_gain(own_memory.cross, own_memory.power).clamp(0.0, 1.0)
-    return torch.where(working, output_gain, torch.minimum(output_gain, memory_gain / 2))
+    memory = WindowSums(*(field.sum(-1) for field in own_memory))
+    estimate = least_squares_gain(memory.cross, memory.power)
+    error = batch_means_error(own_memory.cross + estimate[..., None] * own_memory.power, memory.power)
+    bound = torch.maximum(estimate.clamp(0.0, 1.0) / 2, (estimate - MEMORY_CONFIDENCE * error).clamp(0.0, 1.0))
+    return torch.where(working, output_gain, torch.minimum(output_gain, bound))
 
 
 def window_sums(products: torch.Tensor, ends: torch.Tensor, length: int) -> torch.Tensor:
@@ -179,7 +197,7 @@ def window_sums(products: torch.Tensor, ends: torch.Tensor, length: int) -> torc
 def own_filter_sums(
     x: torch.Tensor, outputs: torch.Tensor, weights: torch.Tensor, ends: torch.Tensor, length: int
 ) -> WindowSums:
-    """Each block's own filter judged over the ``length`` samples before its end.
+    """Each block's own filter judged over the ``length`` samples before each of its ends.
 
     Block b's filter is ``Σⱼ weights[b, j]·filterⱼ``; run over that past, its output is
     ``y = Σⱼ weights[b, j]·outputs[j]``. Unlike ``safety_gains``, which judge the outputs that actually
@@ -191,15 +209,17 @@ def own_filter_sums(
             ``length + D + taps − 1`` samples before the earliest end.
         outputs: each filter's output over the same samples (``causal_fir``), shape ``(batch, filters, samples)``.
         weights: shape ``(batch, blocks, filters)``.
-        ends: shape ``(blocks,)``, integer, exclusive.
+        ends: shape ``(blocks,)``, or ``(blocks, windows)`` for several windows per block (a memory's parts),
+            integer, exclusive.
 
     Returns:
-        ``WindowSums`` of x and y, each shape ``(batch, blocks)``.
+        ``WindowSums`` of x and y, each shape ``(batch, *ends.shape)``.
     """
-    # Σxy and Σy² are linear and quadratic in the weights: one windowed sum per filter and per pair.
-    cross = (window_sums(x[:, None] * outputs, ends, length).transpose(1, 2) * weights).sum(-1)
-    power = torch.zeros_like(cross)
     filters = outputs.shape[1]
+    weights = weights.reshape(*weights.shape[:2], *[1] * (ends.dim() - 1), filters)
+    # Σxy and Σy² are linear and quadratic in the weights: one windowed sum per filter and per pair.
+    cross = (window_sums(x[:, None] * outputs, ends, length).movedim(1, -1) * weights).sum(-1)
+    power = torch.zeros_like(cross)
     for j in range(filters):
         for k in range(j, filters):
             pair = window_sums(outputs[:, j] * outputs[:, k], ends, length)
