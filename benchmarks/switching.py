@@ -29,8 +29,8 @@ bank's errors judge: a change of noise has to be acted on within ms (the noteboo
 (``signal_path.clipped_gain``); measured on the same trained models, 2 cost 0.7 dB at 5 ms, so it is off.
 10 ms of noise that is barely predictable say little about the next block, so where neither the output
 that played nor the block's own filter cancelled 6 dB there, the block's own filter is judged over the last
-``--safety-memory-seconds`` too, and the output's gain held to half of what that supports
-(``signal_path.remembered_output_gain``).
+``--safety-memory-seconds`` too, and the output's gain held to the larger of half its gain there and that
+gain's lower 2σ bound: neither can amplify (``signal_path.remembered_output_gain``).
 
 The test sequence (``switching_sequence``) cycles through the clips' held-out parts in a seeded order,
 switching clip every ``--switch-seconds``, each segment scaled to the same RMS at the reference microphone.
