@@ -13,7 +13,7 @@ import helpers
 from wav2vec2_anc.inference import chunk_spans
 from wav2vec2_anc.signal_path import (
     SAFETY_BATCHES,
-    WindowSums,
+    GainSums,
     causal_fir,
     clipped_gain,
     gain_standard_error,
@@ -56,16 +56,21 @@ def test_output_never_depends_on_input_newer_than_latency(latency, safety_window
 
 
 @pytest.mark.parametrize(("safety_window", "safety_confidence", "safety_memory"),
-                         [(0, 0.0, 0), (4000, 0.0, 0), (4000, 2.0, 0), (160, 0.0, 8000)])
+                         [(0, 0.0, 0), (4000, 0.0, 0), (4000, 2.0, 0), (160, 0.0, 6208)])
 @pytest.mark.parametrize("latency", [0, 80])
 def test_streaming_equals_offline_for_any_block_sizes(latency, safety_window, safety_confidence, safety_memory):
     # With a safety memory: at 0 ms the prediction works (the short window's gain stands), at 5 ms it
-    # cancels about 1 dB of this noise, so the memory's half gain takes over.
-    # The memory of 0.5 s, not the safety window, then sets the warm-up the stream keeps.
+    # cancels about 1 dB of this noise, so the memory's bound takes over. The memory then sets the warm-up
+    # the stream keeps, at 5 ms exactly 10 blocks: 2·800 + 2·80 + 6208 + 32 = 8000.
     audio = predictable_noise(20_000, seed=2)
     model = predicting_model(latency, safety_window, audio, safety_confidence, safety_memory)
     offline = model(torch.from_numpy(audio)[None]).inverse[0].detach().numpy()
     assert np.abs(offline).max() > 0.05  # the model really produces anti-noise
+    if safety_memory and latency:
+        assert model.warmup == 8000
+        model.config.safety_memory_samples = 0
+        assert np.abs(model(torch.from_numpy(audio)[None]).inverse[0].detach().numpy() - offline).max() > 1e-3
+        model.config.safety_memory_samples = safety_memory
     canceller = helpers.StreamingCanceller(model)
     sizes = np.random.default_rng(3).integers(1, 1500, size=100)
     bounds = np.minimum(np.concatenate([[0], np.cumsum(sizes)]), len(audio))
@@ -171,26 +176,34 @@ def test_own_filter_sums_judge_each_blocks_filter_over_its_past():
     filters[1:] = rng.standard_normal((2, 12)) * 0.3
     weights = np.array([[1.0, 0.1, 0.0], [0.5, 0.0, 0.2], [-1.0, 0.0, 0.0], [2.0, 0.3, -0.3]])
     ends = np.array([-10, 200, 1500, 3000])
+    # Two windows per block: the `length` samples before its end, and a short one further back.
+    starts = np.stack([ends - length, ends - length - 300], 1)
+    stops = np.stack([ends, ends - length], 1)
     outputs = causal_fir(torch.from_numpy(x)[None], torch.from_numpy(filters), delay)
-    sums = own_filter_sums(torch.from_numpy(x)[None], outputs, torch.from_numpy(weights)[None], torch.from_numpy(ends), length)
-    for b, (w, end) in enumerate(zip(weights, ends)):
+    sums = own_filter_sums(torch.from_numpy(x)[None], outputs, torch.from_numpy(weights)[None], torch.from_numpy(starts),
+                           torch.from_numpy(stops))
+    for b, w in enumerate(weights):
         y = np.convolve(np.concatenate([np.zeros(delay), x]), w @ filters)[: len(x)]  # y[n] = Σₖ h[k]·x[n−D−k]
-        window = slice(max(0, end - length), max(0, end))
-        expected = [x[window] @ x[window], x[window] @ y[window], y[window] @ y[window]]
-        np.testing.assert_allclose([field[0, b].item() for field in sums], expected, rtol=1e-9, atol=1e-12)
-    assert sums.input_power[0, 0] == 0 and sums.cross[0, 2] > 0 > sums.cross[0, 3]  # the cases are distinct
-    # Several windows per block (a memory's parts): each as judged alone, and two halves add up to the whole.
-    halves = np.stack([ends - length // 2, ends], 1)
-    parts = own_filter_sums(torch.from_numpy(x)[None], outputs, torch.from_numpy(weights)[None], torch.from_numpy(halves),
-                            length // 2)
-    for field, whole in zip(parts, sums):
-        assert field.shape == (1, len(ends), 2)
-        torch.testing.assert_close(field.sum(-1), whole)
+        for j in range(2):
+            window = slice(max(0, starts[b, j]), max(0, stops[b, j]))
+            expected = [x[window] @ x[window], x[window] @ y[window], y[window] @ y[window]]
+            np.testing.assert_allclose([field[0, b, j].item() for field in sums], expected, rtol=1e-9, atol=1e-12)
+    assert sums.input_power[0, 0, 0] == 0 and sums.cross[0, 2, 0] > 0 > sums.cross[0, 3, 0]  # the cases are distinct
 
 
-def test_window_sums_give_the_residual_of_any_gain():
+def test_a_memory_is_judged_in_consecutive_parts_then_the_newest_window():
+    model = helpers.build_model("scratch:tiny", filter_taps=32, safety_window_samples=160, safety_memory_samples=800)
+    starts, ends = model.judged_windows(torch.tensor([1000, 40]))
+    assert starts.tolist() == [[200, 300, 400, 500, 600, 700, 800, 900, 840],
+                               [-760, -660, -560, -460, -360, -260, -160, -60, -120]]
+    assert ends.tolist() == [[300, 400, 500, 600, 700, 800, 900, 1000, 1000], [-660, -560, -460, -360, -260, -160, -60, 40, 40]]
+    with pytest.raises(ValueError, match="safety_memory_samples must be 0 .off. or at least 16, got 8"):
+        helpers.build_model("scratch:tiny", filter_taps=32, safety_memory_samples=8)
+
+
+def test_gain_sums_give_the_residual_of_any_gain():
     x, y = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([-0.5, 1.0, 0.0])
-    sums = WindowSums((x * x).sum(), (x * y).sum(), (y * y).sum())
+    sums = GainSums((x * x).sum(), (x * y).sum(), (y * y).sum())
     for gain in (0.0, 0.4, 1.0):
         expected = ((x + gain * y) ** 2).sum() / (x * x).sum()
         assert sums.residual_ratio(torch.tensor(gain)).item() == pytest.approx(expected.item())
@@ -200,13 +213,13 @@ def test_remembered_gain_is_bounded_by_the_memory_unless_the_prediction_works():
     def newest(residual_fraction):
         """Input power 1, and an anti-noise −a·x whose residual at gain 1 is (1 − a)² of it."""
         a = 1 - residual_fraction**0.5
-        return WindowSums(torch.tensor(1.0), torch.tensor(-a), torch.tensor(a * a))
+        return GainSums(torch.tensor(1.0), torch.tensor(-a), torch.tensor(a * a))
 
     def memory(spread, estimate=0.4):
         """Eight parts, each Σy² = 1 and Σxy = −estimate ± spread: the memory's gain is ``estimate``, and its
         batch-means standard error σ = √(8/7 · 8·spread²) / 8."""
         cross = torch.tensor([-estimate + spread, -estimate - spread] * 4)
-        return WindowSums(torch.ones(8), cross, torch.ones(8))
+        return GainSums(torch.ones(8), cross, torch.ones(8))
 
     weak, working = newest(0.5), newest(0.2)  # 3 dB and 7 dB below the input
     one = torch.tensor(1.0)

@@ -16,7 +16,7 @@ from .audio_io import SAMPLE_RATE
 from .baselines import fit_wiener_predictor
 from .signal_path import (
     SAFETY_BATCHES,
-    WindowSums,
+    GainSums,
     bank_error_logits,
     block_ends,
     causal_fir,
@@ -54,7 +54,8 @@ HEAD_DEFAULTS = dict(
     filter_taps=512, latency_samples=0, block_samples=800, context_samples=4000, adaptive_rank=8,
     safety_window_samples=4000,
     # The safety gains' significance test, in standard errors (signal_path.clipped_gain): 0 is off, the
-    # notebook's default with its 0.25-s window; short windows (the switching benchmark's 25 ms) need it.
+    # notebook's default with its 0.25-s window, and the switching benchmark's with its 10 ms (there it cost more
+    # than it saved; the safety memory below guards those short windows instead).
     safety_confidence=0.0,
     # A safety memory (signal_path.remembered_output_gain): where the newest window shows no working prediction,
     # the block's own filter is judged over this many past samples too, and the output gain is held to a gain
@@ -176,7 +177,7 @@ def warmup_samples(
         # The safety gains judge raw outputs up to D before its block (gliding from the block before),
         # and each of those outputs needed the warm-up above.
         need += safety_window_samples + latency_samples + 2 * block_samples
-    if safety_memory_samples:
+    if safety_window_samples and safety_memory_samples:
         # The memory re-runs the previous block's filter over its window, which starts D + memory before
         # that block; the filter's output there reaches D + taps further back.
         need = max(need, 2 * block_samples + 2 * latency_samples + safety_memory_samples + filter_taps)
@@ -293,11 +294,19 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
             raise ValueError(f"pooled_frames must be ≥ 0 (0 pools every frame), got {config.pooled_frames}")
         self.wav2vec2 = Wav2Vec2Model(config)
         self._check_bank_errors(config)
+        self._check_safety_memory(config)
         self.filter_head = FIRFilterHead(config.hidden_size, config.filter_taps, config.adaptive_rank, config.filter_bank,
                                          bank_errors=config.bank_error_window_samples > 0)
         if config.output_stage_hidden:
             self.output_stage = OutputStage(config.output_stage_hidden)
         self.post_init()
+
+    @staticmethod
+    def _check_safety_memory(config) -> None:
+        """Refuse a safety memory too short to cut into its ``SAFETY_BATCHES`` parts of two samples or more."""
+        memory = int(config.safety_memory_samples)
+        if memory < 0 or 0 < memory < 2 * SAFETY_BATCHES:
+            raise ValueError(f"safety_memory_samples must be 0 (off) or at least {2 * SAFETY_BATCHES}, got {memory}")
 
     @staticmethod
     def _check_bank_errors(config) -> None:
@@ -479,17 +488,20 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         return outputs[:, 0], (outputs[:, 1:] * gains.to(outputs.dtype).transpose(1, 2)).sum(1)
 
     def guard_gains(self, x: torch.Tensor, shared: torch.Tensor, correction: torch.Tensor, ends: torch.Tensor,
-                    outputs: torch.Tensor | None = None, gains: torch.Tensor | None = None) -> torch.Tensor:
+                    outputs: torch.Tensor | None = None, basis_gains: torch.Tensor | None = None) -> torch.Tensor:
         """The two safety gains of the blocks whose past windows end at ``ends`` (``window_ends``).
 
-        With a safety memory the output's gain is ``remembered_output_gain``'s, each block's own filter
-        (the shared one plus its ``gains`` of the basis) judged over the newest safety window and over the memory.
+        With a safety memory the output's gain is ``remembered_output_gain``'s: each block's own filter as the
+        encoder chose it (the shared one plus its ``basis_gains`` of the basis) judged over the newest safety
+        window and over the memory's parts (``judged_windows``). The choice is judged, not the correction's
+        short-window gain: that gain is the kind of estimate the memory is there to doubt (judging the filter
+        at that gain measured worse, benchmarks/README.md).
 
         Args:
             x, shared, correction: the input and the two raw parts of its anti-noise, shape ``(batch, samples)``.
             ends: shape ``(blocks,)``.
             outputs: ``filter_outputs(x)``, shape ``(batch, 1 + rank, samples)``; needed with a safety memory.
-            gains: the blocks' basis gains (``block_gains``), shape ``(batch, blocks, rank)``; likewise.
+            basis_gains: the blocks' basis gains (``block_gains``), shape ``(batch, blocks, rank)``; likewise.
 
         Returns:
             shape ``(batch, blocks, 2)``: the correction's gain, then the output's, each in [0, 1].
@@ -497,18 +509,29 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         past = [past_windows(signal, ends, self.safety_window) for signal in (x, shared, correction)]
         correction_gain, output_gain = safety_gains(*past, float(self.config.safety_confidence))
         if self.safety_memory:
-            if outputs is None or gains is None:
-                raise ValueError("a safety memory judges each block's own filter: pass its filter outputs and gains")
-            weights = torch.cat([gains.new_ones(*gains.shape[:-1], 1), gains], -1).to(outputs.dtype)
-            mixed = past[1] + correction_gain[..., None] * past[2]
-            played = WindowSums((past[0] * past[0]).sum(-1), (past[0] * mixed).sum(-1), (mixed * mixed).sum(-1))
-            own_newest = own_filter_sums(x, outputs, weights, ends, self.safety_window)
-            # The memory in SAFETY_BATCHES consecutive parts, for its gain's standard error.
-            part = self.safety_memory // SAFETY_BATCHES
-            part_ends = ends[:, None] - part * torch.arange(SAFETY_BATCHES - 1, -1, -1, device=ends.device)
-            own_memory = own_filter_sums(x, outputs, weights, part_ends, part)
-            output_gain = remembered_output_gain(output_gain, played, own_newest, own_memory)
+            if outputs is None or basis_gains is None:
+                raise ValueError("a safety memory judges each block's own filter: pass its filter outputs and basis gains")
+            mixed = GainSums.of_windows(past[0], past[1] + correction_gain[..., None] * past[2])
+            weights = torch.cat([torch.ones_like(basis_gains[..., :1]), basis_gains], -1).to(outputs.dtype)
+            judged = own_filter_sums(x, outputs, weights, *self.judged_windows(ends))
+            own_memory, own_newest = (GainSums(*(field[..., part] for field in judged)) for part in (slice(-1), -1))
+            output_gain = remembered_output_gain(output_gain, mixed, own_newest, own_memory)
         return torch.stack([correction_gain, output_gain], -1)
+
+    def judged_windows(self, ends: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where a safety memory judges each block's own filter: the memory's ``SAFETY_BATCHES`` consecutive parts
+        (for its gain's standard error), then the newest safety window.
+
+        Args:
+            ends: shape ``(blocks,)``, each block's past window's end (``window_ends``).
+
+        Returns:
+            ``(starts, ends)``, each shape ``(blocks, SAFETY_BATCHES + 1)``.
+        """
+        part_length = self.safety_memory // SAFETY_BATCHES
+        part_ends = ends[:, None] - part_length * torch.arange(SAFETY_BATCHES - 1, -1, -1, device=ends.device)
+        starts = torch.cat([part_ends - part_length, (ends - self.safety_window)[:, None]], 1)
+        return starts, torch.cat([part_ends, ends[:, None]], 1)
 
     def forward(
         self, input_values: torch.Tensor, labels: torch.Tensor | None = None, use_encoder: bool = True,

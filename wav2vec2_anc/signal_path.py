@@ -20,10 +20,9 @@ def waveform_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if torch.device(device).type == "mps" else torch.float64
 
 
-# The parts of a safety window whose sums estimate the gain's standard error (batch means). Each part
-# of the switching benchmark's 25-ms window is 50 samples (3 ms): longer than a broadband noise's
-# correlation, shorter than a hum's or brown noise's, where σ comes out low and the test lenient, which
-# errs towards keeping a gain.
+# The parts of a safety window (or memory) whose sums estimate the gain's standard error (batch means). Each
+# part of a 25-ms window is 50 samples (3 ms): longer than a broadband noise's correlation, shorter than a
+# hum's or brown noise's, where σ comes out low and the test lenient, which errs towards keeping a gain.
 SAFETY_BATCHES = 8
 
 
@@ -113,7 +112,7 @@ def safety_gains(
     return correction_gain, clipped_gain(x_windows, mixed, confidence)
 
 
-class WindowSums(NamedTuple):
+class GainSums(NamedTuple):
     """``Σx²``, ``Σxy`` and ``Σy²`` of an input x and an anti-noise y over windows: all that a gain's residual needs.
 
     Each field has the windows' shape ``(...)``.
@@ -122,6 +121,11 @@ class WindowSums(NamedTuple):
     input_power: torch.Tensor
     cross: torch.Tensor
     power: torch.Tensor
+
+    @classmethod
+    def of_windows(cls, x_windows: torch.Tensor, y_windows: torch.Tensor) -> GainSums:
+        """The sums of windows of x and y, shape ``(..., window)`` each."""
+        return cls((x_windows * x_windows).sum(-1), (x_windows * y_windows).sum(-1), (y_windows * y_windows).sum(-1))
 
     def residual_ratio(self, gain: torch.Tensor) -> torch.Tensor:
         """``Σ(x + g·y)² / Σx²`` for the gain g of each window; 1 where the input is silent."""
@@ -139,7 +143,7 @@ MEMORY_CONFIDENCE = 2.0
 
 
 def remembered_output_gain(
-    output_gain: torch.Tensor, played: WindowSums, own_newest: WindowSums, own_memory: WindowSums
+    output_gain: torch.Tensor, mixed: GainSums, own_newest: GainSums, own_memory: GainSums
 ) -> torch.Tensor:
     """The output gain with a safety memory: kept where the prediction works, else held to a gain that cannot amplify.
 
@@ -149,18 +153,19 @@ def remembered_output_gain(
     it adds noise. The block's own filter judged over a long past (``own_filter_sums``) estimates g*
     as ĝ with far less scatter, and two gains derived from it stay below 2g*: half of ĝ, while ĝ is within
     ±100 % of g* (it keeps three quarters of what g* cancels), and ``ĝ − MEMORY_CONFIDENCE·σ``, below g*
-    itself with about 97.5 % confidence (σ its standard error by batch means over the memory's parts, as
-    ``gain_standard_error``). The output's gain is held to the larger of the two: where ĝ is well
-    measured, the bound is close to it. Where the newest window's residual is ``WORKING_PREDICTION_DB``
-    or more below its input, for the anti-noise that played or for the block's own filter at its best
+    itself with about 96 % confidence (σ its standard error by batch means over the memory's parts, as
+    ``gain_standard_error``: a t with 7 degrees of freedom; less where the parts correlate). The output's
+    gain is held to the larger of the two: where ĝ is well measured, the bound is close to it. Neither
+    is a guarantee on noise that changes within the memory. Where the newest window's residual is ``WORKING_PREDICTION_DB``
+    or more below its input, for the raw anti-noise at its output gain or for the block's own filter at its best
     gain there, g* is not in doubt and the short window's gain stands: the long window holds the old
     noise for a while after a change, and the block's own filter on the newest window lets a new
     noise's filter through as soon as it works.
 
     Args:
         output_gain: ``safety_gains``' output gain, shape ``(...)``.
-        played: the anti-noise that played over each block's newest safety window, after the correction's gain.
-        own_newest: the block's own filter over its newest safety window, each field shape ``(...)``.
+        mixed: the raw anti-noise over each block's newest safety window, after the correction's gain.
+        own_newest: the block's own filter over that window, each field shape ``(...)``.
         own_memory: the same filter over the consecutive parts of its memory, each field shape ``(..., parts)``.
 
     Returns:
@@ -168,36 +173,36 @@ def remembered_output_gain(
     """
     own_gain = least_squares_gain(own_newest.cross, own_newest.power).clamp(0.0, 1.0)
     threshold = 10 ** (-WORKING_PREDICTION_DB / 10)
-    working = (played.residual_ratio(output_gain) <= threshold) | (own_newest.residual_ratio(own_gain) <= threshold)
-    memory = WindowSums(*(field.sum(-1) for field in own_memory))
+    working = (mixed.residual_ratio(output_gain) <= threshold) | (own_newest.residual_ratio(own_gain) <= threshold)
+    memory = GainSums(*(field.sum(-1) for field in own_memory))
     estimate = least_squares_gain(memory.cross, memory.power)
     error = batch_means_error(own_memory.cross + estimate[..., None] * own_memory.power, memory.power)
     bound = torch.maximum(estimate.clamp(0.0, 1.0) / 2, (estimate - MEMORY_CONFIDENCE * error).clamp(0.0, 1.0))
     return torch.where(working, output_gain, torch.minimum(output_gain, bound))
 
 
-def window_sums(products: torch.Tensor, ends: torch.Tensor, length: int) -> torch.Tensor:
-    """Sums of ``products`` over the ``length`` samples before each of ``ends`` (zeros before the start).
+def windowed_sums(products: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
+    """Sums of ``products`` over ``[start, end)`` for each pair of ``starts`` and ``ends`` (zeros outside the signal).
 
-    One cumulative sum serves every window, however long the windows and however many.
+    One cumulative sum serves every window, however long the windows and however many. In float32 (Apple's
+    MPS) the difference of two long running sums keeps fewer digits than a direct sum would.
 
     Args:
         products: shape ``(..., samples)``.
-        ends: shape ``(windows,)``, integer, exclusive (``window_ends``'s).
+        starts, ends: integer, any one shape ``W`` (on ``products``' device).
 
     Returns:
-        shape ``(..., windows)``.
+        shape ``(..., *W)``.
     """
     total = F.pad(products.cumsum(-1), (1, 0))
     samples = products.shape[-1]
-    ends = ends.to(products.device)
-    return total[..., ends.clamp(0, samples)] - total[..., (ends - length).clamp(0, samples)]
+    return total[..., ends.clamp(0, samples)] - total[..., starts.clamp(0, samples)]
 
 
 def own_filter_sums(
-    x: torch.Tensor, outputs: torch.Tensor, weights: torch.Tensor, ends: torch.Tensor, length: int
-) -> WindowSums:
-    """Each block's own filter judged over the ``length`` samples before each of its ends.
+    x: torch.Tensor, outputs: torch.Tensor, weights: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor
+) -> GainSums:
+    """Each block's own filter judged over windows of its past, ``[start, end)``.
 
     Block b's filter is ``Σⱼ weights[b, j]·filterⱼ``; run over that past, its output is
     ``y = Σⱼ weights[b, j]·outputs[j]``. Unlike ``safety_gains``, which judge the outputs that actually
@@ -205,26 +210,26 @@ def own_filter_sums(
     chance) is judged as it is now.
 
     Args:
-        x: the input, shape ``(batch, samples)``, from its start or a buffer holding the
-            ``length + D + taps − 1`` samples before the earliest end.
+        x: the input, shape ``(batch, samples)``, from its start or a buffer holding the ``D + taps − 1``
+            samples before the earliest start.
         outputs: each filter's output over the same samples (``causal_fir``), shape ``(batch, filters, samples)``.
-        weights: shape ``(batch, blocks, filters)``.
-        ends: shape ``(blocks,)``, or ``(blocks, windows)`` for several windows per block (a memory's parts),
-            integer, exclusive.
+        weights: each block's filter, shape ``(batch, blocks, filters)``.
+        starts, ends: shape ``(blocks, windows)``, integer: the windows each block's filter is judged on.
 
     Returns:
-        ``WindowSums`` of x and y, each shape ``(batch, *ends.shape)``.
+        ``GainSums`` of x and y, each shape ``(batch, blocks, windows)``.
     """
     filters = outputs.shape[1]
-    weights = weights.reshape(*weights.shape[:2], *[1] * (ends.dim() - 1), filters)
+    starts, ends = starts.to(x.device), ends.to(x.device)
+    weights = weights[:, :, None]  # (batch, blocks, 1, filters): the same filter on each of a block's windows
     # Σxy and Σy² are linear and quadratic in the weights: one windowed sum per filter and per pair.
-    cross = (window_sums(x[:, None] * outputs, ends, length).movedim(1, -1) * weights).sum(-1)
+    cross = (windowed_sums(x[:, None] * outputs, starts, ends).movedim(1, -1) * weights).sum(-1)
     power = torch.zeros_like(cross)
     for j in range(filters):
         for k in range(j, filters):
-            pair = window_sums(outputs[:, j] * outputs[:, k], ends, length)
+            pair = windowed_sums(outputs[:, j] * outputs[:, k], starts, ends)
             power = power + (1 if j == k else 2) * weights[..., j] * weights[..., k] * pair
-    return WindowSums(window_sums(x * x, ends, length), cross, power)
+    return GainSums(windowed_sums(x * x, starts, ends), cross, power)
 
 
 def mix_parts(
