@@ -276,9 +276,9 @@ def add_run_arguments(parser, *, max_steps: int, latency_ms: str, update_ms: flo
                              f"(signal_path.clipped_gain; 0 is off; default: {safety_confidence:g})")
     parser.add_argument("--safety-memory-seconds", type=float, default=safety_memory_seconds,
                         help="where neither the output nor the block's own filter cancelled 6 dB over the safety window, "
-                             "judge the block's own filter over this much past too and hold the output's gain to what it "
-                             "shows cannot amplify, the notebook's SAFETY_MEMORY_SECONDS (signal_path.remembered_output_gain; "
-                             f"0 is off; default: {safety_memory_seconds:g})")
+                             "judge the block's own filter over this much past too and hold the output's gain to a cautious "
+                             "share of what it earned there, the notebook's SAFETY_MEMORY_SECONDS "
+                             f"(signal_path.remembered_output_gain; 0 is off; default: {safety_memory_seconds:g})")
     parser.add_argument("--pooled-frames", type=int, default=0,
                         help="pool the encoder's newest N frames only (0: all of the context; default: 0)")
     parser.add_argument("--bank-error-ms", type=float, default=bank_error_ms,

@@ -30,7 +30,8 @@ bank's errors judge: a change of noise has to be acted on within ms (the noteboo
 10 ms of noise that is barely predictable say little about the next block, so where neither the output
 that played nor the block's own filter cancelled 6 dB there, the block's own filter is judged over the last
 ``--safety-memory-seconds`` too, and the output's gain held to the larger of half its gain there and that
-gain's lower 2σ bound: neither can amplify (``signal_path.remembered_output_gain``).
+gain's lower 2σ bound, each below the 2g* at which a gain starts to amplify
+(``signal_path.remembered_output_gain``).
 
 The test sequence (``switching_sequence``) cycles through the clips' held-out parts in a seeded order,
 switching clip every ``--switch-seconds``, each segment scaled to the same RMS at the reference microphone.

@@ -58,8 +58,8 @@ HEAD_DEFAULTS = dict(
     # than it saved; the safety memory below guards those short windows instead).
     safety_confidence=0.0,
     # A safety memory (signal_path.remembered_output_gain): where the newest window shows no working prediction,
-    # the block's own filter is judged over this many past samples too, and the output gain is held to a gain
-    # they show cannot amplify. 0 is off, the notebook's default with its 0.25-s window; short windows (the switching
+    # the block's own filter is judged over this many past samples too, and the output gain is held to a cautious
+    # share of what it earned there. 0 is off, the notebook's default with its 0.25-s window; short windows (the switching
     # benchmark's 10 ms) need it on barely predictable noise.
     safety_memory_samples=0,
     # How many of the context's newest encoder frames the head pools (their mean): 0 pools them all. Fewer

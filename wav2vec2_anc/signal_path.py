@@ -145,7 +145,7 @@ MEMORY_CONFIDENCE = 2.0
 def remembered_output_gain(
     output_gain: torch.Tensor, mixed: GainSums, own_newest: GainSums, own_memory: GainSums
 ) -> torch.Tensor:
-    """The output gain with a safety memory: kept where the prediction works, else held to a gain that cannot amplify.
+    """The output gain with a safety memory: kept where the prediction works, else held to a cautious share of the memory's.
 
     Applying a gain g to an output y whose best gain is g* changes the residual's energy by
     ``Σy²·(g² − 2g·g*)``: it cancels for any g in (0, 2g*) and amplifies beyond. On noise that is
