@@ -111,7 +111,7 @@ def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work
             empty = dict.fromkeys(["nr_db_median_1s", "nr_db_worst10_1s", "nr_dba", "octave_nr_db"])
             records.append(record(name, "linear_bound", latency_ms, {**empty, "nr_db": bound}, **where))
         run_dir = work_dir / f"{name}_{scene}_{loudspeaker}_{latency_ms:g}ms".replace(":", "").replace("/", "_")
-        model, train_seconds = fine_tune(clips, latency_ms, args, run_dir, plant, wiener_filter, stretches=args.stretch_bank)
+        model, train_seconds = fine_tune(clips, latency_ms, args, run_dir, plant, stretches=args.stretch_bank)
         noise, anti_noise = helpers.heldout_inverses(model, clips, wiener_filter, plant=plant)
         # Streamed in 20 ms blocks over the whole clip, to measure the real-time factor (a model that hears
         # the error microphone is fed the noise there, the loop's start: the compute is the same).
@@ -131,19 +131,17 @@ def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work
     return records
 
 
-def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_filter, filter_bank=None,
-              stretches: int = 0):
+def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, file_bank: bool = False, stretches: int = 0):
     """A model for this latency and plant, fine-tuned on the clips' training parts.
 
+    Its filters start where the notebook's do (``recipe.start_filters``): fitted with Ŝ and, in a scene, on the
+    training audio less its validation tail, which then gates the encoder's correction.
+
     Args:
-        wiener_filter: the optimal linear controller, fitted once (``make_plant``) for the model's
-            ``"wiener"`` start and the ``wiener`` baseline alike.
-        filter_bank: ``fit_filter_bank``'s ``{name: taps}`` to start the encoder's basis at
-            (``start_filter_bank``, one basis filter per entry), or None for the learned rank-8 basis.
-        stretches: where their errors at the ear can steer them (``helpers.stretch_count``), instead start the
-            basis at the optimal controller (``wiener_filter``) and ``fit_stretch_bank``'s filters of this
-            many stretches of the audio fitted on (without the validation tail), held as fitted; their
-            errors over the newest ``args.bank_error_ms`` join the encoder's logits. 0: none.
+        file_bank: start the encoder's basis at one optimal controller per clip (``fit_filter_bank``).
+        stretches: where their errors at the ear can steer them (``helpers.stretch_count``), start the basis at
+            the optimal controller and ``fit_stretch_bank``'s filters of this many stretches of the audio,
+            held as fitted; their errors over the newest ``args.bank_error_ms`` join the encoder's logits. 0: none.
 
     Returns:
         ``(model, train_seconds)``.
@@ -152,20 +150,15 @@ def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_fi
                                  safety_window_samples=int(args.safety_seconds * helpers.SAMPLE_RATE),
                                  safety_confidence=args.safety_confidence, pooled_frames=args.pooled_frames,
                                  safety_memory_samples=int(args.safety_memory_seconds * helpers.SAMPLE_RATE))
-    # In a scene the last 20 % of the training part validates the encoder's correction (no safety gain there).
-    fit_clips = clips if plant.is_identity else helpers.validation_split(clips)
-    stretches = helpers.stretch_count(stretches, plant)
-    if stretches:
-        filter_bank = helpers.fit_stretch_bank(helpers.training_audio(fit_clips), plant.scene,
-                                               helpers.latency_samples(latency_ms), args.filter_taps, stretches,
-                                               whole=wiener_filter)
-    bank = helpers.bank_settings(filter_bank, args.bank_error_ms, plant)
+    starts = helpers.start_filters(clips, plant, helpers.latency_samples(latency_ms), args.filter_taps,
+                                   file_bank=file_bank, stretches=stretches)
+    bank = helpers.bank_settings(starts.bank, args.bank_error_ms, plant)
     model = helpers.build_model(args.model, seed=args.seed, **{**head, **bank, **helpers.plant_settings(plant)})
-    train_shared_filter = model.start_shared_filter(args.shared_filter, wiener_filter)
-    if filter_bank:
-        model.start_filter_bank(filter_bank, trainable=not stretches)
-    dataset = helpers.build_dataset(fit_clips, helpers.SAMPLE_RATE, helpers.SAMPLE_RATE // 4, model.training_warmup,
-                                    None if plant.is_identity else plant.scene, with_switches=bool(filter_bank),
+    train_shared_filter = model.start_shared_filter(args.shared_filter, starts.shared)
+    if starts.bank:
+        model.start_filter_bank(starts.bank, trainable=starts.bank_trainable)
+    dataset = helpers.build_dataset(starts.fit_clips, helpers.SAMPLE_RATE, helpers.SAMPLE_RATE // 4, model.training_warmup,
+                                    None if plant.is_identity else plant.identified_scene, with_switches=bool(starts.bank),
                                     seed=args.seed, with_ear_noise=model.needs_ear_noise)
     settings = helpers.TrainSettings(
         output_dir=str(output_dir), max_steps=args.max_steps, seed=args.seed, learning_rate=args.learning_rate,
@@ -175,7 +168,7 @@ def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, wiener_fi
     start = time.perf_counter()
     helpers.train(model, dataset, settings)
     if not plant.is_identity:
-        helpers.gate_encoder_correction(model, fit_clips, plant)
+        helpers.gate_encoder_correction(model, starts.fit_clips, plant)
     return model, time.perf_counter() - start
 
 

@@ -131,9 +131,9 @@ def run_setting(clips: list[helpers.Clip], sequence: np.ndarray, segments: list[
     plant, library_filter = helpers.make_plant(scene, loudspeaker, helpers.training_audio(clips), delay,
                                                args.filter_taps, args.rt60)
     run_dir = work_dir / f"{scene}_{loudspeaker}_{latency_ms:g}ms".replace(":", "").replace("/", "_")
-    filter_bank = helpers.fit_filter_bank({c.name: c.train for c in clips}, plant.scene, delay, args.filter_taps)
-    model, train_seconds = fine_tune(clips, latency_ms, args, run_dir, plant, library_filter,
-                                     filter_bank if args.filter_bank == "files" else None)
+    model, train_seconds = fine_tune(clips, latency_ms, args, run_dir, plant, file_bank=args.filter_bank == "files")
+    # bank_by_errors mixes the bank the model started from, fitted as the model's was (recipe.start_filters).
+    filter_bank = helpers.start_filters(clips, plant, delay, args.filter_taps, file_bank=True).bank
     drives = method_drives(sequence, segments, plant, library_filter, filter_bank, delay, args.filter_taps, model,
                            optimal_bank(clips, plant.scene, delay, args.filter_taps))
     anti_noise = {method: plant.anti_noise_at_ear(drive) for method, drive in drives.items()}

@@ -12,7 +12,6 @@ from wav2vec2_anc.acoustics import (
     Scene,
     bandpass_scene,
     causal_filter,
-    identify_secondary_path,
     inverse_sef,
     load_scene,
     make_scene,
@@ -40,6 +39,7 @@ from wav2vec2_anc.baselines import (
     nlms_inverse,
     predistorted_drive,
 )
+from wav2vec2_anc.plant import identify_secondary_path
 
 RATE = SAMPLE_RATE
 SPEED_OF_SOUND = 343.0  # pyroomacoustics' default

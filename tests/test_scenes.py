@@ -6,8 +6,9 @@ import torch
 from conftest import predictable_noise, set_random_basis
 
 import helpers
-from wav2vec2_anc.acoustics import Plant, bandpass_scene, inverse_sef, none_scene, sef
+from wav2vec2_anc.acoustics import bandpass_scene, inverse_sef, none_scene, sef
 from wav2vec2_anc.pairs import split_heldout
+from wav2vec2_anc.plant import Plant
 
 
 def bandpass_plant(eta=None):

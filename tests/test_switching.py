@@ -13,7 +13,8 @@ from suite import SWITCHING_ENGINE_FIRING_HZ, switching_suite
 
 import helpers
 from wav2vec2_anc import switching as sequences
-from wav2vec2_anc.acoustics import Plant, none_scene
+from wav2vec2_anc.acoustics import none_scene
+from wav2vec2_anc.plant import Plant
 from wav2vec2_anc.switching import Segment
 
 SR = 16_000

@@ -1,4 +1,4 @@
-"""The acoustic plant of feedforward ANC: scenes (primary and secondary paths), the loudspeaker, the residual.
+"""The acoustics of feedforward ANC: scenes (primary and secondary paths), the loudspeaker, the residual.
 
 A reference microphone hears the noise ``x``; it reaches the error microphone (the ear) through the
 primary path P. The controller's drive ``y`` reaches it through the loudspeaker ``f`` and the
@@ -11,7 +11,6 @@ functions that need them.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
 from pathlib import Path
@@ -392,124 +391,3 @@ def secondary_path_torch(drive, secondary, eta: float | None = None):
     batch = output if output.dim() == 2 else output[None]
     at_ear = causal_fir(batch, secondary[None])[:, 0]
     return at_ear if output.dim() == 2 else at_ear[0]
-
-
-# ── secondary-path identification ──
-
-
-def identify_secondary_path(
-    scene: Scene, taps: int | None = None, seconds: float = 2.0, noise_db: float = -40.0, seed: int = 0
-) -> np.ndarray:
-    """Ŝ, estimated as a real system does with ANC off: white noise through the loudspeaker, NLMS.
-
-    The loudspeaker plays unit-variance white noise ``v`` (small signal, so the SEF is linear); the
-    error microphone hears ``S∗v`` plus white measurement noise ``noise_db`` below it; an NLMS
-    filter (μ = 0.5) adapts over the ``seconds`` to predict the microphone from ``v``. Misalignment
-    ``10·log10(‖Ŝ − S‖² / ‖S‖²)`` measured at the defaults: bandpass −44.6 dB, room (RT60 0.2 s)
-    −44.5 dB. The ``none`` scene has no loudspeaker to measure (the anti-noise is added digitally),
-    so it returns the unit impulse exactly (padded to ``taps``).
-
-    Args:
-        taps: length of Ŝ; default the length of the scene's S.
-        seconds: measurement length, seconds.
-        noise_db: measurement noise relative to the measured signal's power, dB.
-        seed: for the excitation and the measurement noise.
-
-    Returns:
-        Ŝ, float64 of shape ``(taps,)``.
-    """
-    taps = len(scene.secondary) if taps is None else int(taps)
-    if len(scene.secondary) == 1 and scene.secondary[0] == 1.0:
-        return np.eye(taps)[0]
-    rng = np.random.default_rng(seed)
-    excitation = rng.standard_normal(int(seconds * SAMPLE_RATE))
-    measured = causal_filter(scene.secondary, excitation)
-    noise_rms = math.sqrt(np.mean(measured**2) * 10 ** (noise_db / 10))
-    measured = measured + noise_rms * rng.standard_normal(len(measured))
-    return _compiled_identification()(excitation, measured, taps, 0.5, 1e-6)
-
-
-def _identification_loop(excitation, measured, taps, step_size, eps):
-    padded = np.concatenate((np.zeros(taps - 1), excitation))  # excitation[n] is padded[n + taps − 1]
-    estimate = np.zeros(taps)
-    for n in range(len(excitation)):
-        recent = np.ascontiguousarray(padded[n : n + taps][::-1])  # v[n], v[n−1], …
-        error = measured[n] - np.dot(estimate, recent)
-        estimate += (step_size * error / (eps + np.dot(recent, recent))) * recent
-    return estimate
-
-
-@functools.cache
-def _compiled_identification():
-    import numba
-
-    return numba.njit(_identification_loop)
-
-
-# ── a run's plant ──
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Plant:
-    """An acoustic scene as a run meets it: the true paths, the loudspeaker and the identified Ŝ.
-
-    Attributes:
-        scene: the true P and S (evaluation uses them).
-        eta: the loudspeaker's η in drive units; None is linear.
-        secondary_estimate: Ŝ, identified with ANC off (the model and FxNLMS use it), shape ``(taps,)``.
-        loudspeaker: how it was asked for, ``"linear"`` or ``"sat:R"``.
-    """
-
-    scene: Scene
-    eta: float | None = None
-    secondary_estimate: np.ndarray = dataclasses.field(default_factory=lambda: np.ones(1))
-    loudspeaker: str = "linear"
-
-    @property
-    def is_identity(self) -> bool:
-        """True for today's task: no paths, a linear loudspeaker; the anti-noise meets the input itself."""
-        return self.eta is None and all(len(np.trim_zeros(h, "b")) == 1 and h[0] == 1.0
-                                        for h in (self.scene.primary, self.scene.secondary))
-
-    def noise_at_ear(self, x: np.ndarray) -> np.ndarray:
-        """``P∗x``, float64 of shape ``(samples,)``."""
-        return noise_at_ear(x, self.scene)
-
-    def anti_noise_at_ear(self, drive: np.ndarray) -> np.ndarray:
-        """``S∗f(drive)`` with the true S and f, float64 of shape ``(samples,)``."""
-        return causal_filter(self.scene.secondary, sef(np.asarray(drive, dtype=np.float64), self.eta))
-
-    def describe(self) -> dict:
-        """JSON-able: the scene's summary, the loudspeaker, the η used and the lead in samples."""
-        return {**self.scene.describe(), "scene": self.scene.name, "loudspeaker": self.loudspeaker, "eta": self.eta}
-
-
-def make_plant(scene_spec: str, loudspeaker: str, train: np.ndarray, delay: int, taps: int, rt60: float = 0.2):
-    """Set a run's plant up as a real system would, and fit the optimal linear controller on the way.
-
-    Ŝ is identified with ANC off (``identify_secondary_path``); the optimal causal linear controller
-    is fitted on ``train`` with the true S (``baselines.fit_wiener_controller``); a ``"sat:R"``
-    loudspeaker gets ``η = R ×`` the RMS of that controller's drive on ``train``, so the severity is
-    the same at any recording level.
-
-    Args:
-        scene_spec: ``"none"``, ``"room"``, ``"bandpass"`` or a path (``make_scene``).
-        loudspeaker: ``"linear"`` or ``"sat:R"``.
-        train: the training audio, shape ``(samples,)``.
-        delay, taps: the latency D and the controller's length.
-
-    Returns:
-        ``(plant, wiener_filter)``: the ``Plant`` and the controller ``w`` (shape ``(taps,)``; its drive is
-        ``baselines.controller_drive(x, w, delay)``).
-    """
-    from .baselines import controller_drive, fit_wiener_controller
-
-    scene = make_scene(scene_spec, rt60=rt60)
-    ratio = parse_loudspeaker(loudspeaker)
-    wiener_filter = fit_wiener_controller(train, scene, delay, taps)
-    eta = None
-    if ratio is not None:
-        drive = controller_drive(train, wiener_filter, delay)
-        eta = float(ratio * np.sqrt(np.mean(drive**2)))
-    estimate = identify_secondary_path(scene)
-    return Plant(scene, eta, estimate, loudspeaker), wiener_filter

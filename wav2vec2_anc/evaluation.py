@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .acoustics import Plant, none_scene
+from .acoustics import none_scene
 from .audio_io import SAMPLE_RATE, save_audio
 from .baselines import (
     controller_drive,
@@ -20,6 +20,7 @@ from .baselines import (
 from .inference import closed_loop_drive
 from .metrics import all_metrics, noise_reduction_db
 from .pairs import Clip, training_audio
+from .plant import Plant
 from .records import dumps_strict
 
 
@@ -93,8 +94,10 @@ def gate_encoder_correction(model, validation_clips: list[Clip], plant: Plant | 
     """Keep the encoder's correction only if it helped on validation audio; switch it off otherwise.
 
     In a scene no safety gain guards the correction at inference (they would need the noise at the
-    ear), so this is its guard at the level of the whole model: judged on audio the model did not
-    train on (``pairs.validation_split``), at the ear, through the model's own Ŝ and loudspeaker.
+    ear), so this is its guard at the level of the whole model: judged on audio that neither the training
+    nor any fitted filter saw (``pairs.validation_split``, ``recipe.start_filters``), at the error microphone,
+    which a live system hears: the model runs on the validation audio, and what reaches the microphone
+    through the real paths is scored.
 
     Returns:
         ``{"validation_nr_db": with, "validation_nr_db_no_encoder": without, "encoder_correction": kept}``.
@@ -106,15 +109,19 @@ def gate_encoder_correction(model, validation_clips: list[Clip], plant: Plant | 
             "encoder_correction": model.config.encoder_correction}
 
 
-def baseline_drives(plant: Plant, wiener_filter: np.ndarray, delay: int, taps: int) -> dict:
+def baseline_drives(plant: Plant, wiener_filter: np.ndarray, delay: int, taps: int,
+                    true_s_filter: np.ndarray | None = None) -> dict:
     """The baselines at one latency and scene, as functions of a whole clip: ``{name: drive(x)}``.
 
     Each takes the reference-microphone noise ``x``, shape ``(samples,)``, and returns its drive, same
-    shape: without a scene ``negation``, ``nlms`` and ``wiener``; in one ``wiener``, ``fxnlms`` and, with
-    a saturating loudspeaker, ``wiener_predistorted``. NLMS and FxNLMS start from zero at ``x[0]``.
+    shape: without a scene ``negation``, ``nlms`` and ``wiener``; in one ``wiener`` (fitted with Ŝ),
+    ``fxnlms`` (its step tuned on the training audio, ``Plant.fxnlms_step``), with ``true_s_filter`` the bound
+    ``wiener_true_s``, and, where the level sweep found the loudspeaker saturating, ``wiener_predistorted``
+    (through the identified curve's inverse). NLMS and FxNLMS start from zero at ``x[0]``.
 
     Args:
-        wiener_filter: the optimal linear control filter fitted on the training audio, shape ``(taps,)``.
+        wiener_filter: the optimal linear control filter fitted on the training audio with Ŝ, shape ``(taps,)``.
+        true_s_filter: the same fitted with the true S, a bound no real system reaches; None leaves it out.
     """
     if plant.is_identity:
         return {
@@ -124,10 +131,14 @@ def baseline_drives(plant: Plant, wiener_filter: np.ndarray, delay: int, taps: i
         }
     drives = {
         "wiener": lambda audio: controller_drive(audio, wiener_filter, delay),
-        "fxnlms": lambda audio: fxnlms_drive(audio, plant.scene, plant.secondary_estimate, delay, taps, eta=plant.eta),
+        "fxnlms": lambda audio: fxnlms_drive(audio, plant.scene, plant.secondary_estimate, delay, taps,
+                                             plant.fxnlms_step, eta=plant.eta),
     }
-    if plant.eta is not None:
-        drives["wiener_predistorted"] = lambda audio: predistorted_drive(controller_drive(audio, wiener_filter, delay), plant.eta)
+    if true_s_filter is not None:
+        drives["wiener_true_s"] = lambda audio: controller_drive(audio, true_s_filter, delay)
+    if plant.eta_estimate is not None:
+        drives["wiener_predistorted"] = lambda audio: predistorted_drive(controller_drive(audio, wiener_filter, delay),
+                                                                         plant.eta_estimate)
     return drives
 
 
@@ -170,22 +181,24 @@ def heldout_inverses(
 
     Args:
         wiener_filter: the optimal linear control filter of the training audio at the model's latency
-            and filter length (``fit_wiener_controller``), if already fitted; fitted here otherwise.
+            and filter length, fitted with Ŝ (``make_plant``'s), if already fitted; fitted here otherwise.
         plant: the acoustic scene (``acoustics.make_plant``); the true S and loudspeaker judge every method.
+            In a scene ``wiener_true_s``, the controller fitted with the true S, joins as a bound.
 
     Returns:
         ``(noise, anti_noise)``: the held-out noise at the ear, every clip's tail in file order, shape
         ``(samples,)``, and for each method the anti-noise at the ear of the same samples: ``negation``,
-        ``nlms``, ``wiener``, ``model`` and ``model_no_encoder`` without a scene; ``wiener``, ``fxnlms``,
-        ``model``, ``model_no_encoder``, ``model_fxnlms`` (the model's drive refined online by FxNLMS at
+        ``nlms``, ``wiener``, ``model`` and ``model_no_encoder`` without a scene; ``wiener``, ``wiener_true_s``,
+        ``fxnlms``, ``model``, ``model_no_encoder``, ``model_fxnlms`` (the model's drive refined online by FxNLMS at
         the error microphone, ``fxnlms_refined_anti_noise_at_ear``) and, with a saturating loudspeaker,
         ``wiener_predistorted`` in one.
     """
     plant = plant or Plant(none_scene())
     delay, taps = model.latency, model.filter_taps
     if wiener_filter is None:
-        wiener_filter = fit_wiener_controller(training_audio(clips), plant.scene, delay, taps)
-    whole_clip = baseline_drives(plant, wiener_filter, delay, taps)
+        wiener_filter = fit_wiener_controller(training_audio(clips), plant.identified_scene, delay, taps)
+    true_s_filter = None if plant.is_identity else fit_wiener_controller(training_audio(clips), plant.scene, delay, taps)
+    whole_clip = baseline_drives(plant, wiener_filter, delay, taps, true_s_filter)
     models = ["model", "model_no_encoder"] + ([] if plant.is_identity else ["model_fxnlms"])
     noise, anti = [], {name: [] for name in [*whole_clip, *models]}
     for clip in clips:

@@ -115,15 +115,16 @@ OUTPUT_STAGE_HIDDEN = 16
 def plant_settings(plant) -> dict:
     """The head settings that train a model through an acoustic plant (``acoustics.Plant``): ``build_model(**…)``.
 
-    None for today's task (the plant is the identity). In a scene the loss goes through the
-    identified Ŝ and the loudspeaker, a saturating loudspeaker gets a learned output stage, and the
-    safety gains are off: they judge the output against the input, which is not what reaches the ear.
+    None for today's task (the plant is the identity). In a scene the loss goes through what the system
+    measured, never the true plant: the identified Ŝ and the loudspeaker's identified curve (``eta_estimate``);
+    a loudspeaker found saturating gets a learned output stage, and the safety gains are off: they judge
+    the output against the input, which is not what reaches the ear.
     """
     if plant is None or plant.is_identity:
         return {}
     settings = dict(secondary_path=[float(tap) for tap in plant.secondary_estimate], safety_window_samples=0)
-    if plant.eta is not None:
-        settings.update(loudspeaker_eta=float(plant.eta), output_stage_hidden=OUTPUT_STAGE_HIDDEN)
+    if plant.eta_estimate is not None:
+        settings.update(loudspeaker_eta=float(plant.eta_estimate), output_stage_hidden=OUTPUT_STAGE_HIDDEN)
     return settings
 
 
@@ -140,7 +141,7 @@ def bank_settings(filter_bank: dict | None, bank_error_ms: float = 0.0, plant=No
     if not filter_bank:
         return {}
     settings = {"adaptive_rank": len(filter_bank)}
-    if bank_error_ms and (plant is None or plant.eta is None):
+    if bank_error_ms and (plant is None or plant.eta_estimate is None):
         settings["bank_error_window_samples"] = latency_samples(bank_error_ms)
     return settings
 

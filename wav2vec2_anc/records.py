@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 
 def strict_json_values(value):
@@ -43,3 +46,28 @@ def loads_strict(text: str):
         return value
 
     return restore(json.loads(text))
+
+
+def provenance(argv: list[str] | None = None) -> dict:
+    """What made a result: ``{"commit": git SHA (with ``-dirty`` for a changed tree), "command": argv}``.
+
+    The commit is the repository's that holds this package; "unknown" outside a git checkout.
+    """
+    repo = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        if git("status", "--porcelain", "--untracked-files=no"):
+            commit += "-dirty"
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {"commit": commit, "command": ["python", *(sys.argv if argv is None else argv)]}
+
+
+def with_provenance(records: list[dict], argv: list[str] | None = None) -> list[dict]:
+    """Each record with ``commit`` and ``command`` (``provenance``) added, for every result file a benchmark writes."""
+    made_by = provenance(argv)
+    return [{**record, **made_by} for record in records]
