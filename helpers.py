@@ -55,10 +55,10 @@ from wav2vec2_anc.model import (
 )
 from wav2vec2_anc.notebook_ui import ask_for_audio, in_colab, play_all, resolve_audio_path
 from wav2vec2_anc.pairs import Clip, build_dataset, load_clips, training_audio, validation_split
-from wav2vec2_anc.plant import Plant, make_plant
+from wav2vec2_anc.plant import IDENTIFICATION_SNR_DB, Plant, make_plant
 from wav2vec2_anc.plots import plot_loss_curve, plot_paths, plot_spectrograms, plot_switching, plot_waveforms
 from wav2vec2_anc.recipe import StartFilters, start_filters
-from wav2vec2_anc.records import dumps_strict, loads_strict
+from wav2vec2_anc.records import dumps_strict, loads_strict, with_provenance
 from wav2vec2_anc.switching import switching_comparison, switching_records
 from wav2vec2_anc.training import (
     TrainSettings,
@@ -71,13 +71,13 @@ from wav2vec2_anc.training import (
 )
 
 __all__ = [
-    "Plant", "make_plant", "controller_drive", "fit_wiener_controller", "plant_settings",
+    "IDENTIFICATION_SNR_DB", "Plant", "make_plant", "controller_drive", "fit_wiener_controller", "plant_settings",
     "DEFAULT_SAMPLE", "SAMPLE_AUDIO_DIR", "SAMPLE_RATE", "AudioInputError", "load_audio", "save_audio",
     "delayed_negation", "fit_filter_bank", "fit_stretch_bank", "stretch_count",
     "fit_wiener_predictor", "nlms_inverse", "wiener_inverse",
     "new_file_comparison", "format_comparison", "gate_encoder_correction", "heldout_inverses",
     "heldout_model_nr_db", "per_file_metrics", "write_outputs",
-    "StartFilters", "start_filters", "dumps_strict", "loads_strict",
+    "StartFilters", "start_filters", "dumps_strict", "loads_strict", "with_provenance",
     "StreamingCanceller", "cancel_file", "closed_loop_drive", "heard_at_ear", "predict_inverse", "stream_inverse",
     "all_metrics", "noise_reduction_db",
     "HEAD_DEFAULTS", "Wav2Vec2ForNoiseCancellation", "bank_hears_the_ear", "bank_settings",

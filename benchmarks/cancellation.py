@@ -44,30 +44,36 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from suite import linear_prediction_bound_db, shaped_noise_spectrum, synthetic_suite  # noqa: E402
+from suite import linear_prediction_bound_db, shaped_noise_spectrum, synthetic_suite, test_suite  # noqa: E402
 
 import helpers  # noqa: E402
 from wav2vec2_anc.audio_io import list_audio_files  # noqa: E402
 from wav2vec2_anc.pairs import split_heldout  # noqa: E402
 
 HELDOUT_FRACTION = 0.3
-METHODS = ("negation", "nlms", "fxnlms", "wiener", "wiener_predistorted", "model", "model_no_encoder", "model_fxnlms",
-           "linear_bound")
+METHODS = ("negation", "nlms", "fxnlms", "wiener", "wiener_true_s", "wiener_predistorted", "model", "model_no_encoder",
+           "model_fxnlms", "linear_bound")
 # The stretch bank of a linear scene. The room's drifting engine at 1 ms, the bank with the optimal controller
 # mixed by its errors at the ear alone (no network; an exploratory script, not a committed command): 16
 # stretches 21.2 dB, 8 stretches 17.7, 4 stretches 13.6; FxNLMS 18.3.
 STRETCHES = 16
 # Spectral exponents of the generated stationary noises, for their linear-prediction bound.
-STATIONARY_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
+STATIONARY_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0, "white_test": 0.0, "pink_test": 1.0, "brown_test": 2.0}
+# The test set's recordings (benchmarks/test_audio/SOURCES.md): no constant was tuned on them.
+TEST_AUDIO_DIR = REPO / "benchmarks" / "test_audio"
 
 
-def load_suite(clips_dir: str | None, seconds: float) -> dict[str, np.ndarray]:
-    """The clips to run: the files of ``clips_dir``, or the generated suite plus ``sample_audio/``."""
+def load_suite(clips_dir: str | None, seconds: float, suite: str = "tuning") -> dict[str, np.ndarray]:
+    """The clips to run: the files of ``clips_dir``; or the tuning set (the generated suite plus ``sample_audio/``);
+    or the test set (``suite.test_suite`` plus ``benchmarks/test_audio/``), which nothing was tuned on."""
     if clips_dir:
         return {path.name: helpers.load_audio(path) for path in list_audio_files(clips_dir)}
-    suite = synthetic_suite(seconds)
-    suite.update({path.name: helpers.load_audio(path) for path in list_audio_files(helpers.SAMPLE_AUDIO_DIR)})
-    return suite
+    if suite == "tuning":
+        clips, folder = synthetic_suite(seconds), helpers.SAMPLE_AUDIO_DIR
+    else:
+        clips, folder = test_suite(seconds), TEST_AUDIO_DIR
+    clips.update({path.name: helpers.load_audio(path) for path in list_audio_files(folder)})
+    return clips
 
 
 def only_clips(suite: dict[str, np.ndarray], names: str) -> dict[str, np.ndarray]:
@@ -96,6 +102,14 @@ def record(clip: str, method: str, latency_ms: float, metrics: dict, **extra) ->
     }
 
 
+def plant_record(plant) -> dict:
+    """The plant's fields of a record: the scene, the true η and what the system identified (Ŝ's misalignment, η̂, μ)."""
+    described = plant.describe()
+    return dict(scene=plant.scene.name, loudspeaker=plant.loudspeaker, lead_samples=plant.scene.lead_samples,
+                **{key: described[key] for key in ("eta", "eta_estimate", "identification_snr_db", "s_hat_misalignment_db",
+                                                   "fxnlms_step")})
+
+
 def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work_dir: Path,
              scene: str = "none", loudspeaker: str = "linear") -> list[dict]:
     """All methods at all latencies on one clip, in one scene with one loudspeaker."""
@@ -104,8 +118,9 @@ def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work
     records = []
     for latency_ms in latencies_ms:
         delay = helpers.latency_samples(latency_ms)
-        plant, wiener_filter = helpers.make_plant(scene, loudspeaker, train, delay, args.filter_taps, args.rt60)
-        where = dict(scene=plant.scene.name, loudspeaker=loudspeaker, eta=plant.eta, lead_samples=plant.scene.lead_samples)
+        plant, wiener_filter = helpers.make_plant(scene, loudspeaker, train, delay, args.filter_taps, args.rt60,
+                                                  args.identification_snr_db, args.eta_error, args.seed)
+        where = plant_record(plant)
         if name in STATIONARY_EXPONENTS and plant.is_identity:
             bound = linear_prediction_bound_db(shaped_noise_spectrum(STATIONARY_EXPONENTS[name]), delay)
             empty = dict.fromkeys(["nr_db_median_1s", "nr_db_worst10_1s", "nr_dba", "octave_nr_db"])
@@ -282,6 +297,14 @@ def add_run_arguments(parser, *, max_steps: int, latency_ms: str, update_ms: flo
                         help="comma-separated acoustic scenes: none, room, bandpass or a .npz/2-channel WAV (default: none)")
     parser.add_argument("--loudspeaker", default="linear", help="comma-separated: linear, sat:R (default: linear)")
     parser.add_argument("--rt60", type=float, default=0.2, help="the room scene's reverberation time, s (default: 0.2)")
+    parser.add_argument("--identification-snr-db", type=float, default=helpers.IDENTIFICATION_SNR_DB,
+                        help="in a scene: the excitation that identifies Ŝ and the loudspeaker, above the place's noise at "
+                             f"the error microphone, dB (default: {helpers.IDENTIFICATION_SNR_DB:g})")
+    parser.add_argument("--eta-error", type=float, default=1.0,
+                        help="a factor on the identified loudspeaker's η, to mis-set it on purpose (default: 1, as measured)")
+    parser.add_argument("--suite", default="tuning", choices=["tuning", "test"],
+                        help="without --clips: the tuning set (the built-in suite and sample_audio/) or the test set, "
+                             "which nothing was tuned on (default: tuning)")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each generated clip (default: 20)")
     parser.add_argument("--seed", type=int, default=0, help="for the generated clips, the model and every draw (default: 0)")
 
@@ -305,7 +328,7 @@ def main(argv=None) -> list[dict]:
 
     hf_logging.set_verbosity_error()
     latencies = [float(v) for v in args.latency_ms.split(",")]
-    suite = load_suite(args.clips, args.seconds)
+    suite = load_suite(args.clips, args.seconds, args.suite)
     if args.only:
         try:
             suite = only_clips(suite, args.only)
@@ -317,8 +340,10 @@ def main(argv=None) -> list[dict]:
             for scene in args.scene.split(","):
                 for loudspeaker in args.loudspeaker.split(","):
                     records.extend(run_clip(name, audio, latencies, args, Path(work_dir), scene, loudspeaker))
-            Path(args.out).write_text(helpers.dumps_strict(records))  # an interrupted run keeps what it finished
+            # An interrupted run keeps what it finished.
+            Path(args.out).write_text(helpers.dumps_strict(helpers.with_provenance(records)))
     print(format_table(records))
+    records = helpers.with_provenance(records)
     Path(args.out).write_text(helpers.dumps_strict(records))
     if args.plot:
         plot_results(records, Path(args.plot))

@@ -1,4 +1,8 @@
-"""The built-in benchmark suite's generated noises and the linear-prediction bound for the stationary ones.
+"""The benchmarks' generated noises, the tuning suite's and the test set's, and the linear-prediction bound.
+
+The tuning set is ``synthetic_suite`` and ``switching_suite`` with ``sample_audio/``: every constant chosen by
+measurement was chosen there (``docs/tuned_constants.md``). The test set is ``test_suite`` and
+``test_switching_suite`` with ``benchmarks/test_audio/``: the headline figures come from it.
 
 Each generator returns float32 of shape ``(seconds·16000,)`` at an RMS of 0.1.
 """
@@ -43,11 +47,16 @@ def harmonic_noise(seconds: float, fundamental_hz, harmonics: int, floor_db: flo
     return tones + at_rms(rng.standard_normal(samples), 0.1 * 10 ** (floor_db / 20))
 
 
-def engine_noise(seconds: float, seed: int = 0) -> np.ndarray:
-    """An engine-like harmonic tone: firing frequency drifting 30 → 60 → 30 Hz (1800–3600 RPM, 2 firings/rev... )."""
+def engine_noise(seconds: float, seed: int = 0, low_hz: float = 30.0, high_hz: float = 60.0, cycles: float = 1.0,
+                 harmonics: int = 12) -> np.ndarray:
+    """An engine-like harmonic tone whose firing frequency drifts ``low_hz`` → ``high_hz`` → ``low_hz``, ``cycles`` times.
+
+    The default, 30 → 60 → 30 Hz once, is 1800–3600 RPM of a four-stroke four-cylinder (2 firings a revolution).
+    """
     t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    fundamental = 45.0 - 15.0 * np.cos(2 * np.pi * t / seconds)
-    return harmonic_noise(seconds, fundamental, harmonics=12, seed=seed)
+    middle, swing = (high_hz + low_hz) / 2, (high_hz - low_hz) / 2
+    fundamental = middle - swing * np.cos(2 * np.pi * cycles * t / seconds)
+    return harmonic_noise(seconds, fundamental, harmonics=harmonics, seed=seed)
 
 
 def synthetic_suite(seconds: float = 20.0, seed: int = 0) -> dict[str, np.ndarray]:
@@ -58,6 +67,40 @@ def synthetic_suite(seconds: float = 20.0, seed: int = 0) -> dict[str, np.ndarra
         "brown": shaped_noise(seconds, 2.0, seed + 2),
         "mains_hum": harmonic_noise(seconds, 50.0, harmonics=8, seed=seed + 3),
         "engine": engine_noise(seconds, seed + 4),
+    }
+
+
+# The test set's generated noises: the tuning suite's kinds under other seeds and other parameters, so that no
+# constant chosen on the tuning suite was chosen on them. The seeds are far from the tuning suite's (0–10).
+TEST_SEED = 100
+
+
+def test_suite(seconds: float = 20.0, seed: int = TEST_SEED) -> dict[str, np.ndarray]:
+    """The test set's generated clips: white, pink and brown noise of other seeds, a 60 Hz hum with 6 harmonics
+    (the tuning suite's is 50 Hz with 8), and an engine drifting 25 → 70 → 25 Hz twice, with 10 harmonics (the
+    tuning suite's drifts 30 → 60 → 30 Hz once, with 12). Each float32 of shape ``(seconds·16000,)``, RMS 0.1."""
+    return {
+        "white_test": shaped_noise(seconds, 0.0, seed),
+        "pink_test": shaped_noise(seconds, 1.0, seed + 1),
+        "brown_test": shaped_noise(seconds, 2.0, seed + 2),
+        "mains_hum_60hz": harmonic_noise(seconds, 60.0, harmonics=6, seed=seed + 3),
+        "engine_fast_drift": engine_noise(seconds, seed + 4, low_hz=25.0, high_hz=70.0, cycles=2.0, harmonics=10),
+    }
+
+
+# The test set's switching library: hum at 60 Hz (6 harmonics), engines at other fixed firing frequencies, brown
+# noise of another seed; the benchmark adds a test recording (``TEST_SWITCHING_RECORDING``) in place of the Honda.
+TEST_SWITCHING_ENGINE_FIRING_HZ = (35.0, 55.0)
+TEST_SWITCHING_RECORDING = "engine_ferrari_f360.wav"
+
+
+def test_switching_suite(seconds: float = 20.0, seed: int = TEST_SEED) -> dict[str, np.ndarray]:
+    """Generated noises of the test set's switching library, each with its own optimal filter, RMS 0.1."""
+    return {
+        "mains_60hz_test": harmonic_noise(seconds, 60.0, harmonics=6, seed=seed + 3),
+        **{f"engine_{hz:g}hz_test": harmonic_noise(seconds, hz, harmonics=10, seed=seed + 6 + i)
+           for i, hz in enumerate(TEST_SWITCHING_ENGINE_FIRING_HZ)},
+        "brown_test": shaped_noise(seconds, 2.0, seed + 2),
     }
 
 

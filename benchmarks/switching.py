@@ -77,9 +77,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cancellation import add_run_arguments, fine_tune  # noqa: E402
+from cancellation import TEST_AUDIO_DIR, add_run_arguments, fine_tune, plant_record  # noqa: E402
 from report import switching_tables  # noqa: E402
-from suite import switching_suite  # noqa: E402
+from suite import TEST_SWITCHING_RECORDING, switching_suite, test_switching_suite  # noqa: E402
 
 import helpers  # noqa: E402
 from wav2vec2_anc.audio_io import at_rms, list_audio_files  # noqa: E402
@@ -102,10 +102,15 @@ HELDOUT_FRACTION = 0.3
 # ── the library ──
 
 
-def load_library(clips_dir: str | None, seconds: float, seed: int = 0, with_white: bool = False) -> dict[str, np.ndarray]:
-    """The clips, each scaled to ``CLIP_RMS``: the files of ``clips_dir``, or the switching suite plus the Honda sample."""
+def load_library(clips_dir: str | None, seconds: float, seed: int = 0, with_white: bool = False,
+                 suite: str = "tuning") -> dict[str, np.ndarray]:
+    """The clips, each scaled to ``CLIP_RMS``: the files of ``clips_dir``; or the switching suite plus the Honda sample
+    (the tuning set); or ``test_switching_suite`` plus a test recording (the test set)."""
     if clips_dir:
         library = {path.name: helpers.load_audio(path) for path in list_audio_files(clips_dir)}
+    elif suite == "test":
+        library = test_switching_suite(seconds)
+        library[TEST_SWITCHING_RECORDING] = helpers.load_audio(TEST_AUDIO_DIR / TEST_SWITCHING_RECORDING)
     else:
         library = switching_suite(seconds, seed, with_white)
         library[helpers.DEFAULT_SAMPLE.name] = helpers.load_audio(helpers.DEFAULT_SAMPLE)
@@ -129,7 +134,8 @@ def run_setting(clips: list[helpers.Clip], sequence: np.ndarray, segments: list[
     """
     delay = helpers.latency_samples(latency_ms)
     plant, library_filter = helpers.make_plant(scene, loudspeaker, helpers.training_audio(clips), delay,
-                                               args.filter_taps, args.rt60)
+                                               args.filter_taps, args.rt60, args.identification_snr_db, args.eta_error,
+                                               args.seed)
     run_dir = work_dir / f"{scene}_{loudspeaker}_{latency_ms:g}ms".replace(":", "").replace("/", "_")
     model, train_seconds = fine_tune(clips, latency_ms, args, run_dir, plant, file_bank=args.filter_bank == "files")
     # bank_by_errors mixes the bank the model started from, fitted as the model's was (recipe.start_filters).
@@ -138,7 +144,7 @@ def run_setting(clips: list[helpers.Clip], sequence: np.ndarray, segments: list[
                            optimal_bank(clips, plant.scene, delay, args.filter_taps))
     anti_noise = {method: plant.anti_noise_at_ear(drive) for method, drive in drives.items()}
     records = switching_records(plant.noise_at_ear(sequence), anti_noise, segments, latency_ms=latency_ms,
-                                scene=plant.scene.name, loudspeaker=loudspeaker, eta=plant.eta,
+                                **plant_record(plant),
                                 switch_seconds=args.switch_seconds, filter_bank=args.filter_bank,
                                 safety_seconds=args.safety_seconds, safety_confidence=args.safety_confidence,
                                 safety_memory_seconds=args.safety_memory_seconds)
@@ -167,7 +173,7 @@ def main(argv=None) -> list[dict]:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    clips = library_clips(load_library(args.clips, args.seconds, args.seed, args.with_white))
+    clips = library_clips(load_library(args.clips, args.seconds, args.seed, args.with_white, args.suite))
     switches = args.switches or default_switches(len(clips))
     sequence, segments = switching_sequence({c.name: c.heldout for c in clips}, args.switch_seconds, switches, args.seed)
     records = []
@@ -178,7 +184,8 @@ def main(argv=None) -> list[dict]:
                     start = time.perf_counter()
                     records.extend(run_setting(clips, sequence, segments, latency_ms, args, Path(work_dir), scene, loudspeaker))
                     print(f"{latency_ms:g} ms, {scene}, {loudspeaker}: {time.perf_counter() - start:.0f} s", flush=True)
-                    Path(args.out).write_text(helpers.dumps_strict(records))  # an interrupted run keeps what it finished
+                    # An interrupted run keeps what it finished.
+                    Path(args.out).write_text(helpers.dumps_strict(helpers.with_provenance(records)))
     print(switching_tables(records))
     if args.plot:
         plot_switching(records, Path(args.plot))
