@@ -66,7 +66,7 @@ def test_papermill_reads_every_parameter():
     cell = nbformat.read(NOTEBOOK, as_version=4).cells[1]
     assigned = [node.targets[0].id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)]
     assert [p.name for p in PythonTranslator.inspect(cell)] == assigned
-    assert len(assigned) == 34
+    assert len(assigned) == 35
 
 
 def test_badges_and_repo_url_name_one_home():
@@ -223,8 +223,11 @@ def test_scene_run_reports_at_the_ear(tmp_path):
     scene = metrics["scene"]
     assert (scene["name"], scene["loudspeaker"], scene["lead_samples"]) == ("bandpass", "sat:2", 128)
     assert scene["eta"] > 0
-    assert set(metrics["methods"]) == {"wiener", "fxnlms", "wiener_predistorted", "model", "model_no_encoder",
-                                      "model_fxnlms"}
+    assert set(metrics["methods"]) == {"wiener", "wiener_true_s", "fxnlms", "wiener_predistorted", "model",
+                                      "model_no_encoder", "model_fxnlms"}
+    # The system identified the loudspeaker's curve: close to the true η, but its own estimate.
+    assert scene["eta_estimate"] == pytest.approx(scene["eta"], rel=0.05) and scene["eta_estimate"] != scene["eta"]
+    assert scene["s_hat_misalignment_db"] < -30 and scene["identification_snr_db"] == 30.0
     assert metrics["negation_noise_reduction_db"] is None
     assert (out / "paths.png").is_file()
     # input.wav is the noise at the ear, P∗x of the held-out part, not the recording itself.
@@ -248,7 +251,7 @@ def test_a_linear_scene_runs_a_stretch_bank_in_the_closed_loop(tmp_path):
                             SHARED_FILTER="wiener", STRETCH_BANK=4)
     metrics = read_metrics(tmp_path / "out" / "metrics.json")
     assert metrics["filter_bank"][0] == "whole" and len(metrics["filter_bank"]) == 5
-    assert {"wiener", "fxnlms", "model", "model_no_encoder", "model_fxnlms"} == set(metrics["methods"])
+    assert {"wiener", "wiener_true_s", "fxnlms", "model", "model_no_encoder", "model_fxnlms"} == set(metrics["methods"])
     # The optimal controller leads the bank, so the model starts no worse than it (gated on validation audio).
     methods = metrics["methods"]
     assert methods["model"]["nr_db"] >= methods["wiener"]["nr_db"] - 1.0

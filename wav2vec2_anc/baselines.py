@@ -372,6 +372,7 @@ def fxnlms_drive(
     base_drive: np.ndarray | None = None,
     guard_samples: int = 0,
     mix_step: float = 0.0,
+    companion_step: float | None = None,
 ) -> np.ndarray:
     """Filtered-x NLMS, run online from zero weights, sample by sample, as a feedforward controller runs.
 
@@ -391,26 +392,11 @@ def fxnlms_drive(
         secondary_estimate: Ŝ (``acoustics.identify_secondary_path``), shape ``(taps_S,)``.
         delay: D, samples.
         taps: length of ``w``.
-        step_size: μ; default ``0.2 / (D + argmax|Ŝ| + 1)``: an error reaches the weights after D
-            plus S's own delay, and delayed LMS needs steps that shrink with that loop delay; in the
-            ``none`` scene this is ``nlms_inverse``'s ``0.2 / (D + 1)``. A sweep at D = 16, 512
-            taps, identified Ŝ, on 8-s clips (white noise; a pure 100 + 200 Hz hum), NR over the
-            last 2 s in dB (the default is μ = 0.0014 in the band-pass scene, 0.005 in the room):
-
-            ===============  =====  =====  =====  =====  =====  =====  =====  =======
-            μ                0.001  0.002  0.005  0.01   0.02   0.05   0.1    default
-            ===============  =====  =====  =====  =====  =====  =====  =====  =======
-            bandpass, white  2.0    3.9    9.7    19.0   33.0   42.4   46.3   2.7
-            bandpass, hum    54.8   54.7   53.6   50.5   div.   div.   div.   54.8
-            room, white      1.3    2.2    3.9    5.1    5.7    5.9    5.8    3.9
-            room, hum        89.8   174    239    239    div.   div.   div.   239
-            ===============  =====  =====  =====  =====  =====  =====  =====  =======
-
-            (div.: diverged; the room's hum is cancelled down to rounding.) Tones set the limit: both
-            scenes diverge from μ = 0.02 while broadband noise would take 0.1. The rule keeps a
-            margin of 3–10× below that edge and is at or near the best on tones, at the price of
-            slow convergence on broadband noise (μ = 0.014 gives 25.8 dB on the band-pass white
-            noise, with no margin left). At D = 96 in the band-pass scene μ = 0.01 stayed stable.
+        step_size: μ; default ``fxnlms_step_size``, ``0.2 / (D + argmax|Ŝ| + 1)``: an error reaches the weights
+            after D plus S's own delay, and delayed LMS needs steps that shrink with that loop delay (in the
+            ``none`` scene this is ``nlms_inverse``'s ``0.2 / (D + 1)``). That rule is safe on tones but slow on
+            broadband noise (7 dB on the band-pass scene's white noise, where μ = 0.1 gives 47): the FxNLMS
+            baseline plays the step tuned on the training audio instead (``tune_fxnlms_step``, ``Plant.fxnlms_step``).
         eta: the true loudspeaker's η (``acoustics.sef``); None is linear.
         eps: ε, the regulariser of the normalisation.
         adapt_samples: the weights adapt on the error of samples ``t < adapt_samples`` only and are held
@@ -437,6 +423,8 @@ def fxnlms_drive(
             ``MIX_POWER_SAMPLES``. Each controller adapts on the error it would
             have made alone, as far as Ŝ knows (``e − Ŝ∗y + Ŝ∗yₖ``, the modified filtered-x structure),
             so neither is pulled by the other.
+        companion_step: the companion's μ (``Plant.fxnlms_step``, tuned on the training audio); default the rule
+            ``fxnlms_step_size``.
 
     Returns:
         The drive ``y``, float64 of shape ``(samples,)``.
@@ -454,7 +442,7 @@ def fxnlms_drive(
     step_sizes = [float(step_size)]
     base_drives = base_drive.T[None]  # (controllers, samples, parts): one contiguous row per time
     if mix_step > 0:  # the companion: plain FxNLMS, its base zero parts (their gains never move)
-        step_sizes.append(fxnlms_step_size(secondary_estimate, delay))
+        step_sizes.append(fxnlms_step_size(secondary_estimate, delay) if companion_step is None else companion_step)
         base_drives = np.concatenate([base_drives, np.zeros_like(base_drives)])
     # Direct-form filtering, not FFT: an FFT spreads every sample's rounding over the whole block,
     # and the drive must not depend on the future even at the last bit.
@@ -557,7 +545,8 @@ MIX_LIMIT = 2.0
 
 def fxnlms_refined_drive(noise: np.ndarray, base_drive: np.ndarray, scene, secondary_estimate: np.ndarray,
                          delay: int = 0, taps: int = 64, eta: float | None = None,
-                         step_scale: float = REFINEMENT_STEP_SCALE, mix_step: float | None = None) -> np.ndarray:
+                         step_scale: float = REFINEMENT_STEP_SCALE, mix_step: float | None = None,
+                         companion_step: float | None = None) -> np.ndarray:
     """A fixed controller's drive refined online by FxNLMS at the error microphone: the hybrid of NTU's SFANC-FxNLMS.
 
     The fixed part (a model's drive) answers at once; the adaptive filter, from zero, follows what the
@@ -573,6 +562,8 @@ def fxnlms_refined_drive(noise: np.ndarray, base_drive: np.ndarray, scene, secon
         step_scale: the step over FxNLMS's rule (``fxnlms_step_size``); default ``REFINEMENT_STEP_SCALE``.
         mix_step: μₐ of the mix with plain FxNLMS (``fxnlms_drive``); default ``MIX_STEP_SCALE / loop_delay(Ŝ, D)``;
             0: the refined drive alone.
+        companion_step: plain FxNLMS's μ in the mix: the step it plays alone with (``Plant.fxnlms_step``); default
+            the rule ``fxnlms_step_size``.
 
     Returns:
         The drive ``y``, float64 of shape ``(samples,)``.
@@ -581,7 +572,7 @@ def fxnlms_refined_drive(noise: np.ndarray, base_drive: np.ndarray, scene, secon
     if mix_step is None:
         mix_step = MIX_STEP_SCALE / loop_delay(secondary_estimate, delay)
     return fxnlms_drive(noise, scene, secondary_estimate, delay, taps, step_size, eta, base_drive=base_drive,
-                        guard_samples=REFINEMENT_GUARD_SAMPLES, mix_step=mix_step)
+                        guard_samples=REFINEMENT_GUARD_SAMPLES, mix_step=mix_step, companion_step=companion_step)
 
 
 @functools.cache

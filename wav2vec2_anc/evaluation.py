@@ -75,7 +75,8 @@ def fxnlms_refined_anti_noise_at_ear(
 ) -> np.ndarray:
     """The model's drive refined online by FxNLMS at the error microphone, at the ear over ``clip.heldout``.
 
-    The refinement (``baselines.fxnlms_refined_drive``: the refined drive mixed with plain FxNLMS) runs from
+    The refinement (``baselines.fxnlms_refined_drive``: the refined drive mixed with plain FxNLMS at the plant's
+    tuned step, ``Plant.fxnlms_step``) runs from
     the clip's first sample, as FxNLMS does, on the model's drive over the whole clip. A model that hears
     the error microphone gives the drive of its own loop (``closed_loop_drive``), as if it played alone:
     what the refinement changes at the microphone is not fed back to it.
@@ -86,7 +87,7 @@ def fxnlms_refined_anti_noise_at_ear(
     audio = np.concatenate([clip.train, clip.heldout])
     drive = closed_loop_drive(model, audio, plant, chunk_seconds) if drive is None else drive
     refined = fxnlms_refined_drive(audio, drive, plant.scene, plant.secondary_estimate, model.latency, model.filter_taps,
-                                   plant.eta)
+                                   plant.eta, companion_step=plant.fxnlms_step)
     return plant.anti_noise_at_ear(refined)[len(clip.train) :]
 
 
