@@ -323,6 +323,7 @@ def main(argv=None) -> list[dict]:
                       safety_confidence=0.0, bank_error_ms=10.0)
     parser.add_argument("--plot", help="also save a bar chart of the results here (PNG)")
     args = parser.parse_args(argv)
+    made_by = helpers.provenance()  # the code this run ran, before anything can change it
     from tqdm.auto import tqdm
     from transformers.utils import logging as hf_logging
 
@@ -341,9 +342,9 @@ def main(argv=None) -> list[dict]:
                 for loudspeaker in args.loudspeaker.split(","):
                     records.extend(run_clip(name, audio, latencies, args, Path(work_dir), scene, loudspeaker))
             # An interrupted run keeps what it finished.
-            Path(args.out).write_text(helpers.dumps_strict(helpers.with_provenance(records)))
+            Path(args.out).write_text(helpers.dumps_strict(helpers.with_provenance(records, made_by)))
     print(format_table(records))
-    records = helpers.with_provenance(records)
+    records = helpers.with_provenance(records, made_by)
     Path(args.out).write_text(helpers.dumps_strict(records))
     if args.plot:
         plot_results(records, Path(args.plot))

@@ -83,13 +83,14 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each generated clip (default: 20)")
     parser.add_argument("--out", default="fxnlms_step.json", help="JSON records (default: fxnlms_step.json)")
     args = parser.parse_args(argv)
+    made_by = helpers.provenance()
     records = step_records(load_suite(None, args.seconds, args.suite), args.scene.split(","),
                            [float(v) for v in args.latency_ms.split(",")], [float(v) for v in args.steps.split(",")],
                            args.taps)
     table, holds = step_table(records)
     print(table)
     print(f"\nTuned step within {SHORTFALL_DB:g} dB of the best fixed μ on every clip: {holds}")
-    records = helpers.with_provenance(records)
+    records = helpers.with_provenance(records, made_by)
     Path(args.out).write_text(helpers.dumps_strict(records))
     return records
 

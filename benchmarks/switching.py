@@ -170,6 +170,7 @@ def main(argv=None) -> list[dict]:
                         help="the encoder's basis: start at one optimal filter per file (files) or learn rank 8 from zero")
     parser.add_argument("--plot", help="also save NR against time across the switches here (PNG)")
     args = parser.parse_args(argv)
+    made_by = helpers.provenance()  # the code this run ran, before anything can change it
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
@@ -185,7 +186,7 @@ def main(argv=None) -> list[dict]:
                     records.extend(run_setting(clips, sequence, segments, latency_ms, args, Path(work_dir), scene, loudspeaker))
                     print(f"{latency_ms:g} ms, {scene}, {loudspeaker}: {time.perf_counter() - start:.0f} s", flush=True)
                     # An interrupted run keeps what it finished.
-                    Path(args.out).write_text(helpers.dumps_strict(helpers.with_provenance(records)))
+                    Path(args.out).write_text(helpers.dumps_strict(helpers.with_provenance(records, made_by)))
     print(switching_tables(records))
     if args.plot:
         plot_switching(records, Path(args.plot))

@@ -502,7 +502,8 @@ def tune_fxnlms_step(train: np.ndarray, scene, secondary_estimate: np.ndarray, d
 
     def score(step_size: float) -> float:
         drive = fxnlms_drive(train, scene, secondary_estimate, delay, taps, step_size, eta)
-        residual_energy = float(np.sum(plant_residual(train, drive, scene, eta)[tail:] ** 2))
+        with np.errstate(all="ignore"):  # a trial that diverges overflows: it scores −∞
+            residual_energy = float(np.sum(plant_residual(train, drive, scene, eta)[tail:] ** 2))
         return ratio_db(noise_energy, residual_energy) if math.isfinite(residual_energy) else -math.inf
 
     scores = [score(step) for step in grid]

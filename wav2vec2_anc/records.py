@@ -67,7 +67,11 @@ def provenance(argv: list[str] | None = None) -> dict:
     return {"commit": commit, "command": ["python", *(sys.argv if argv is None else argv)]}
 
 
-def with_provenance(records: list[dict], argv: list[str] | None = None) -> list[dict]:
-    """Each record with ``commit`` and ``command`` (``provenance``) added, for every result file a benchmark writes."""
-    made_by = provenance(argv)
+def with_provenance(records: list[dict], made_by: dict | None = None) -> list[dict]:
+    """Each record with ``commit`` and ``command`` added, for every result file a benchmark writes.
+
+    Args:
+        made_by: ``provenance()`` taken when the run started (the code it ran); default taken now.
+    """
+    made_by = provenance() if made_by is None else made_by
     return [{**record, **made_by} for record in records]
