@@ -26,8 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from wav2vec2_anc.metrics import lower_median  # noqa: E402
 from wav2vec2_anc.records import loads_strict  # noqa: E402
 
-METHODS = ("negation", "nlms", "fxnlms", "wiener", "wiener_predistorted", "model", "model_no_encoder", "model_fxnlms",
-           "linear_bound")
+METHODS = ("negation", "nlms", "fxnlms", "wiener", "wiener_true_s", "wiener_predistorted", "model", "model_no_encoder",
+           "model_fxnlms", "linear_bound")
+# The identification SNR a run uses unless it says otherwise (plant.IDENTIFICATION_SNR_DB; records carry theirs).
+DEFAULT_IDENTIFICATION_SNR_DB = 30.0
 
 
 def cell(value) -> str:
@@ -38,9 +40,25 @@ def cell(value) -> str:
     return f"{value:.1f}"
 
 
+def eta_error(record: dict) -> float:
+    """The factor the run set on the identified η (``--eta-error`` in its command), 1 where it set none."""
+    command = record.get("command") or []
+    return float(command[command.index("--eta-error") + 1]) if "--eta-error" in command else 1.0
+
+
 def setting(record: dict) -> tuple[str, str, float]:
-    """``(scene, loudspeaker, latency_ms)``; records made before scenes existed are ``none``, ``linear``."""
-    return record.get("scene", "none"), record.get("loudspeaker", "linear"), record["latency_ms"]
+    """``(scene, loudspeaker, latency_ms)``; records made before scenes existed are ``none``, ``linear``.
+
+    A run off the honest protocol's defaults says so in its loudspeaker: ``"sat:2, η̂×1.2"`` for η mis-set on
+    purpose, ``"linear, Ŝ at 20 dB"`` for an identification at another SNR.
+    """
+    loudspeaker = record.get("loudspeaker", "linear")
+    if eta_error(record) != 1.0:
+        loudspeaker += f", η̂×{eta_error(record):g}"
+    snr_db = record.get("identification_snr_db")
+    if snr_db is not None and snr_db != DEFAULT_IDENTIFICATION_SNR_DB and record.get("scene", "none") != "none":
+        loudspeaker += f", Ŝ at {snr_db:g} dB"
+    return record.get("scene", "none"), loudspeaker, record["latency_ms"]
 
 
 def latency_table(records: list[dict], latency_ms: float) -> str:
@@ -115,37 +133,50 @@ def linear_scene_checks(rows: list[dict], label: str, nr) -> list[tuple[str, str
 
 
 def scene_target_checks(records: list[dict]) -> list[tuple[str, str, bool]]:
-    """The acoustic-scene targets as ``(target, worst case or median found, holds)``, on whole-clip NR.
+    """The acoustic-scene targets of the honest protocol as ``(target, worst case or median found, holds)``, on whole-clip NR.
 
     - linear loudspeaker, every scene but ``none``, D ∈ {0, 1 ms}: model ≥ wiener − 1 dB, model ≥ fxnlms, and
       the model's worst-10 % 1-s NR ≥ −0.5 dB, on every clip; the same for ``model_fxnlms`` where it was run;
-    - saturating loudspeaker at 1 ms: model − wiener ≥ 3 dB in the median over clips and ≥ −0.5 dB on every
-      clip, and model − fxnlms ≥ 3 dB in the median.
+    - saturating loudspeaker at 1 ms, η̂ as identified: model − wiener ≥ 3 dB and model − fxnlms ≥ 3 dB in the
+      median over clips;
+    - η̂ mis-set on purpose (``--eta-error``): model ≥ wiener and worst-10 % ≥ −0.5 dB on every clip;
+    - Ŝ identified at another SNR (robustness): model ≥ fxnlms − 0.5 dB and worst-10 % ≥ −0.5 dB on every clip.
     """
     import statistics
 
     def nr(clip, method, where):
         return next(r["nr_db"] for r in records if r["clip"] == clip and r["method"] == method and setting(r) == where)
 
+    def never_amplifies(rows, label):
+        worst = min(rows, key=lambda r: r["nr_db_worst10_1s"])
+        return (f"{label} worst-10% 1-s NR ≥ −0.5 dB", f"{cell(worst['nr_db_worst10_1s'])} dB, {worst['clip']}",
+                worst["nr_db_worst10_1s"] >= -0.5)
+
     checks = []
     for where in sorted({setting(r) for r in records if setting(r)[0] != "none" and setting(r)[2] in (0.0, 1.0)}):
         scene, loudspeaker, latency_ms = where
-        models = [r for r in records if r["method"] == "model" and setting(r) == where]
         label = f"{scene}, {loudspeaker}, {latency_ms:g} ms"
-        if loudspeaker == "linear":
-            for method in ("model", "model_fxnlms"):
-                rows = [r for r in records if r["method"] == method and setting(r) == where]
-                if rows:
-                    checks.extend(linear_scene_checks(rows, f"{label}: {method}", functools.partial(nr, where=where)))
-        elif latency_ms == 1.0:
-            gains = [(r["nr_db"] - nr(r["clip"], "wiener", where), r["clip"]) for r in models]
-            median = statistics.median(g for g, _ in gains)
-            checks.append((f"{label}: model − wiener ≥ 3 dB, median over clips", f"{median:+.1f} dB", median >= 3.0))
-            lowest = min(gains)
-            checks.append((f"{label}: model − wiener ≥ −0.5 dB on every clip", f"{lowest[0]:+.1f} dB, {lowest[1]}",
-                           lowest[0] >= -0.5))
-            median = statistics.median(r["nr_db"] - nr(r["clip"], "fxnlms", where) for r in models)
-            checks.append((f"{label}: model − fxnlms ≥ 3 dB, median over clips", f"{median:+.1f} dB", median >= 3.0))
+        for method in ("model", "model_fxnlms"):
+            rows = [r for r in records if r["method"] == method and setting(r) == where]
+            if not rows:
+                continue
+            name = f"{label}: {method}"
+            margins = {other: [(margin_db(r["nr_db"], nr(r["clip"], other, where)), r["clip"]) for r in rows]
+                       for other in ("wiener", "fxnlms")}
+            if "Ŝ at" in loudspeaker:
+                lowest = min(margins["fxnlms"])
+                checks += [(f"{name} ≥ fxnlms − 0.5 dB", f"{lowest[0]:+.1f} dB, {lowest[1]}", lowest[0] >= -0.5),
+                           never_amplifies(rows, name)]
+            elif "η̂×" in loudspeaker:
+                lowest = min(margins["wiener"])
+                checks += [(f"{name} ≥ wiener", f"{lowest[0]:+.1f} dB, {lowest[1]}", lowest[0] >= 0.0),
+                           never_amplifies(rows, name)]
+            elif loudspeaker == "linear":
+                checks.extend(linear_scene_checks(rows, name, functools.partial(nr, where=where)))
+            elif latency_ms == 1.0:
+                for other in ("wiener", "fxnlms"):
+                    median = statistics.median(g for g, _ in margins[other])
+                    checks.append((f"{name} − {other} ≥ 3 dB, median over clips", f"{median:+.1f} dB", median >= 3.0))
     return checks
 
 
@@ -177,16 +208,19 @@ def switching_tables(records: list[dict]) -> str:
 
 def switching_library(records: list[dict]) -> str:
     """Which library one run's sequence was built from: ``"suite"`` (the built-in switching suite), ``"suite+white"``
-    (the same with ``--with-white``) or ``"other"`` (any other files: the targets for real recordings).
+    (the same with ``--with-white``), ``"test"`` (the test set's, ``--suite test``) or ``"other"`` (any other
+    files: the targets for real recordings).
 
     The suite's names are those ``suite.switching_suite`` generates, plus the bundled recording it is run with;
     a sequence of that recording alone is a library of real recordings.
     """
-    from suite import switching_suite
+    from suite import TEST_SWITCHING_RECORDING, switching_suite, test_switching_suite
 
     from wav2vec2_anc.audio_io import DEFAULT_SAMPLE
 
     clips = {segment[0] for r in records for segment in r["segments"]}
+    if clips == set(test_switching_suite(0.01)) | {TEST_SWITCHING_RECORDING}:
+        return "test"
     generated = set(switching_suite(0.01, with_white=True))
     if not clips & generated or not clips <= generated | {DEFAULT_SAMPLE.name}:
         return "other"
@@ -200,6 +234,8 @@ def switching_target_checks(records: list[dict]) -> list[tuple[str, str, bool]]:
       scene) + 3 dB on ``nr_db_after_switch_1s``; every model segment ≥ −0.5 dB; and the goal beyond, model
       within 1 dB of ``wiener_oracle`` on ``nr_db_median_segment``;
     - built-in suite with white noise: every model segment ≥ −0.5 dB;
+    - the test set's library (the honest protocol's targets): model ≥ ``wiener_library`` (median segment), model ≥
+      NLMS/FxNLMS (after a switch), and every model segment ≥ −0.5 dB;
     - any other library: model ≥ ``wiener_library`` (median segment), model ≥ NLMS/FxNLMS (after a switch), and
       no model segment amplified (every one ≥ 0 dB).
     """
@@ -222,11 +258,12 @@ def switching_target_checks(records: list[dict]) -> list[tuple[str, str, bool]]:
             (f"{label} median segment ≥ wiener_library{extra}", f"{median:+.2f} dB", median >= gain),
             (f"{label} 1 s after a switch ≥ {adaptive['method']}{extra}", f"{after:+.2f} dB", after >= gain),
         ]
-        if library == "suite":
+        if library in ("suite", "test"):
             checks.append((f"{label} every segment ≥ −0.5 dB", f"{worst:.2f} dB", worst >= -0.5))
+        if library == "suite":
             oracle = margin_db(model["nr_db_median_segment"], by_method["wiener_oracle"]["nr_db_median_segment"])
             checks.append((f"{label} median segment ≥ wiener_oracle − 1 dB (goal)", f"{oracle:+.2f} dB", oracle >= -1.0))
-        else:
+        elif library == "other":
             checks.append((f"{label} no segment amplified (every one ≥ 0 dB)", f"{worst:.3f} dB", worst >= 0.0))
     return checks
 

@@ -103,9 +103,10 @@ def test_scene_lead_shows_white_noise_cancelled_only_inside_the_lead():
 
 
 def test_scene_target_checks_on_hand_made_records():
-    def record(clip, method, nr_db, loudspeaker="linear", latency_ms=1.0, worst10=0.0):
+    def record(clip, method, nr_db, loudspeaker="linear", latency_ms=1.0, worst10=0.0, command=(), snr_db=30.0):
         return {"clip": clip, "method": method, "latency_ms": latency_ms, "scene": "bandpass",
-                "loudspeaker": loudspeaker, "nr_db": nr_db, "nr_db_worst10_1s": worst10}
+                "loudspeaker": loudspeaker, "nr_db": nr_db, "nr_db_worst10_1s": worst10,
+                "identification_snr_db": snr_db, "command": ["python", "benchmarks/cancellation.py", *command]}
 
     records = [
         record("a", "wiener", 40.0), record("a", "fxnlms", 15.0), record("a", "model", 39.5),
@@ -113,6 +114,12 @@ def test_scene_target_checks_on_hand_made_records():
         *[record(c, m, v, "sat:2") for c, m, v in [("a", "wiener", 20.0), ("a", "fxnlms", 10.0), ("a", "model", 30.0),
                                                    ("b", "wiener", 20.0), ("b", "fxnlms", 19.0), ("b", "model", 19.0),
                                                    ("c", "wiener", 10.0), ("c", "fxnlms", 5.0), ("c", "model", 14.0)]],
+        # η̂ mis-set by 20 %: the model must stay ≥ wiener and never amplify.
+        *[record(c, m, v, "sat:2", command=("--eta-error", "1.2"), worst10=w)
+          for c, m, v, w in [("a", "wiener", 20.0, 0), ("a", "fxnlms", 10.0, 0), ("a", "model", 25.0, -0.2),
+                             ("b", "wiener", 20.0, 0), ("b", "fxnlms", 19.0, 0), ("b", "model", 19.5, 1.0)]],
+        # Ŝ identified at 20 dB: the model must stay ≥ fxnlms − 0.5 dB and never amplify.
+        *[record(c, m, v, snr_db=20.0) for c, m, v in [("a", "wiener", 30.0), ("a", "fxnlms", 28.0), ("a", "model", 27.6)]],
     ]
     checks = {target: (found, holds) for target, found, holds in report.scene_target_checks(records)}
     assert checks["bandpass, linear, 1 ms: model ≥ wiener − 1 dB"] == ("-0.5 dB, a", True)
@@ -120,8 +127,10 @@ def test_scene_target_checks_on_hand_made_records():
     assert checks["bandpass, linear, 1 ms: model worst-10% 1-s NR ≥ −0.5 dB"] == ("-0.7 dB, b", False)
     # sat: gains over wiener 10, −1, 4 → median 4; over fxnlms 20, 0, 9 → median 9.
     assert checks["bandpass, sat:2, 1 ms: model − wiener ≥ 3 dB, median over clips"] == ("+4.0 dB", True)
-    assert checks["bandpass, sat:2, 1 ms: model − wiener ≥ −0.5 dB on every clip"] == ("-1.0 dB, b", False)
     assert checks["bandpass, sat:2, 1 ms: model − fxnlms ≥ 3 dB, median over clips"] == ("+9.0 dB", True)
+    assert checks["bandpass, sat:2, η̂×1.2, 1 ms: model ≥ wiener"] == ("-0.5 dB, b", False)
+    assert checks["bandpass, sat:2, η̂×1.2, 1 ms: model worst-10% 1-s NR ≥ −0.5 dB"] == ("-0.2 dB, a", True)
+    assert checks["bandpass, linear, Ŝ at 20 dB, 1 ms: model ≥ fxnlms − 0.5 dB"] == ("-0.4 dB, a", True)
 
 
 def test_fxnlms_tracking_reports_fxnlms_online_held_and_wiener(tmp_path):
