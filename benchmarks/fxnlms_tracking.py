@@ -70,8 +70,10 @@ def main(argv=None) -> list[dict]:
                         help="comma-separated step scales (× FxNLMS's rule) to refine the Wiener drive at too (default: none)")
     parser.add_argument("--out", default="tracking.json", help="JSON records (default: tracking.json)")
     args = parser.parse_args(argv)
+    made_by = helpers.provenance()
     steps = tuple(float(v) for v in args.refine_steps.split(",") if v)
     records = tracking_records(args.scene, [float(v) for v in args.latency_ms.split(",")], args.taps, refine_steps=steps)
+    records = helpers.with_provenance(records, made_by)
     Path(args.out).write_text(helpers.dumps_strict(records))
     extra = [f"wiener_fxnlms_x{scale:g}" for scale in steps]
     print(f"{'clip':<24} {'ms':>4} {'fxnlms':>8} {'held':>8} {'wiener':>8} {'refined':>8}"

@@ -66,9 +66,11 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--switch-seconds", type=float, default=3.0, help="seconds between switches (default: 3)")
     parser.add_argument("--out", default="oracle_reaction.json", help="JSON records (default: oracle_reaction.json)")
     args = parser.parse_args(argv)
+    made_by = helpers.provenance()
     clips = library_clips(load_library(args.clips, 20.0))
     records = reaction_records(clips, [float(v) for v in args.latency_ms.split(",")],
                                [float(v) for v in args.heard_ms.split(",")], args.switch_seconds)
+    records = helpers.with_provenance(records, made_by)
     Path(args.out).write_text(helpers.dumps_strict(records))
     print("| latency ms | switches at | median segment dB | 1 s after a switch dB |\n|---|---|---|---|")
     for r in records:

@@ -81,7 +81,9 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--out", default="lead.json")
     parser.add_argument("--plot")
     args = parser.parse_args(argv)
+    made_by = helpers.provenance()
     records = lead_records(args.scene.split(","), [float(v) for v in args.latency_ms.split(",")], args.taps)
+    records = helpers.with_provenance(records, made_by)
     Path(args.out).write_text(helpers.dumps_strict(records))
     for r in records:
         print(f"{r['scene']:<10} {r['clip']:<22} {r['latency_ms']:>5g} ms {r['nr_db']:>7.1f} dB")

@@ -44,6 +44,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--context-seconds", type=float, default=0.25, help="the model's CONTEXT_SECONDS")
     parser.add_argument("--device", default=None, help="torch device; default cuda when available, else cpu")
     args = parser.parse_args(argv)
+    made_by = helpers.provenance()
     import torch
     from tqdm.auto import tqdm
 
@@ -68,6 +69,7 @@ def main(argv=None) -> dict:
         "device": torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else device,
         "real_time_factor": canceller.real_time_factor,
         "resident_mb_after_each_minute": [round(m, 1) for m in memory],
+        **made_by,
     }
     print(result)
     return result
