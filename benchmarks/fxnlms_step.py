@@ -1,4 +1,4 @@
-"""FxNLMS's step: the tuned step (``baselines.tune_fxnlms_step``) against every fixed μ of a sweep, clip by clip.
+"""FxNLMS's step: the tuned step (``fxnlms.tune_fxnlms_step``) against every fixed μ of a sweep, clip by clip.
 
 Usage:
     python benchmarks/fxnlms_step.py [--suite tuning] [--scene room,bandpass] [--latency-ms 0,1]
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cancellation import HELDOUT_FRACTION, load_suite  # noqa: E402
 
 import helpers  # noqa: E402
-from wav2vec2_anc.baselines import FXNLMS_STEP_GRID, fxnlms_drive  # noqa: E402
+from wav2vec2_anc.fxnlms import FXNLMS_STEP_GRID, fxnlms_drive  # noqa: E402
 from wav2vec2_anc.pairs import split_heldout  # noqa: E402
 
 SHORTFALL_DB = 3.0

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cancellation import load_suite  # noqa: E402
 
 import helpers  # noqa: E402
-from wav2vec2_anc.baselines import fxnlms_drive, fxnlms_refined_drive  # noqa: E402
+from wav2vec2_anc.fxnlms import fxnlms_drive, fxnlms_refined_drive  # noqa: E402
 from wav2vec2_anc.pairs import split_heldout  # noqa: E402
 
 

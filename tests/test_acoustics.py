@@ -32,13 +32,11 @@ from wav2vec2_anc.baselines import (
     crosscorrelation_lags,
     fit_wiener_controller,
     fit_wiener_predictor,
-    fxnlms_drive,
-    fxnlms_refined_drive,
-    fxnlms_step_size,
     lag_covariance,
     nlms_inverse,
     predistorted_drive,
 )
+from wav2vec2_anc.fxnlms import fxnlms_drive, fxnlms_refined_drive, fxnlms_step_size
 from wav2vec2_anc.plant import identify_secondary_path
 
 RATE = SAMPLE_RATE

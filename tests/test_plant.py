@@ -10,7 +10,8 @@ from scipy.special import erf
 
 from wav2vec2_anc.acoustics import bandpass_scene, none_scene, room_scene
 from wav2vec2_anc.audio_io import SAMPLE_RATE
-from wav2vec2_anc.baselines import FXNLMS_STEP_GRID, fit_wiener_controller, fxnlms_drive, tune_fxnlms_step
+from wav2vec2_anc.baselines import fit_wiener_controller
+from wav2vec2_anc.fxnlms import FXNLMS_STEP_GRID, fxnlms_drive, tune_fxnlms_step
 from wav2vec2_anc.plant import (
     Plant,
     identification_noise_rms,

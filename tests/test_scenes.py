@@ -68,7 +68,8 @@ def test_model_with_the_wiener_start_is_the_wiener_controller_at_the_ear():
     assert set(anti_noise) == {"wiener", "wiener_true_s", "fxnlms", "model", "model_no_encoder", "model_fxnlms"}
     np.testing.assert_allclose(anti_noise["model"], anti_noise["wiener"], atol=1e-6)
     # wiener is fitted with the identified Ŝ, what a real system deploys; wiener_true_s with S, a bound.
-    from wav2vec2_anc.baselines import fit_wiener_controller, fxnlms_refined_drive
+    from wav2vec2_anc.baselines import fit_wiener_controller
+    from wav2vec2_anc.fxnlms import fxnlms_refined_drive
 
     np.testing.assert_allclose(wiener_filter, fit_wiener_controller(train, plant.identified_scene, 16, 256), rtol=1e-9)
     true_s = fit_wiener_controller(train, plant.scene, 16, 256)

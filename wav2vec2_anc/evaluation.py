@@ -8,15 +8,8 @@ import numpy as np
 
 from .acoustics import none_scene
 from .audio_io import SAMPLE_RATE, save_audio
-from .baselines import (
-    controller_drive,
-    delayed_negation,
-    fit_wiener_controller,
-    fxnlms_drive,
-    fxnlms_refined_drive,
-    nlms_inverse,
-    predistorted_drive,
-)
+from .baselines import controller_drive, delayed_negation, fit_wiener_controller, nlms_inverse, predistorted_drive
+from .fxnlms import fxnlms_drive, fxnlms_refined_drive
 from .inference import closed_loop_drive
 from .metrics import all_metrics, noise_reduction_db
 from .pairs import Clip, training_audio
@@ -75,7 +68,7 @@ def fxnlms_refined_anti_noise_at_ear(
 ) -> np.ndarray:
     """The model's drive refined online by FxNLMS at the error microphone, at the ear over ``clip.heldout``.
 
-    The refinement (``baselines.fxnlms_refined_drive``: the refined drive mixed with plain FxNLMS at the plant's
+    The refinement (``fxnlms.fxnlms_refined_drive``: the refined drive mixed with plain FxNLMS at the plant's
     tuned step, ``Plant.fxnlms_step``) runs from
     the clip's first sample, as FxNLMS does, on the model's drive over the whole clip. A model that hears
     the error microphone gives the drive of its own loop (``closed_loop_drive``), as if it played alone:

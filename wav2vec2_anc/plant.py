@@ -218,7 +218,7 @@ class Plant:
         eta_estimate: η̂, identified by a level sweep (``identify_loudspeaker``), times any ``eta_error``;
             None: the sweep found the loudspeaker linear.
         identification_snr_db: the excitation's level above the place's noise when Ŝ and η̂ were measured, dB.
-        fxnlms_step: FxNLMS's μ, tuned live on the training audio at installation (``baselines.tune_fxnlms_step``);
+        fxnlms_step: FxNLMS's μ, tuned live on the training audio at installation (``fxnlms.tune_fxnlms_step``);
             None without a scene (NLMS keeps its rule).
     """
 
@@ -274,7 +274,7 @@ def make_plant(scene_spec: str, loudspeaker: str, train: np.ndarray, delay: int,
     recording level). What the system measures with ANC off, the place's own noise (``train``) present:
     Ŝ (``identify_secondary_path``), then the loudspeaker's curve by a level sweep around the drive of the
     controller fitted with Ŝ (``identify_loudspeaker``). In a scene FxNLMS's step is tuned live on ``train``
-    (``baselines.tune_fxnlms_step``). The controller returned is the one fitted with Ŝ,
+    (``fxnlms.tune_fxnlms_step``). The controller returned is the one fitted with Ŝ,
     what a real system deploys; the true-S controller is a bound (``baselines.fit_wiener_controller`` with
     ``plant.scene``).
 
@@ -291,7 +291,8 @@ def make_plant(scene_spec: str, loudspeaker: str, train: np.ndarray, delay: int,
         ``(plant, wiener_filter)``: the ``Plant`` and the controller ``w`` fitted with Ŝ (shape ``(taps,)``; its
         drive is ``baselines.controller_drive(x, w, delay)``).
     """
-    from .baselines import controller_drive, fit_wiener_controller, tune_fxnlms_step
+    from .baselines import controller_drive, fit_wiener_controller
+    from .fxnlms import tune_fxnlms_step
 
     scene = make_scene(scene_spec, rt60=rt60)
     ratio = parse_loudspeaker(loudspeaker)
