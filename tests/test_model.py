@@ -296,6 +296,21 @@ def test_bank_error_logits_are_each_filters_relative_error_over_the_samples_befo
         assert at_ear[b, w, 0] == pytest.approx(-np.log(1 + BANK_ERROR_FLOOR), rel=1e-12)
 
 
+def test_bank_error_logits_stay_finite_where_the_ear_hears_silence_in_float32():
+    """The error microphone silent (or all but) while the reference is loud: no evidence, equal finite logits, a
+    mix that is not NaN. Divided by float32's smallest normal, a loud error would overflow to −∞ in every logit."""
+    from wav2vec2_anc.signal_path import BANK_ERROR_FLOOR, bank_error_logits
+
+    x = torch.from_numpy(np.random.default_rng(5).standard_normal((1, 400))).float() * 100
+    filters = torch.tensor([[0.5] + [0.0] * 7, [-1.0] + [0.0] * 7])
+    for heard in (torch.zeros(1, 400), torch.full((1, 400), 1e-30)):
+        logits = bank_error_logits(x, filters, 2, 40, torch.tensor([200, 400]), heard)
+        assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
+        assert torch.isfinite(torch.softmax(logits, -1)).all()
+    silent = bank_error_logits(x, filters, 2, 40, torch.tensor([200, 400]), torch.zeros(1, 400))
+    torch.testing.assert_close(silent, torch.full_like(silent, -float(np.log(BANK_ERROR_FLOOR))))
+
+
 def tone_predictor(hz: float, taps: int) -> np.ndarray:
     """The anti-noise of a pure tone at D = 1, exactly: x[n] = 2·cos ω·x[n−1] − x[n−2], so −x[n] = −2·cos ω·x[n−1] + x[n−2]."""
     return np.array([-2 * np.cos(2 * np.pi * hz / helpers.SAMPLE_RATE), 1.0] + [0.0] * (taps - 2))

@@ -367,5 +367,11 @@ def bank_error_logits(
     error = heard[:, None] + causal_fir(x, filters, delay)
     error_power = past_windows(error.pow(2).flatten(0, 1), ends, length).mean(-1)
     power = past_windows(heard.pow(2), ends, length).mean(-1)
-    relative = error_power.reshape(len(x), filters.shape[0], -1) / power[:, None].clamp_min(torch.finfo(dtype).tiny)
+    # A silent window is no evidence: every filter gets the same logit. A nearly silent one must not overflow the
+    # ratio to inf in float32 either, or every logit would be −inf and the softmax's mix NaN.
+    heard_power = power[:, None]
+    audible = heard_power > 0
+    relative = torch.where(audible, error_power.reshape(len(x), filters.shape[0], -1)
+                           / torch.where(audible, heard_power, torch.ones_like(heard_power)), torch.zeros_like(heard_power))
+    relative = relative.clamp(max=torch.finfo(dtype).max)
     return -torch.log(relative + BANK_ERROR_FLOOR).transpose(1, 2)
