@@ -23,6 +23,16 @@ from wav2vec2_anc.baselines import (
     stretch_count,
     wiener_inverse,
 )
+from wav2vec2_anc.config import (
+    HEAD_DEFAULTS,
+    NoiseCancellationConfig,
+    bank_hears_the_ear,
+    bank_settings,
+    head_settings,
+    latency_samples,
+    plant_settings,
+    warmup_samples,
+)
 from wav2vec2_anc.evaluation import (
     format_comparison,
     gate_encoder_correction,
@@ -41,18 +51,7 @@ from wav2vec2_anc.inference import (
     stream_inverse,
 )
 from wav2vec2_anc.metrics import all_metrics, noise_reduction_db
-from wav2vec2_anc.model import (
-    HEAD_DEFAULTS,
-    Wav2Vec2ForNoiseCancellation,
-    bank_hears_the_ear,
-    bank_settings,
-    build_model,
-    describe_model,
-    head_settings,
-    latency_samples,
-    plant_settings,
-    warmup_samples,
-)
+from wav2vec2_anc.model import Wav2Vec2ForNoiseCancellation, build_model, describe_model
 from wav2vec2_anc.notebook_ui import ask_for_audio, in_colab, play_all, resolve_audio_path
 from wav2vec2_anc.pairs import Clip, build_dataset, load_clips, training_audio, validation_split
 from wav2vec2_anc.plant import IDENTIFICATION_SNR_DB, Plant, make_plant
@@ -80,7 +79,7 @@ __all__ = [
     "StartFilters", "start_filters", "dumps_strict", "loads_strict", "provenance", "with_provenance",
     "StreamingCanceller", "cancel_file", "closed_loop_drive", "heard_at_ear", "predict_inverse", "stream_inverse",
     "all_metrics", "noise_reduction_db",
-    "HEAD_DEFAULTS", "Wav2Vec2ForNoiseCancellation", "bank_hears_the_ear", "bank_settings",
+    "HEAD_DEFAULTS", "NoiseCancellationConfig", "Wav2Vec2ForNoiseCancellation", "bank_hears_the_ear", "bank_settings",
     "build_model", "describe_model", "head_settings",
     "latency_samples", "warmup_samples",
     "ask_for_audio", "in_colab", "play_all", "resolve_audio_path",

@@ -139,7 +139,7 @@ def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work
                          bank_error_ms=args.bank_error_ms if model.config.bank_error_window_samples else 0.0,
                          ) if method.startswith("model") else {}
             if method.startswith("model") and not plant.is_identity:
-                extra["encoder_correction"] = model.config.encoder_correction
+                extra["encoder_correction"] = model.encoder_correction
             if method == "model":
                 extra["stream_rtf"] = stream_rtf
             records.append(record(name, method, latency_ms, helpers.all_metrics(noise, inverse), **where, **extra))

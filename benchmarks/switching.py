@@ -187,6 +187,7 @@ def main(argv=None) -> list[dict]:
                     print(f"{latency_ms:g} ms, {scene}, {loudspeaker}: {time.perf_counter() - start:.0f} s", flush=True)
                     # An interrupted run keeps what it finished.
                     Path(args.out).write_text(helpers.dumps_strict(helpers.with_provenance(records, made_by)))
+    records = helpers.with_provenance(records, made_by)
     print(switching_tables(records))
     if args.plot:
         plot_switching(records, Path(args.plot))

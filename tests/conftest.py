@@ -48,7 +48,7 @@ def predicting_model(latency: int, safety_window: int, audio: np.ndarray, safety
 
     model = helpers.build_model("scratch:tiny", filter_taps=32, latency_samples=latency, safety_window_samples=safety_window,
                                 safety_confidence=safety_confidence, safety_memory_samples=safety_memory, seed=0).eval()
-    model.init_shared_filter_from_wiener(audio)
+    model.set_shared_filter(-helpers.fit_wiener_predictor(audio, latency, 32))
     set_random_basis(model, 0.02)
     return model
 
@@ -75,7 +75,7 @@ def write_ctc_checkpoint(folder, weights_format: str = "safetensors") -> dict:
     import torch
     from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
 
-    from wav2vec2_anc.model import SCRATCH_CONFIGS
+    from wav2vec2_anc.config import SCRATCH_CONFIGS
 
     torch.manual_seed(7)
     ctc = Wav2Vec2ForCTC(Wav2Vec2Config(**SCRATCH_CONFIGS["tiny"], vocab_size=32, architectures=["Wav2Vec2ForCTC"]))

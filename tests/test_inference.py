@@ -16,7 +16,9 @@ from wav2vec2_anc.signal_path import (
     GainSums,
     causal_fir,
     clipped_gain,
+    filter_parts,
     gain_standard_error,
+    judged_windows,
     own_filter_sums,
     past_windows,
     remembered_output_gain,
@@ -193,7 +195,7 @@ def test_own_filter_sums_judge_each_blocks_filter_over_its_past():
 
 def test_a_memory_is_judged_in_consecutive_parts_then_the_newest_window():
     model = helpers.build_model("scratch:tiny", filter_taps=32, safety_window_samples=160, safety_memory_samples=800)
-    starts, ends = model.judged_windows(torch.tensor([1000, 40]))
+    starts, ends = judged_windows(torch.tensor([1000, 40]), model.safety_window, model.safety_memory)
     assert starts.tolist() == [[200, 300, 400, 500, 600, 700, 800, 900, 840],
                                [-760, -660, -560, -460, -360, -260, -160, -60, -120]]
     assert ends.tolist() == [[300, 400, 500, 600, 700, 800, 900, 1000, 1000], [-660, -560, -460, -360, -260, -160, -60, 40, 40]]
@@ -245,7 +247,7 @@ def test_the_model_judges_its_gains_with_its_configured_confidence():
     for confidence in (0.0, 2.0):
         model = predicting_model(16, 800, audio, confidence)
         silent_basis = torch.zeros(1, x.shape[1], model.filter_head.basis.shape[1])
-        shared, correction = model.filter_parts(model.filter_outputs(x), silent_basis)
+        shared, correction = filter_parts(model.filter_outputs(x), silent_basis)
         correction = correction + 0.3 * torch.roll(x, 7, -1)  # a "correction" that only adds noise
         gains[confidence] = model.guard_gains(x, shared, correction, ends)
         past = [past_windows(signal, ends, 800) for signal in (x, shared, correction)]

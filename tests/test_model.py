@@ -1,13 +1,14 @@
 """The model's contract: length, alignment, level, loss, freezing and save/load."""
 
 import itertools
+import json
 
 import numpy as np
 import pytest
 import torch
 
 import helpers
-from wav2vec2_anc.model import SCRATCH_CONFIGS
+from wav2vec2_anc.config import SCRATCH_CONFIGS
 from wav2vec2_anc.signal_path import block_ends, causal_fir, past_windows, ramp_blocks
 
 
@@ -178,7 +179,7 @@ def test_values_glide_from_block_to_block():
 
 def test_wiener_start_predicts_like_the_closed_form(tone):
     model = helpers.build_model("scratch:tiny", filter_taps=32, latency_samples=8, safety_window_samples=0).eval()
-    model.init_shared_filter_from_wiener(tone[:20_000])
+    model.start_shared_filter("wiener", -helpers.fit_wiener_predictor(tone[:20_000], 8, 32))
     coefficients = helpers.fit_wiener_predictor(tone[:20_000], delay=8, order=32)
     expected = helpers.wiener_inverse(tone, coefficients, delay=8)
     np.testing.assert_allclose(helpers.predict_inverse(model, tone, use_encoder=False), expected, atol=1e-4)
@@ -209,12 +210,29 @@ def test_loads_a_ctc_checkpoint_encoder_bit_identically(tmp_path, weights_format
     # projection ~ N(0, 1/hidden): non-zero so the basis gets a gradient from the first step.
     assert head.projection.std().item() == pytest.approx(32**-0.5, rel=0.3)
     assert not model.config.apply_spec_augment and model.config.layerdrop == 0.0
+    # The head's settings live in a config of the model's own, the gate's verdict in its state: open from the hub.
+    assert isinstance(model.config, helpers.NoiseCancellationConfig) and model.config.filter_taps == 64
+    assert model.encoder_correction is True
+
+
+def test_the_config_is_the_models_own_and_the_gates_verdict_is_saved_with_the_weights(tmp_path):
+    model = helpers.build_model("scratch:tiny", filter_taps=32, latency_samples=16)
+    model.set_encoder_correction(False)
+    model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["model_type"] == "wav2vec2-noise-cancellation" and saved["latency_samples"] == 16
+    assert "encoder_correction" not in saved
+    loaded = helpers.build_model(str(tmp_path))
+    assert loaded.encoder_correction is False and loaded.latency == 16
+    x = torch.randn(1, 8000)
+    assert torch.equal(loaded.eval()(x).inverse, loaded(x, use_encoder=False).inverse)
 
 
 def test_filter_bank_start_mixes_the_bank_and_each_one_hot_weight_is_its_filter(tone, tmp_path):
     rng = np.random.default_rng(3)
     shared, bank = rng.standard_normal(16), rng.standard_normal((3, 16))
-    model = helpers.build_model("scratch:tiny", filter_taps=16, adaptive_rank=3, safety_window_samples=0).eval()
+    model = helpers.build_model("scratch:tiny", filter_taps=16, safety_window_samples=0,
+                                **helpers.bank_settings(dict(enumerate(bank)))).eval()
     model.start_shared_filter("wiener", shared)
     model.start_filter_bank(bank)
     head = model.filter_head
@@ -235,6 +253,8 @@ def test_filter_bank_start_mixes_the_bank_and_each_one_hot_weight_is_its_filter(
     np.testing.assert_array_equal(helpers.predict_inverse(loaded, tone), helpers.predict_inverse(model, tone))
     with pytest.raises(ValueError, match="adaptive_rank 3"):
         model.start_filter_bank(bank[:2])
+    with pytest.raises(ValueError, match="not built for a filter bank"):  # its softmax is part of what it is
+        helpers.build_model("scratch:tiny", filter_taps=16, adaptive_rank=3).start_filter_bank(bank)
 
 
 def test_pooled_frames_average_the_newest_encoder_frames():
@@ -326,7 +346,7 @@ def test_bank_errors_steer_the_mix_to_the_filter_that_cancels_one_block_after_a_
     x = x.astype(np.float32)
     models = {}
     for errors in (0, window):
-        model = helpers.build_model("scratch:tiny", filter_taps=taps, adaptive_rank=2, latency_samples=delay,
+        model = helpers.build_model("scratch:tiny", filter_taps=taps, adaptive_rank=2, filter_bank=True, latency_samples=delay,
                                     block_samples=block, context_samples=400, safety_window_samples=0,
                                     bank_error_window_samples=errors, seed=0).eval()
         model.start_shared_filter("wiener", np.zeros(taps))
@@ -378,9 +398,10 @@ def test_bank_settings_judge_the_banks_errors_except_through_a_saturating_loudsp
     from types import SimpleNamespace
 
     bank = {"a": np.zeros(4), "b": np.zeros(4)}
-    assert helpers.bank_settings(bank, 10.0) == {"adaptive_rank": 2, "bank_error_window_samples": 160}
+    assert helpers.bank_settings(bank, 10.0) == {"adaptive_rank": 2, "filter_bank": True, "bank_error_window_samples": 160}
     # What decides is the loudspeaker the system identified, not the true one it cannot know.
     assert helpers.bank_settings(bank, 10.0, SimpleNamespace(eta=0.3, eta_estimate=None))["bank_error_window_samples"] == 160
-    assert helpers.bank_settings(bank, 10.0, SimpleNamespace(eta=None, eta_estimate=0.3)) == {"adaptive_rank": 2}
-    assert helpers.bank_settings(bank) == {"adaptive_rank": 2}
+    assert helpers.bank_settings(bank, 10.0, SimpleNamespace(eta=None, eta_estimate=0.3)) == {"adaptive_rank": 2,
+                                                                                               "filter_bank": True}
+    assert helpers.bank_settings(bank) == {"adaptive_rank": 2, "filter_bank": True}
     assert helpers.bank_settings(None, 10.0) == {}

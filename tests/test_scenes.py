@@ -42,7 +42,7 @@ def test_model_in_a_scene_is_causal(eta):
     x = torch.from_numpy(predictable_noise(12_000))[None]
     model = helpers.build_model("scratch:tiny", filter_taps=32, latency_samples=latency, seed=0,
                                 **helpers.plant_settings(bandpass_plant(eta))).eval()
-    model.init_shared_filter_from_wiener(x[0].numpy())
+    model.set_shared_filter(-helpers.fit_wiener_predictor(x[0].numpy(), latency, 32))
     set_random_basis(model, 0.02)
     if eta is not None:
         with torch.no_grad():
@@ -144,7 +144,7 @@ def test_training_through_the_plant_learns_at_the_ear(tmp_path):
 
 def test_output_stage_learns_to_undo_saturation():
     """Alone, on Gaussian drives: f(g(y)) ≈ y, so the loudspeaker's error falls well below the plain f(y)'s."""
-    from wav2vec2_anc.model import OutputStage
+    from wav2vec2_anc.head import OutputStage
 
     torch.manual_seed(0)
     eta = 0.5
@@ -184,11 +184,13 @@ def test_gate_switches_off_a_correction_that_hurts():
     validation = helpers.validation_split([helpers.Clip("ar1", train, heldout)])
     report = helpers.gate_encoder_correction(model, validation, plant)
     assert report["validation_nr_db"] < report["validation_nr_db_no_encoder"]
-    assert report["encoder_correction"] is False and model.config.encoder_correction is False
+    assert report["encoder_correction"] is False and model.encoder_correction is False
+    # The verdict is the model's state, saved with its weights; its config says what it is, not what a run decided.
+    assert not hasattr(model.config, "encoder_correction")
     x = torch.from_numpy(audio)[None]
     assert torch.equal(model(x).inverse, model(x, use_encoder=False).inverse)
     # With the basis at zero the two are equal, and a correction that does not help is not kept either.
-    model.config.encoder_correction = True
+    model.set_encoder_correction(True)
     model.filter_head.basis.data.zero_()
     assert helpers.gate_encoder_correction(model, validation, plant)["encoder_correction"] is False
 
@@ -236,7 +238,7 @@ def test_a_bank_steered_by_its_errors_at_the_ear_runs_in_the_closed_loop():
     plant = Plant(Scene("hand", np.array([1.0]), secondary), None, estimate, "linear")
     block, window, taps, switch = 160, 80, 8, 8000
     bank = {"1 kHz": tone_predictor(1000, taps), "3 kHz": tone_predictor(3000, taps)}
-    model = helpers.build_model("scratch:tiny", filter_taps=taps, adaptive_rank=2, block_samples=block,
+    model = helpers.build_model("scratch:tiny", filter_taps=taps, adaptive_rank=2, filter_bank=True, block_samples=block,
                                 context_samples=400, safety_window_samples=0, bank_error_window_samples=window,
                                 secondary_path=list(estimate), seed=0).eval()
     model.start_shared_filter("wiener", np.zeros(taps))

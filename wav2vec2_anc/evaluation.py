@@ -98,9 +98,9 @@ def gate_encoder_correction(model, validation_clips: list[Clip], plant: Plant | 
     """
     with_encoder = heldout_model_nr_db(model, validation_clips, plant=plant)
     without = heldout_model_nr_db(model, validation_clips, plant=plant, use_encoder=False)
-    model.config.encoder_correction = bool(with_encoder > without)
+    model.set_encoder_correction(with_encoder > without)
     return {"validation_nr_db": with_encoder, "validation_nr_db_no_encoder": without,
-            "encoder_correction": model.config.encoder_correction}
+            "encoder_correction": model.encoder_correction}
 
 
 def baseline_drives(plant: Plant, wiener_filter: np.ndarray, delay: int, taps: int,

@@ -10,7 +10,7 @@ import torch
 from .acoustics import causal_filter
 from .audio_io import SAMPLE_RATE, load_audio, save_audio
 from .model import Wav2Vec2ForNoiseCancellation
-from .signal_path import mix_parts, ramp_blocks, waveform_dtype, window_ends
+from .signal_path import filter_parts, mix_parts, ramp_blocks, waveform_dtype, window_ends
 
 
 def chunk_spans(num_samples: int, chunk_samples: int, context_samples: int):
@@ -82,7 +82,7 @@ def closed_loop_drive(
     Raises:
         ValueError: a model that hears the error microphone, and no scene.
     """
-    if not (model.needs_ear_noise and use_encoder and model.config.encoder_correction):
+    if not (model.needs_ear_noise and use_encoder and model.encoder_correction):
         return predict_inverse(model, audio, chunk_seconds, use_encoder)
     if plant is None or plant.is_identity:
         raise ValueError("this model hears the error microphone of an acoustic scene: give its plant")
@@ -183,7 +183,7 @@ class StreamingCanceller:
         per_block = torch.stack([self._block_gains(index, buffer, buffer_start, ear) for index in indices])
         x = buffer.to(self.raw_history.dtype)
         outputs = model.filter_outputs(x[None])
-        parts = model.filter_parts(outputs, self._per_sample(per_block, first, len(buffer), len(new)))
+        parts = filter_parts(outputs, self._per_sample(per_block, first, len(buffer), len(new)))
         raw = torch.cat([self.raw_history, torch.cat(parts)[:, -len(new) :]], dim=1)
         shared, correction = raw[:, -len(new) :]
         if model.safety_window:

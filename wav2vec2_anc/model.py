@@ -7,182 +7,30 @@ import dataclasses
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
-from transformers import Wav2Vec2Config, Wav2Vec2Model, Wav2Vec2PreTrainedModel
+from transformers import Wav2Vec2Model, Wav2Vec2PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from .audio_io import SAMPLE_RATE
-from .baselines import fit_wiener_predictor
+from .config import (
+    HEAD_DEFAULTS,
+    REGRESSION_OVERRIDES,
+    SCRATCH_CONFIGS,
+    NoiseCancellationConfig,
+    hears_the_ear,
+    warmup_samples,
+)
+from .head import BANK_ERROR_SHARPNESS, FIRFilterHead, OutputStage, normalised_mse
 from .signal_path import (
-    SAFETY_BATCHES,
-    GainSums,
     bank_error_logits,
     block_ends,
     causal_fir,
+    filter_parts,
+    guard_gains,
     mix_parts,
-    own_filter_sums,
     past_windows,
     ramp_blocks,
-    remembered_output_gain,
-    safety_gains,
     waveform_dtype,
 )
-
-# Randomly initialised encoders for offline runs and tests. "tiny" keeps the 320-sample
-# (20 ms) frame hop of wav2vec2-base with a fraction of its compute; "base" is the
-# architecture of facebook/wav2vec2-base-960h.
-SCRATCH_CONFIGS = {
-    "tiny": dict(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        conv_dim=(32, 32, 32),
-        conv_stride=(5, 8, 8),
-        conv_kernel=(10, 8, 8),
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-    ),
-    "base": dict(),
-}
-# SpecAugment masking and layer drop were chosen for speech recognition; both corrupt a
-# sample-exact regression target, so they are off for this task.
-REGRESSION_OVERRIDES = dict(apply_spec_augment=False, mask_time_prob=0.0, layerdrop=0.0)
-# Head defaults, stored in the model's config so a saved model knows its own timing.
-HEAD_DEFAULTS = dict(
-    filter_taps=512, latency_samples=0, block_samples=800, context_samples=4000, adaptive_rank=8,
-    safety_window_samples=4000,
-    # The safety gains' significance test, in standard errors (signal_path.clipped_gain): 0 is off, the
-    # notebook's default with its 0.25-s window, and the switching benchmark's with its 10 ms (there it cost more
-    # than it saved; the safety memory below guards those short windows instead).
-    safety_confidence=0.0,
-    # A safety memory (signal_path.remembered_output_gain): where the newest window shows no working prediction,
-    # the block's own filter is judged over this many past samples too, and the output gain is held to a cautious
-    # share of what it earned there. 0 is off, the notebook's default with its 0.25-s window; short windows (the switching
-    # benchmark's 10 ms) need it on barely predictable noise.
-    safety_memory_samples=0,
-    # How many of the context's newest encoder frames the head pools (their mean): 0 pools them all. Fewer
-    # frames hear a change of noise sooner; every frame still attends to the whole context.
-    pooled_frames=0,
-    # The plant the loss is taken through (an acoustic scene): None is today's task, the anti-noise
-    # added straight to the input. secondary_path is the estimate Ŝ (a list of taps); loudspeaker_eta
-    # the η of a saturating loudspeaker (SEF); output_stage_hidden the width of the learned pointwise
-    # stage before it (0: none).
-    secondary_path=None, loudspeaker_eta=None, output_stage_hidden=0,
-    # False once validation showed the encoder's correction does not help (evaluation.gate_encoder_correction).
-    encoder_correction=True,
-    # True once the basis started at a bank of filters (start_filter_bank): the encoder then mixes them
-    # with softmax weights, a classifier's output, instead of adding free multiples of each.
-    filter_bank=False,
-    # With a filter bank: the newest samples of each context on which the bank's filters' own errors join
-    # the encoder's logits (signal_path.bank_error_logits); 0 is the encoder alone. In an acoustic scene
-    # the errors are at the ear, judged on the noise the error microphone heard (``forward``'s ear_noise).
-    bank_error_window_samples=0,
-)
-# Where the weight of the bank's errors in the mixing logits starts (it is learned): softmax weights ∝
-# error power^−2. The switching suite's bank, picked by its errors alone on 10-ms blocks from the newest
-# 10 ms (median segment NR, 1 / 5 ms latency): weights ∝ power^−1 20.5 / 18.4 dB, ^−2 20.6 / 18.5, ^−4
-# 20.1 / 18.7, the single best filter switched at the block edge 21.6 / 16.4 (its worst segment −1.1 dB at
-# 5 ms). Exploratory runs with the fitted bank, not a committed command.
-BANK_ERROR_SHARPNESS = 2.0
-
-
-def latency_samples(latency_ms: float) -> int:
-    """Latency in ms → whole samples at 16 kHz: D = round(ms · 16)."""
-    if latency_ms < 0:
-        raise ValueError(f"latency must be ≥ 0 ms, got {latency_ms}")
-    return int(round(latency_ms * SAMPLE_RATE / 1000))
-
-
-def head_settings(latency_ms: float, block_ms: float, context_seconds: float, **others) -> dict:
-    """The head's timing in samples from the notebook's units (ms, s): ``build_model(name, **head_settings(...))``.
-
-    ``others`` (``filter_taps``, ``adaptive_rank``, …) pass through unchanged.
-    """
-    return dict(
-        latency_samples=latency_samples(latency_ms),
-        block_samples=latency_samples(block_ms),
-        context_samples=int(context_seconds * SAMPLE_RATE),
-        **others,
-    )
-
-
-# Width of the learned output stage in front of a saturating loudspeaker.
-OUTPUT_STAGE_HIDDEN = 16
-
-
-def plant_settings(plant) -> dict:
-    """The head settings that train a model through an acoustic plant (``acoustics.Plant``): ``build_model(**…)``.
-
-    None for today's task (the plant is the identity). In a scene the loss goes through what the system
-    measured, never the true plant: the identified Ŝ and the loudspeaker's identified curve (``eta_estimate``);
-    a loudspeaker found saturating gets a learned output stage, and the safety gains are off: they judge
-    the output against the input, which is not what reaches the ear.
-    """
-    if plant is None or plant.is_identity:
-        return {}
-    settings = dict(secondary_path=[float(tap) for tap in plant.secondary_estimate], safety_window_samples=0)
-    if plant.eta_estimate is not None:
-        settings.update(loudspeaker_eta=float(plant.eta_estimate), output_stage_hidden=OUTPUT_STAGE_HIDDEN)
-    return settings
-
-
-def bank_settings(filter_bank: dict | None, bank_error_ms: float = 0.0, plant=None) -> dict:
-    """The head settings for a model whose basis starts at ``filter_bank`` (``fit_filter_bank``'s): one basis filter each.
-
-    Args:
-        bank_error_ms: the newest ms of each context on which the bank's own errors join the encoder's
-            logits (``bank_error_window_samples``). Without a scene they are judged on the input; in
-            one, at the ear (the model then needs the error microphone's noise, ``forward``'s
-            ``ear_noise``), which a saturating loudspeaker would make nonlinear in the drive: there
-            they are left out.
-    """
-    if not filter_bank:
-        return {}
-    settings = {"adaptive_rank": len(filter_bank)}
-    if bank_error_ms and (plant is None or plant.eta_estimate is None):
-        settings["bank_error_window_samples"] = latency_samples(bank_error_ms)
-    return settings
-
-
-def bank_hears_the_ear(filter_bank: dict | None, bank_error_ms: float, plant) -> bool:
-    """Whether a model of ``bank_settings(filter_bank, bank_error_ms, plant)`` in ``plant`` hears the error microphone.
-
-    Such a model (``needs_ear_noise``) trains on pairs that carry the noise at the ear
-    (``build_dataset(with_ear_noise=True)``) and runs in the scene's closed loop (``closed_loop_drive``).
-    """
-    settings = {**bank_settings(filter_bank, bank_error_ms, plant), **plant_settings(plant)}
-    return hears_the_ear(settings.get("bank_error_window_samples", 0), bool(filter_bank), settings.get("secondary_path"))
-
-
-def hears_the_ear(bank_error_window_samples: int, filter_bank: bool, secondary_path) -> bool:
-    """The one rule for whether a model hears the error microphone: a bank judged by its errors, in an acoustic scene.
-
-    Takes the head settings of those names (``HEAD_DEFAULTS``); ``secondary_path`` None is no scene.
-    """
-    return bool(bank_error_window_samples and filter_bank and secondary_path is not None)
-
-
-def warmup_samples(
-    filter_taps: int, latency_samples: int, block_samples: int, context_samples: int, safety_window_samples: int = 0,
-    safety_memory_samples: int = 0, **_
-) -> int:
-    """Past samples the model needs before its first fully informed output, rounded up to whole blocks.
-
-    Takes the ``HEAD_DEFAULTS`` settings by name: ``warmup_samples(**head)``.
-    """
-    # The first kept block glides from the previous block's filter, whose window must be inside too.
-    need = block_samples + latency_samples + context_samples + filter_taps
-    if safety_window_samples:
-        # The safety gains judge raw outputs up to D before its block (gliding from the block before),
-        # and each of those outputs needed the warm-up above.
-        need += safety_window_samples + latency_samples + 2 * block_samples
-    if safety_window_samples and safety_memory_samples:
-        # The memory re-runs the previous block's filter over its window, which starts D + memory before
-        # that block; the filter's output there reaches D + taps further back.
-        need = max(need, 2 * block_samples + 2 * latency_samples + safety_memory_samples + filter_taps)
-    return -(-need // block_samples) * block_samples
 
 
 @dataclasses.dataclass
@@ -200,63 +48,6 @@ class NoiseCancellationOutput(ModelOutput):
     block_filters: torch.Tensor | None = None
 
 
-class FIRFilterHead(nn.Module):
-    """The control filter of each block: ``h_b = shared + basis @ (projection @ features_b)``.
-
-    ``shared`` (``K`` taps) serves every block; the encoder steers ``rank`` filters of ``basis`` on top
-    of it through ``projection``. ``shared`` and ``basis`` start at zero, so an untrained model outputs
-    silence; a low rank keeps long filters cheap (one convolution per basis filter).
-    """
-
-    def __init__(self, hidden_size: int, filter_taps: int, rank: int, mixing: bool = False, bank_errors: bool = False):
-        super().__init__()
-        self.shared = nn.Parameter(torch.zeros(filter_taps))
-        self.basis = nn.Parameter(torch.zeros(filter_taps, rank))
-        self.projection = nn.Parameter(torch.zeros(rank, hidden_size))
-        if bank_errors:
-            self.error_sharpness = nn.Parameter(torch.tensor(BANK_ERROR_SHARPNESS))
-        self.mixing = mixing
-
-    @property
-    def bank(self) -> torch.Tensor:
-        """The filters the gains mix, ``shared + basisⱼ``, shape ``(rank, filter_taps)`` (with ``mixing``, the bank)."""
-        return self.shared[None] + self.basis.T
-
-    def gains(self, features: torch.Tensor, error_logits: torch.Tensor | None = None) -> torch.Tensor:
-        """How much of each basis filter to add: ``(..., hidden)`` → ``(..., rank)``.
-
-        Free multiples, or with ``mixing`` (a filter bank, basis ``bank[j] − shared``) softmax weights
-        that sum to one, so the block's filter is a convex mix ``Σⱼ wⱼ·bank[j]``. ``error_logits``
-        (``signal_path.bank_error_logits``, shape ``(..., rank)``), the bank's own recent errors,
-        join the encoder's logits, scaled by the learned ``error_sharpness``.
-        """
-        logits = features @ self.projection.T
-        if error_logits is not None:
-            logits = logits + self.error_sharpness * error_logits.to(logits.dtype)
-        return torch.softmax(logits, -1) if self.mixing else logits
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """The filter taps themselves: ``(..., hidden)`` → ``(..., filter_taps)``."""
-        return self.shared + self.gains(features) @ self.basis.T
-
-
-class OutputStage(nn.Module):
-    """A learned pointwise map of the drive before a saturating loudspeaker: ``y + η·MLP(y/η)``.
-
-    It starts as the identity (the outer layer at zero) and can learn to pre-distort the drive so
-    that the loudspeaker's output follows the linear anti-noise, which a linear filter cannot.
-    """
-
-    def __init__(self, hidden: int):
-        super().__init__()
-        self.inner = nn.Linear(1, hidden)
-        self.outer = nn.Linear(hidden, 1)
-
-    def forward(self, drive: torch.Tensor, eta: float) -> torch.Tensor:
-        """``drive``: any shape, any float dtype; the same shape back."""
-        scaled = (drive / eta)[..., None]
-        inner = torch.tanh(scaled * self.inner.weight[:, 0].to(drive.dtype) + self.inner.bias.to(drive.dtype))
-        return drive + eta * (inner @ self.outer.weight[0].to(drive.dtype) + self.outer.bias.to(drive.dtype))
 
 
 class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
@@ -274,60 +65,29 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
     level comes back through the waveform path). At D = 0 the filter can be ``[−1, 0, …]``: exact
     negation is within reach, as it should be.
 
-    Config attributes beyond ``Wav2Vec2Config``: ``filter_taps``, ``latency_samples``,
-    ``block_samples``, ``context_samples``, ``adaptive_rank``, ``safety_window_samples``,
-    ``safety_confidence``, ``pooled_frames``, ``filter_bank``, ``bank_error_window_samples``, and for an acoustic scene
-    ``secondary_path``, ``loudspeaker_eta``, ``output_stage_hidden``, and ``encoder_correction``
-    (defaults in ``HEAD_DEFAULTS``).
+    Its settings are ``NoiseCancellationConfig``'s (``HEAD_DEFAULTS``). What a run decides about it, the
+    validation gate's verdict on the encoder's correction, is the model's own state (``encoder_correction``, a
+    buffer saved with the weights), not its config.
     """
+
+    config_class = NoiseCancellationConfig
 
     # The loss is a mean over the batch, already right under DDP: the Trainer must not pass
     # num_items_in_batch, nor multiply the loss by the number of processes as it does for models
     # whose loss is a sum it normalises.
     accepts_loss_kwargs = False
 
-    def __init__(self, config: Wav2Vec2Config):
+    def __init__(self, config: NoiseCancellationConfig):
         super().__init__(config)
-        for name, value in HEAD_DEFAULTS.items():
-            if not hasattr(config, name):
-                setattr(config, name, value)
-        if config.pooled_frames < 0:
-            raise ValueError(f"pooled_frames must be ≥ 0 (0 pools every frame), got {config.pooled_frames}")
+        config.check_head()
         self.wav2vec2 = Wav2Vec2Model(config)
-        self._check_bank_errors(config)
-        self._check_safety_memory(config)
+        # The validation gate's verdict (evaluation.gate_encoder_correction): 1 keeps the encoder's correction.
+        self.register_buffer("encoder_gate", torch.ones(()))
         self.filter_head = FIRFilterHead(config.hidden_size, config.filter_taps, config.adaptive_rank, config.filter_bank,
                                          bank_errors=config.bank_error_window_samples > 0)
         if config.output_stage_hidden:
             self.output_stage = OutputStage(config.output_stage_hidden)
         self.post_init()
-
-    @staticmethod
-    def _check_safety_memory(config) -> None:
-        """Refuse a safety memory too short to cut into its ``SAFETY_BATCHES`` parts of two samples or more."""
-        memory = int(config.safety_memory_samples)
-        if memory < 0 or 0 < memory < 2 * SAFETY_BATCHES:
-            raise ValueError(f"safety_memory_samples must be 0 (off) or at least {2 * SAFETY_BATCHES}, got {memory}")
-
-    @staticmethod
-    def _check_bank_errors(config) -> None:
-        """Refuse a bank-error window the model cannot judge: negative, too long for the context, or nonlinear."""
-        window = int(config.bank_error_window_samples)
-        if window < 0:
-            raise ValueError(f"bank_error_window_samples must be ≥ 0 (0 is off), got {window}")
-        if not window:
-            return
-        if config.loudspeaker_eta is not None:
-            raise ValueError("bank_error_window_samples judges the bank's errors at the ear through a linear "
-                             "loudspeaker: use it without loudspeaker_eta")
-        # Within the context: a stream keeps the past the model needs (its warm-up, sized from the context), so
-        # the errors it judges must lie inside it. In a scene the filters reach the ear through Ŝ, and the errors
-        # end a sample earlier (bank_errors).
-        in_scene = config.secondary_path is not None
-        span = window + config.latency_samples + config.filter_taps - 1 + (len(config.secondary_path) if in_scene else 0)
-        if config.context_samples < span:
-            raise ValueError(f"bank_error_window_samples={window} needs context_samples ≥ {span} (the window, the "
-                             f"latency, the filters' taps and in a scene Ŝ's), got {config.context_samples}")
 
     @property
     def filter_taps(self) -> int:
@@ -384,6 +144,8 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
             init.normal_(module.projection, std=module.projection.shape[1] ** -0.5)
             if hasattr(module, "error_sharpness"):
                 init.constant_(module.error_sharpness, BANK_ERROR_SHARPNESS)
+        if module is self:
+            init.ones_(self.encoder_gate)
         if isinstance(module, OutputStage):
             # Units spread over the drive's range (a few η), and an identity start.
             init.normal_(module.inner.weight, std=1.0)
@@ -429,7 +191,7 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
             ear_noise: the noise at the error microphone over the same samples (same shape as ``signal``),
                 needed where ``needs_ear_noise``.
         """
-        if not (use_encoder and self.config.encoder_correction):
+        if not (use_encoder and self.encoder_correction):
             return signal.new_zeros(len(signal), len(ends), self.filter_head.projection.shape[0])
         windows = past_windows(signal, ends, self.context)
         batch, blocks, context = windows.shape
@@ -475,64 +237,12 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         x = input_values.to(waveform_dtype(input_values.device))
         return causal_fir(x, torch.cat([head.shared[None], head.basis.T]), self.latency)
 
-    @staticmethod
-    def filter_parts(outputs: torch.Tensor, gains: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two parts of the anti-noise: ``shared∗x_D`` and the encoder's correction ``Σⱼ gains[:, :, j]·(basisⱼ∗x_D)``.
-
-        Args:
-            outputs: ``filter_outputs``', shape ``(batch, 1 + rank, samples)``.
-            gains: shape ``(batch, samples, rank)``.
-
-        Returns:
-            ``(shared, correction)``, each shape ``(batch, samples)``, in ``outputs``' dtype.
-        """
-        return outputs[:, 0], (outputs[:, 1:] * gains.to(outputs.dtype).transpose(1, 2)).sum(1)
-
     def guard_gains(self, x: torch.Tensor, shared: torch.Tensor, correction: torch.Tensor, ends: torch.Tensor,
                     outputs: torch.Tensor | None = None, basis_gains: torch.Tensor | None = None) -> torch.Tensor:
-        """The two safety gains of the blocks whose past windows end at ``ends`` (``window_ends``).
-
-        With a safety memory the output's gain is ``remembered_output_gain``'s: each block's own filter as the
-        encoder chose it (the shared one plus its ``basis_gains`` of the basis) judged over the newest safety
-        window and over the memory's parts (``judged_windows``). The choice is judged, not the correction's
-        short-window gain: that gain is the kind of estimate the memory is there to doubt (judging the filter
-        at that gain measured worse, benchmarks/README.md).
-
-        Args:
-            x, shared, correction: the input and the two raw parts of its anti-noise, shape ``(batch, samples)``.
-            ends: shape ``(blocks,)``.
-            outputs: ``filter_outputs(x)``, shape ``(batch, 1 + rank, samples)``; needed with a safety memory.
-            basis_gains: the blocks' basis gains (``block_gains``), shape ``(batch, blocks, rank)``; likewise.
-
-        Returns:
-            shape ``(batch, blocks, 2)``: the correction's gain, then the output's, each in [0, 1].
-        """
-        past = [past_windows(signal, ends, self.safety_window) for signal in (x, shared, correction)]
-        correction_gain, output_gain = safety_gains(*past, float(self.config.safety_confidence))
-        if self.safety_memory:
-            if outputs is None or basis_gains is None:
-                raise ValueError("a safety memory judges each block's own filter: pass its filter outputs and basis gains")
-            mixed = GainSums.of_windows(past[0], past[1] + correction_gain[..., None] * past[2])
-            weights = torch.cat([torch.ones_like(basis_gains[..., :1]), basis_gains], -1).to(outputs.dtype)
-            judged = own_filter_sums(x, outputs, weights, *self.judged_windows(ends))
-            own_memory, own_newest = (GainSums(*(field[..., part] for field in judged)) for part in (slice(-1), -1))
-            output_gain = remembered_output_gain(output_gain, mixed, own_newest, own_memory)
-        return torch.stack([correction_gain, output_gain], -1)
-
-    def judged_windows(self, ends: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Where a safety memory judges each block's own filter: the memory's ``SAFETY_BATCHES`` consecutive parts
-        (for its gain's standard error), then the newest safety window.
-
-        Args:
-            ends: shape ``(blocks,)``, each block's past window's end (``window_ends``).
-
-        Returns:
-            ``(starts, ends)``, each shape ``(blocks, SAFETY_BATCHES + 1)``.
-        """
-        part_length = self.safety_memory // SAFETY_BATCHES
-        part_ends = ends[:, None] - part_length * torch.arange(SAFETY_BATCHES - 1, -1, -1, device=ends.device)
-        starts = torch.cat([part_ends - part_length, (ends - self.safety_window)[:, None]], 1)
-        return starts, torch.cat([part_ends, ends[:, None]], 1)
+        """The two safety gains of the blocks whose past windows end at ``ends``, at this model's safety settings
+        (``signal_path.guard_gains``), shape ``(batch, blocks, 2)``."""
+        return guard_gains(x, shared, correction, ends, self.safety_window, float(self.config.safety_confidence),
+                           self.safety_memory, outputs, basis_gains)
 
     def forward(
         self, input_values: torch.Tensor, labels: torch.Tensor | None = None, use_encoder: bool = True,
@@ -557,7 +267,7 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         gains = self.block_gains(input_values, ends, use_encoder, ear_noise)
         x = input_values.to(waveform_dtype(input_values.device))
         outputs = self.filter_outputs(x)
-        shared, correction = self.filter_parts(outputs, ramp_blocks(gains, self.block, samples))
+        shared, correction = filter_parts(outputs, ramp_blocks(gains, self.block, samples))
         if not self.training and self.safety_window:
             # A deployment safeguard, not trained through: an untrained head (silent) would get no gradient.
             per_sample = ramp_blocks(self.guard_gains(x, shared, correction, ends, outputs, gains), self.block, samples)
@@ -596,46 +306,58 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
 
         return secondary_path_torch(drive, self.config.secondary_path or [1.0], self.loudspeaker_eta)
 
+    @property
+    def encoder_correction(self) -> bool:
+        """Whether the encoder's correction plays: False once validation showed it does not help."""
+        return bool(self.encoder_gate.item())
+
+    def set_encoder_correction(self, keep: bool) -> None:
+        """Keep (True) or switch off the encoder's correction: the validation gate's verdict, saved with the model."""
+        with torch.no_grad():
+            self.encoder_gate.fill_(float(keep))
+
     def start_shared_filter(self, mode: str, wiener_filter: np.ndarray | None = None) -> bool:
         """Set the shared filter's start: ``"learned"`` (zero, then learned) or ``"wiener"`` (closed form, held fixed).
 
         Args:
             mode: ``"learned"`` or ``"wiener"``.
-            wiener_filter: for ``"wiener"``, the optimal linear control filter of the training audio at
-                this latency (``fit_wiener_controller``; without a scene, the negated
-                ``fit_wiener_predictor``), shape ``(filter_taps,)``.
+            wiener_filter: for ``"wiener"``, the optimal linear control filter of the training audio at this
+                latency (``recipe.start_filters``' ``shared``), shape ``(filter_taps,)``.
 
         Returns:
             Whether fine-tuning should train the shared filter.
         """
-        if mode == "wiener":
-            if wiener_filter is None:
-                raise ValueError("shared filter mode 'wiener' needs the fitted wiener_filter")
-            self.set_shared_filter(wiener_filter)
-            return False
-        if mode == "learned":
-            self.set_shared_filter(np.zeros(self.filter_taps))
-            return True
-        raise ValueError(f"shared filter mode must be 'wiener' or 'learned', got {mode!r}")
+        if mode not in ("wiener", "learned"):
+            raise ValueError(f"shared filter mode must be 'wiener' or 'learned', got {mode!r}")
+        if mode == "wiener" and wiener_filter is None:
+            raise ValueError("shared filter mode 'wiener' needs the fitted wiener_filter")
+        self.set_shared_filter(wiener_filter if mode == "wiener" else np.zeros(self.filter_taps))
+        return mode == "learned"
 
-    def start_filter_bank(self, bank: np.ndarray, trainable: bool = True) -> None:
+    def set_shared_filter(self, taps: np.ndarray) -> None:
+        """Overwrite the shared filter's taps, shape ``(filter_taps,)``."""
+        with torch.no_grad():
+            self.filter_head.shared.copy_(torch.as_tensor(taps, dtype=self.filter_head.shared.dtype))
+
+    def start_filter_bank(self, bank, trainable: bool = True) -> None:
         """Start the encoder's basis at a bank of control filters, one per noise, for the encoder to mix.
 
-        Basis filter j becomes ``bank[j] − shared``, the gains softmax weights (``FIRFilterHead.gains``)
-        and the projection zero: the model starts at the bank's mean filter, and weights of one-hot
-        ``j`` give ``bank[j]`` exactly. Fine-tuning then teaches the encoder which filter the noise it
-        hears calls for (and adjusts the filters); without the encoder (``use_encoder=False``) the
-        model is its shared filter alone. Call it after ``start_shared_filter``.
+        The model must have been built for one (``config.bank_settings``). Basis filter j becomes
+        ``bank[j] − shared``, the gains softmax weights (``FIRFilterHead.gains``) and the projection zero: the
+        model starts at the bank's mean filter, and weights of one-hot ``j`` give ``bank[j]`` exactly. Fine-tuning
+        then teaches the encoder which filter the noise it hears calls for (and adjusts the filters); without the
+        encoder (``use_encoder=False``) the model is its shared filter alone. Call it after ``start_shared_filter``.
 
         Args:
             bank: shape ``(adaptive_rank, filter_taps)``, or ``fit_filter_bank``'s ``{name: taps}``.
             trainable: False holds the bank's filters (and the shared filter) as fitted (GFANC's
                 pre-trained filters): only their choice trains.
         """
+        if not self.config.filter_bank:
+            raise ValueError("this model was not built for a filter bank: build it with config.bank_settings(bank)")
         head = self.filter_head
-        if isinstance(bank, dict):
-            bank = np.stack(list(bank.values()))
-        bank = torch.as_tensor(np.asarray(bank), dtype=head.basis.dtype)
+        bank = torch.as_tensor(np.stack(list(bank.values())) if isinstance(bank, dict) else np.asarray(bank),
+                               dtype=head.basis.dtype)
         if bank.shape != (head.basis.shape[1], self.filter_taps):
             raise ValueError(f"a bank of shape {tuple(bank.shape)} does not fit adaptive_rank {head.basis.shape[1]} "
                              f"× filter_taps {self.filter_taps}")
@@ -645,27 +367,6 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         head.basis.requires_grad_(trainable)
         # bank[j] is shared + basis[j]: a shared filter that trained would move every held filter.
         head.shared.requires_grad_(trainable)
-        head.mixing = self.config.filter_bank = True
-
-    def set_shared_filter(self, taps: np.ndarray) -> None:
-        """Overwrite the shared filter's taps, shape ``(filter_taps,)``."""
-        with torch.no_grad():
-            self.filter_head.shared.copy_(torch.as_tensor(taps, dtype=self.filter_head.shared.dtype))
-
-    def init_shared_filter_from_wiener(self, train: np.ndarray) -> None:
-        """Start the shared filter at the optimal linear predictor of ``train`` for this latency, negated.
-
-        The closed form (``fit_wiener_predictor``) is exact where gradient descent on a long filter
-        converges slowly, on tones above all; the encoder then learns what varies around it.
-        """
-        self.set_shared_filter(-fit_wiener_predictor(train, self.latency, self.filter_taps))
-
-
-def normalised_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of ``Σ(prediction − target)² / Σtarget²``; −10·log10 of it is the NR in dB."""
-    error = (prediction.float() - target.float()).pow(2).sum(-1)
-    power = target.float().pow(2).sum(-1).clamp_min(1e-12)
-    return (error / power).mean()
 
 
 def build_model(model_name: str, seed: int = 0, **head) -> Wav2Vec2ForNoiseCancellation:
@@ -685,11 +386,8 @@ def build_model(model_name: str, seed: int = 0, **head) -> Wav2Vec2ForNoiseCance
         if size not in SCRATCH_CONFIGS:
             raise ValueError(f"unknown scratch model {model_name!r}; choose from {sorted(SCRATCH_CONFIGS)}")
         torch.manual_seed(seed)
-        config = Wav2Vec2Config(**SCRATCH_CONFIGS[size], **REGRESSION_OVERRIDES, **{**HEAD_DEFAULTS, **head})
-        return Wav2Vec2ForNoiseCancellation(config)
-    config = Wav2Vec2Config.from_pretrained(model_name, **REGRESSION_OVERRIDES)
-    for name, value in head.items():
-        setattr(config, name, value)
+        return Wav2Vec2ForNoiseCancellation(NoiseCancellationConfig(**SCRATCH_CONFIGS[size], **REGRESSION_OVERRIDES, **head))
+    config = NoiseCancellationConfig.from_pretrained(model_name, **REGRESSION_OVERRIDES, **head)
     # float32 whatever the checkpoint stores (transformers 5 would otherwise keep its dtype): the
     # Trainer's autocast picks the precision of the compute, and the waveform path needs float32 or wider.
     return Wav2Vec2ForNoiseCancellation.from_pretrained(model_name, config=config, dtype=torch.float32)

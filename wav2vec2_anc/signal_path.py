@@ -375,3 +375,69 @@ def bank_error_logits(
                            / torch.where(audible, heard_power, torch.ones_like(heard_power)), torch.zeros_like(heard_power))
     relative = relative.clamp(max=torch.finfo(dtype).max)
     return -torch.log(relative + BANK_ERROR_FLOOR).transpose(1, 2)
+
+
+def filter_parts(outputs: torch.Tensor, gains: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two parts of the anti-noise: ``shared∗x_D`` and the encoder's correction ``Σⱼ gains[:, :, j]·(basisⱼ∗x_D)``.
+
+    Args:
+        outputs: the model's ``filter_outputs``', shape ``(batch, 1 + rank, samples)``.
+        gains: shape ``(batch, samples, rank)``.
+
+    Returns:
+        ``(shared, correction)``, each shape ``(batch, samples)``, in ``outputs``' dtype.
+    """
+    return outputs[:, 0], (outputs[:, 1:] * gains.to(outputs.dtype).transpose(1, 2)).sum(1)
+
+
+def guard_gains(x: torch.Tensor, shared: torch.Tensor, correction: torch.Tensor, ends: torch.Tensor, window: int,
+                confidence: float = 0.0, memory: int = 0, outputs: torch.Tensor | None = None,
+                basis_gains: torch.Tensor | None = None) -> torch.Tensor:
+    """The two safety gains of the blocks whose past windows end at ``ends`` (``window_ends``), judged on ``window``.
+
+    With a safety memory the output's gain is ``remembered_output_gain``'s: each block's own filter as the
+    encoder chose it (the shared one plus its ``basis_gains`` of the basis) judged over the newest safety
+    window and over the memory's parts (``judged_windows``). The choice is judged, not the correction's
+    short-window gain: that gain is the kind of estimate the memory is there to doubt (judging the filter
+    at that gain measured worse, benchmarks/README.md).
+
+    Args:
+        x, shared, correction: the input and the two raw parts of its anti-noise, shape ``(batch, samples)``.
+        ends: shape ``(blocks,)``.
+        window: the safety window, samples.
+        confidence: the significance test's z (``clipped_gain``; 0 is off).
+        memory: the safety memory, samples (0: none).
+        outputs: the model's ``filter_outputs(x)``, shape ``(batch, 1 + rank, samples)``; needed with a safety memory.
+        basis_gains: the blocks' basis gains (``block_gains``), shape ``(batch, blocks, rank)``; likewise.
+
+    Returns:
+        shape ``(batch, blocks, 2)``: the correction's gain, then the output's, each in [0, 1].
+    """
+    past = [past_windows(signal, ends, window) for signal in (x, shared, correction)]
+    correction_gain, output_gain = safety_gains(*past, confidence)
+    if memory:
+        if outputs is None or basis_gains is None:
+            raise ValueError("a safety memory judges each block's own filter: pass its filter outputs and basis gains")
+        mixed = GainSums.of_windows(past[0], past[1] + correction_gain[..., None] * past[2])
+        weights = torch.cat([torch.ones_like(basis_gains[..., :1]), basis_gains], -1).to(outputs.dtype)
+        judged = own_filter_sums(x, outputs, weights, *judged_windows(ends, window, memory))
+        own_memory, own_newest = (GainSums(*(field[..., part] for field in judged)) for part in (slice(-1), -1))
+        output_gain = remembered_output_gain(output_gain, mixed, own_newest, own_memory)
+    return torch.stack([correction_gain, output_gain], -1)
+
+
+def judged_windows(ends: torch.Tensor, window: int, memory: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where a safety memory judges each block's own filter: the memory's ``SAFETY_BATCHES`` consecutive parts
+    (for its gain's standard error), then the newest safety window.
+
+    Args:
+        ends: shape ``(blocks,)``, each block's past window's end (``window_ends``).
+        window, memory: the safety window and the memory, samples.
+
+    Returns:
+        ``(starts, ends)``, each shape ``(blocks, SAFETY_BATCHES + 1)``.
+    """
+    part_length = memory // SAFETY_BATCHES
+    part_ends = ends[:, None] - part_length * torch.arange(SAFETY_BATCHES - 1, -1, -1, device=ends.device)
+    starts = torch.cat([part_ends - part_length, (ends - window)[:, None]], 1)
+    return starts, torch.cat([part_ends, ends[:, None]], 1)

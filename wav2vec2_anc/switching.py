@@ -15,9 +15,9 @@ import torch
 from .audio_io import SAMPLE_RATE, at_rms
 from .baselines import WHISPER_LOADING, controller_drive, fit_filter_bank
 from .evaluation import baseline_drives
+from .head import BANK_ERROR_SHARPNESS
 from .inference import closed_loop_drive
 from .metrics import lower_median, noise_reduction_db, segment_noise_reduction_db
-from .model import BANK_ERROR_SHARPNESS
 from .pairs import Clip
 from .signal_path import bank_error_logits, block_ends, ramp_blocks
 
