@@ -56,7 +56,7 @@ from wav2vec2_anc.notebook_ui import ask_for_audio, in_colab, play_all, resolve_
 from wav2vec2_anc.pairs import Clip, build_dataset, load_clips, training_audio, validation_split
 from wav2vec2_anc.plant import IDENTIFICATION_SNR_DB, Plant, make_plant
 from wav2vec2_anc.plots import plot_loss_curve, plot_paths, plot_spectrograms, plot_switching, plot_waveforms
-from wav2vec2_anc.recipe import StartFilters, start_filters
+from wav2vec2_anc.recipe import StartFilters, build_canceller, fine_tune, start_filters, training_pairs
 from wav2vec2_anc.records import dumps_strict, loads_strict, provenance, with_provenance
 from wav2vec2_anc.switching import switching_comparison, switching_records
 from wav2vec2_anc.training import (
@@ -76,7 +76,8 @@ __all__ = [
     "fit_wiener_predictor", "nlms_inverse", "wiener_inverse",
     "new_file_comparison", "format_comparison", "gate_encoder_correction", "heldout_inverses",
     "heldout_model_nr_db", "per_file_metrics", "write_outputs",
-    "StartFilters", "start_filters", "dumps_strict", "loads_strict", "provenance", "with_provenance",
+    "StartFilters", "start_filters", "training_pairs", "build_canceller", "fine_tune",
+    "dumps_strict", "loads_strict", "provenance", "with_provenance",
     "StreamingCanceller", "cancel_file", "closed_loop_drive", "heard_at_ear", "predict_inverse", "stream_inverse",
     "all_metrics", "noise_reduction_db",
     "HEAD_DEFAULTS", "NoiseCancellationConfig", "Wav2Vec2ForNoiseCancellation", "bank_hears_the_ear", "bank_settings",

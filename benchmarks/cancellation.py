@@ -167,23 +167,17 @@ def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, file_bank
                                  safety_memory_samples=int(args.safety_memory_seconds * helpers.SAMPLE_RATE))
     starts = helpers.start_filters(clips, plant, helpers.latency_samples(latency_ms), args.filter_taps,
                                    file_bank=file_bank, stretches=stretches)
-    bank = helpers.bank_settings(starts.bank, args.bank_error_ms, plant)
-    model = helpers.build_model(args.model, seed=args.seed, **{**head, **bank, **helpers.plant_settings(plant)})
-    train_shared_filter = model.start_shared_filter(args.shared_filter, starts.shared)
-    if starts.bank:
-        model.start_filter_bank(starts.bank, trainable=starts.bank_trainable)
-    dataset = helpers.build_dataset(starts.fit_clips, helpers.SAMPLE_RATE, helpers.SAMPLE_RATE // 4, model.training_warmup,
-                                    None if plant.is_identity else plant.identified_scene, with_switches=bool(starts.bank),
-                                    seed=args.seed, with_ear_noise=model.needs_ear_noise)
+    model, train_shared_filter = helpers.build_canceller(args.model, head, starts, plant, args.bank_error_ms,
+                                                         args.shared_filter, args.seed)
+    dataset = helpers.training_pairs(starts, plant, helpers.SAMPLE_RATE, helpers.SAMPLE_RATE // 4, model.training_warmup,
+                                     args.bank_error_ms, args.seed)
     settings = helpers.TrainSettings(
         output_dir=str(output_dir), max_steps=args.max_steps, seed=args.seed, learning_rate=args.learning_rate,
         train_shared_filter=train_shared_filter, save_steps=args.max_steps,
         logging_steps=max(1, args.max_steps // 10), progress_bar=False,
     )
     start = time.perf_counter()
-    helpers.train(model, dataset, settings)
-    if not plant.is_identity:
-        helpers.gate_encoder_correction(model, starts.fit_clips, plant)
+    helpers.fine_tune(model, dataset, settings, plant, starts)
     return model, time.perf_counter() - start
 
 

@@ -1,8 +1,10 @@
-"""The recipe's closed-form part, shared by the notebook and the benchmarks: the filters a model starts from.
+"""The recipe, one for the notebook and the benchmarks: the filters a model starts from, the model, its pairs, its training.
 
-Every filter is fitted as a real system would fit it: with the identified Ŝ (``Plant.identified_scene``),
-never the true S, and, in a scene, on the audio before the validation tail only, so that the validation
-that gates the encoder (``evaluation.gate_encoder_correction``) judges audio nothing was fitted on.
+The run's plant comes first (``plant.make_plant``). Every filter is then fitted as a real system would fit it:
+with the identified Ŝ (``Plant.identified_scene``), never the true S, and, in a scene, on the audio before the
+validation tail only, so that the validation that gates the encoder (``evaluation.gate_encoder_correction``)
+judges audio nothing was fitted on. The notebook's steps 4–6 and ``benchmarks/cancellation.fine_tune`` call
+``start_filters``, ``training_pairs``, ``build_canceller`` and ``fine_tune`` in that order.
 """
 
 from __future__ import annotations
@@ -12,8 +14,12 @@ import dataclasses
 import numpy as np
 
 from .baselines import fit_filter_bank, fit_stretch_bank, fit_wiener_controller, stretch_count
-from .pairs import Clip, training_audio, validation_split
+from .config import bank_hears_the_ear, bank_settings, plant_settings
+from .evaluation import gate_encoder_correction
+from .model import Wav2Vec2ForNoiseCancellation, build_model
+from .pairs import Clip, build_dataset, training_audio, validation_split
 from .plant import Plant
+from .training import TrainSettings, train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,3 +65,49 @@ def start_filters(clips: list[Clip], plant: Plant, delay: int, taps: int, file_b
         bank = fit_stretch_bank(training_audio(fit_clips), known, delay, taps, stretches, whole=shared)
         return StartFilters(fit_clips, shared, bank, False)
     return StartFilters(fit_clips, shared, None, True)
+
+
+def training_pairs(starts: StartFilters, plant: Plant, segment_samples: int, hop_samples: int, warmup_samples: int,
+                   bank_error_ms: float = 0.0, seed: int = 0):
+    """The fit clips' training pairs (``pairs.build_dataset``): labels at the ear in a scene, switches with a bank,
+    and the noise at the ear where the model will hear the error microphone (``bank_hears_the_ear``).
+
+    Args:
+        segment_samples, hop_samples, warmup_samples: each pair's length, their spacing and the past each carries.
+        bank_error_ms: the model's ``BANK_ERROR_MS`` (whether it will hear the error microphone).
+    """
+    return build_dataset(starts.fit_clips, segment_samples, hop_samples, warmup_samples,
+                         None if plant.is_identity else plant.identified_scene, with_switches=starts.bank is not None,
+                         seed=seed, with_ear_noise=bank_hears_the_ear(starts.bank, bank_error_ms, plant))
+
+
+def build_canceller(model_name: str, head: dict, starts: StartFilters, plant: Plant, bank_error_ms: float = 0.0,
+                    shared_filter: str = "wiener", seed: int = 0) -> tuple[Wav2Vec2ForNoiseCancellation, bool]:
+    """The model a run trains: built with the head's, the bank's and the plant's settings, its filters started.
+
+    Args:
+        head: head settings in samples (``config.head_settings``, and the safety settings).
+        shared_filter: ``"wiener"`` (start at ``starts.shared``, held) or ``"learned"`` (from zero).
+
+    Returns:
+        ``(model, train_shared_filter)``: whether fine-tuning trains the shared filter.
+    """
+    settings = {**head, **bank_settings(starts.bank, bank_error_ms, plant), **plant_settings(plant)}
+    model = build_model(model_name, seed=seed, **settings)
+    train_shared_filter = model.start_shared_filter(shared_filter, starts.shared)
+    if starts.bank:
+        model.start_filter_bank(starts.bank, trainable=starts.bank_trainable)
+    return model, train_shared_filter
+
+
+def fine_tune(model: Wav2Vec2ForNoiseCancellation, dataset, settings: TrainSettings, plant: Plant, starts: StartFilters,
+              fingerprint: dict | None = None) -> tuple[list[dict], dict | None]:
+    """Train (``training.train``), then in a scene gate the encoder's correction on the validation tails.
+
+    Returns:
+        ``(log_history, gate)``: the Trainer's log, and the gate's report (None without a scene, where the
+        safety gains guard the correction at inference instead).
+    """
+    log_history = train(model, dataset, settings, fingerprint)
+    gate = None if plant.is_identity else gate_encoder_correction(model, starts.fit_clips, plant)
+    return log_history, gate
