@@ -262,9 +262,10 @@ def test_report_reads_results_without_torch(tmp_path):
 
     results = REPO / "benchmarks" / "results"
     code = ("import runpy, sys; sys.modules['torch'] = None; "
-            f"sys.argv = ['report.py', {str(results / 'switching.json')!r}, {str(results / 'scene_room.json')!r}]; "
+            f"sys.argv = ['report.py', {str(results / 'test_switching_room.json')!r}, {str(results / 'test_room.json')!r}]; "
             f"runpy.run_path({str(REPO / 'benchmarks' / 'report.py')!r}, run_name='__main__')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "| none, linear, 1 ms: model every segment ≥ −0.5 dB |" in done.stdout
+    assert "noise that changes, library: test" in done.stdout
+    assert "| room, linear, 1 ms: model every segment ≥ −0.5 dB |" in done.stdout
     assert "| room, linear, 1 ms: model ≥ fxnlms |" in done.stdout
