@@ -120,7 +120,7 @@ def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work
         delay = helpers.latency_samples(latency_ms)
         plant, wiener_filter = helpers.make_plant(scene, loudspeaker, train, delay, args.filter_taps, args.rt60,
                                                   args.identification_snr_db, args.eta_error, args.seed)
-        where = plant_record(plant)
+        where = {**plant_record(plant), "eta_error": args.eta_error}
         if name in STATIONARY_EXPONENTS and plant.is_identity:
             bound = linear_prediction_bound_db(shaped_noise_spectrum(STATIONARY_EXPONENTS[name]), delay)
             empty = dict.fromkeys(["nr_db_median_1s", "nr_db_worst10_1s", "nr_dba", "octave_nr_db"])

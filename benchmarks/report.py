@@ -41,9 +41,16 @@ def cell(value) -> str:
 
 
 def eta_error(record: dict) -> float:
-    """The factor the run set on the identified η (``--eta-error`` in its command), 1 where it set none."""
+    """The factor the run set on the identified η (its record's ``eta_error``, or ``--eta-error`` in its command), 1 if none."""
+    if "eta_error" in record:
+        return float(record["eta_error"])
     command = record.get("command") or []
-    return float(command[command.index("--eta-error") + 1]) if "--eta-error" in command else 1.0
+    for i, word in enumerate(command):
+        if word == "--eta-error":
+            return float(command[i + 1])
+        if word.startswith("--eta-error="):
+            return float(word.split("=", 1)[1])
+    return 1.0
 
 
 def setting(record: dict) -> tuple[str, str, float]:

@@ -216,7 +216,12 @@ def test_loads_a_ctc_checkpoint_encoder_bit_identically(tmp_path, weights_format
 
 
 def test_the_config_is_the_models_own_and_the_gates_verdict_is_saved_with_the_weights(tmp_path):
+    from conftest import set_random_basis
+
     model = helpers.build_model("scratch:tiny", filter_taps=32, latency_samples=16)
+    set_random_basis(model, 0.05)  # a correction that moves the output, so switching it off shows
+    x = torch.randn(1, 8000)
+    assert not torch.equal(model.eval()(x).inverse, model(x, use_encoder=False).inverse)
     model.set_encoder_correction(False)
     model.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
@@ -224,8 +229,15 @@ def test_the_config_is_the_models_own_and_the_gates_verdict_is_saved_with_the_we
     assert "encoder_correction" not in saved
     loaded = helpers.build_model(str(tmp_path))
     assert loaded.encoder_correction is False and loaded.latency == 16
-    x = torch.randn(1, 8000)
     assert torch.equal(loaded.eval()(x).inverse, loaded(x, use_encoder=False).inverse)
+    # A model saved before the verdict was its state kept it in its config, with no encoder_gate in its weights.
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(tmp_path / "model.safetensors")
+    del weights["encoder_gate"]
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    (tmp_path / "config.json").write_text(json.dumps({**saved, "encoder_correction": False}))
+    assert helpers.build_model(str(tmp_path)).encoder_correction is False
 
 
 def test_filter_bank_start_mixes_the_bank_and_each_one_hot_weight_is_its_filter(tone, tmp_path):
@@ -323,7 +335,7 @@ def test_bank_error_logits_stay_finite_where_the_ear_hears_silence_in_float32():
 
     x = torch.from_numpy(np.random.default_rng(5).standard_normal((1, 400))).float() * 100
     filters = torch.tensor([[0.5] + [0.0] * 7, [-1.0] + [0.0] * 7])
-    for heard in (torch.zeros(1, 400), torch.full((1, 400), 1e-30)):
+    for heard in (torch.zeros(1, 400), torch.full((1, 400), 1e-20)):  # 1e-20² is a float32 denormal, not 0
         logits = bank_error_logits(x, filters, 2, 40, torch.tensor([200, 400]), heard)
         assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
         assert torch.isfinite(torch.softmax(logits, -1)).all()

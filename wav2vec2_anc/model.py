@@ -81,8 +81,7 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         super().__init__(config)
         config.check_head()
         self.wav2vec2 = Wav2Vec2Model(config)
-        # The validation gate's verdict (evaluation.gate_encoder_correction): 1 keeps the encoder's correction.
-        self.register_buffer("encoder_gate", torch.ones(()))
+        self.register_buffer("encoder_gate", torch.ones(()))  # the validation gate's verdict: 1 keeps the correction
         self.filter_head = FIRFilterHead(config.hidden_size, config.filter_taps, config.adaptive_rank, config.filter_bank,
                                          bank_errors=config.bank_error_window_samples > 0)
         if config.output_stage_hidden:
@@ -144,8 +143,8 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
             init.normal_(module.projection, std=module.projection.shape[1] ** -0.5)
             if hasattr(module, "error_sharpness"):
                 init.constant_(module.error_sharpness, BANK_ERROR_SHARPNESS)
-        if module is self:
-            init.ones_(self.encoder_gate)
+        if module is self:  # a checkpoint saved before the verdict was the model's state holds it in its config
+            init.constant_(self.encoder_gate, float(getattr(self.config, "encoder_correction", True)))
         if isinstance(module, OutputStage):
             # Units spread over the drive's range (a few η), and an identity start.
             init.normal_(module.inner.weight, std=1.0)
