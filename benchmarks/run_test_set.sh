@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's headline figures: every benchmark of the honest protocol on the test set. Two lanes run side by
 # side, each on one core (torch at one thread: the tiny encoder gains nothing from a second, and two lanes finish
-# the set in about half the time); run it alone. About 2 h 30 min on 2 CPU cores. Each command writes its records
+# the set in about half the time); run it alone. About 1 h 45 min on 2 CPU cores. Each command writes its records
 # (with commit and command) to benchmarks/results/; `python benchmarks/report.py FILE...` prints the tables and
 # the targets. Logs go to $LOGS (default /tmp). With RESUME=1 a command whose results file exists is skipped.
 set -euo pipefail
