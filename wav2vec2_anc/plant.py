@@ -96,6 +96,20 @@ def identification_noise_rms(scene: Scene, place_noise: np.ndarray | None, snr_d
     return at_microphone * 10 ** (-snr_db / 20)
 
 
+def recorded_with_anc_off(scene: Scene, drive: np.ndarray, eta: float | None, noise_rms: float,
+                          place_noise: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+    """What the error microphone records while the loudspeaker plays ``drive`` with ANC off: ``S∗f(drive)`` plus
+    the place's noise at ``noise_rms`` (``place_noise_at_ear``; white noise drawn from ``rng`` without one).
+
+    Returns:
+        float64 of shape ``(samples,)``, as ``drive``.
+    """
+    heard = causal_filter(scene.secondary, sef(drive, eta))
+    if place_noise is None:
+        return heard + noise_rms * rng.standard_normal(len(drive))
+    return heard + place_noise_at_ear(scene, place_noise, len(drive), noise_rms)
+
+
 def identify_secondary_path(
     scene: Scene, place_noise: np.ndarray | None = None, snr_db: float = IDENTIFICATION_SNR_DB,
     seconds: float = IDENTIFICATION_SECONDS, eta: float | None = None, taps: int | None = None, seed: int = 0,
@@ -129,13 +143,9 @@ def identify_secondary_path(
     samples = int(seconds * SAMPLE_RATE)
     level = excitation_rms(place_noise)
     excitation = level * rng.standard_normal(samples)
-    measured = causal_filter(scene.secondary, sef(excitation, eta))
-    noise_rms = identification_noise_rms(scene, place_noise, snr_db)
-    if place_noise is None:
-        noise = noise_rms * rng.standard_normal(samples)
-    else:
-        noise = place_noise_at_ear(scene, place_noise, samples, noise_rms)
-    return _compiled_identification()(excitation / level, (measured + noise) / level, taps, IDENTIFICATION_STEP, 1e-6)
+    measured = recorded_with_anc_off(scene, excitation, eta, identification_noise_rms(scene, place_noise, snr_db),
+                                     place_noise, rng)
+    return _compiled_identification()(excitation / level, measured / level, taps, IDENTIFICATION_STEP, 1e-6)
 
 
 def sweep_levels(drive_rms: float) -> np.ndarray:
@@ -174,11 +184,7 @@ def identify_loudspeaker(scene: Scene, secondary_estimate: np.ndarray, eta: floa
     levels = sweep_levels(drive_rms)
     step = int(SWEEP_STEP_SECONDS * SAMPLE_RATE)
     drive = np.concatenate([level * rng.standard_normal(step) for level in levels])
-    measured = causal_filter(scene.secondary, sef(drive, eta))
-    if place_noise is None:
-        measured = measured + noise_rms * rng.standard_normal(len(drive))
-    else:
-        measured = measured + place_noise_at_ear(scene, place_noise, len(drive), noise_rms)
+    measured = recorded_with_anc_off(scene, drive, eta, noise_rms, place_noise, rng)
     through_estimate = causal_filter(secondary_estimate, drive)
     # Each step's first len(Ŝ) samples still hold the step before it in the convolution: left out.
     settle = min(len(secondary_estimate), step // 2)
