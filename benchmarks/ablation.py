@@ -18,8 +18,8 @@ the drive, mixed with plain FxNLMS; without a scene S = Ŝ = 1 and it is NLMS). 
 - ``no_bank``: a second model, trained without the stretch bank: the rank-8 basis learned from zero (scenes).
 - ``no_correction_gain``, ``no_output_gain``, ``no_safety_gains``: the safety gains (without a scene, where
   they are on), one, the other, both, set to 1.
-- ``with_significance``, ``with_safety_memory``: the two safety mechanisms that are off as shipped switched on
-  at their documented settings (z = 2; a 0.25-s memory), to show whether they would pay here.
+- (at commit 24db5da, before their removal: ``with_significance`` and ``with_safety_memory``, the two safety
+  mechanisms that were off as shipped, switched on at z = 2 and a 0.25-s memory.)
 - ``no_refinement_mix``: the refinement without its mix with plain FxNLMS (``refined: true`` only).
 
 The baselines (``wiener``, fitted with Ŝ; ``nlms`` or ``fxnlms`` at the plant's step; ``wiener_true_s``, a bound)
@@ -51,17 +51,13 @@ from wav2vec2_anc.metrics import segment_noise_reduction_db  # noqa: E402
 from wav2vec2_anc.pairs import split_heldout  # noqa: E402
 
 HELDOUT_FRACTION = 0.3
-# The settings at which the off-as-shipped safety mechanisms are tried (the switching benchmark's).
-SIGNIFICANCE_Z = 2.0
-SAFETY_MEMORY_SECONDS = 0.25
 
 
 @contextlib.contextmanager
 def switched_off(model, mechanism: str):
     """``model`` with one mechanism changed at inference, restored on exit (see the module's list)."""
     config, gate = model.config, model.encoder_correction
-    saved = {key: getattr(config, key) for key in ("bank_error_window_samples", "safety_window_samples",
-                                                    "safety_confidence", "safety_memory_samples")}
+    saved = {key: getattr(config, key) for key in ("bank_error_window_samples", "safety_window_samples")}
     try:
         if mechanism in ("no_encoder", "no_gate"):
             model.set_encoder_correction(True)
@@ -81,10 +77,6 @@ def switched_off(model, mechanism: str):
                 return gains
 
             model.guard_gains = guard_gains
-        elif mechanism == "with_significance":
-            config.safety_confidence = SIGNIFICANCE_Z
-        elif mechanism == "with_safety_memory":
-            config.safety_memory_samples = int(SAFETY_MEMORY_SECONDS * helpers.SAMPLE_RATE)
         yield model
     finally:
         for key, value in saved.items():
@@ -102,7 +94,7 @@ def variants(plant, model) -> list[str]:
         if model.config.bank_error_window_samples:
             names.append("no_bank_errors")
     if model.safety_window:
-        names += ["no_correction_gain", "no_output_gain", "no_safety_gains", "with_significance", "with_safety_memory"]
+        names += ["no_correction_gain", "no_output_gain", "no_safety_gains"]
     return names
 
 
@@ -166,7 +158,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--out", default="ablation.json", help="JSON records (default: ablation.json)")
     parser.add_argument("--stretch-bank", type=int, default=16, help="the shipped model's stretch bank (default: 16)")
     add_run_arguments(parser, max_steps=500, latency_ms="1", update_ms=50.0, context_seconds=0.25, safety_seconds=0.25,
-                      safety_confidence=0.0, bank_error_ms=10.0)
+                      bank_error_ms=10.0)
     parser.set_defaults(suite="test", scene="none,room,bandpass")
     args = parser.parse_args(argv)
     made_by = helpers.provenance()

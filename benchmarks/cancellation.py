@@ -4,7 +4,7 @@ Usage:
     python benchmarks/cancellation.py [--clips DIR] [--out results.json] [--model MODEL_NAME]
                                       [--max-steps N] [--latency-ms 0,1,5,20] [--shared-filter wiener]
                                       [--update-ms 50] [--context-seconds 0.25] [--safety-seconds 0.25]
-                                      [--safety-confidence 0] [--safety-memory-seconds 0] [--bank-error-ms 10]
+                                      [--bank-error-ms 10]
                                       [--scene none,room,bandpass] [--loudspeaker linear,sat:2]
                                       [--stretch-bank 16] [--only engine,white] [--learning-rate 1e-4]
                                       [--plot results.png]
@@ -162,9 +162,7 @@ def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, file_bank
         ``(model, train_seconds)``.
     """
     head = helpers.head_settings(latency_ms, args.update_ms, args.context_seconds, filter_taps=args.filter_taps,
-                                 safety_window_samples=int(args.safety_seconds * helpers.SAMPLE_RATE),
-                                 safety_confidence=args.safety_confidence, pooled_frames=args.pooled_frames,
-                                 safety_memory_samples=int(args.safety_memory_seconds * helpers.SAMPLE_RATE))
+                                 safety_window_samples=int(args.safety_seconds * helpers.SAMPLE_RATE))
     starts = helpers.start_filters(clips, plant, helpers.latency_samples(latency_ms), args.filter_taps,
                                    file_bank=file_bank, stretches=stretches)
     model, train_shared_filter = helpers.build_canceller(args.model, head, starts, plant, args.bank_error_ms,
@@ -253,8 +251,7 @@ def plot_bars(records: list[dict], path: Path, ceiling_db: float = 150.0):
 
 
 def add_run_arguments(parser, *, max_steps: int, latency_ms: str, update_ms: float, context_seconds: float,
-                      safety_seconds: float, safety_confidence: float, bank_error_ms: float = 0.0,
-                      safety_memory_seconds: float = 0.0) -> None:
+                      safety_seconds: float, bank_error_ms: float = 0.0) -> None:
     """The options ``fine_tune`` and the scene loop read, shared with ``switching.py`` (their defaults differ)."""
     parser.add_argument("--model", default="scratch:tiny", help="MODEL_NAME for the model rows (default: scratch:tiny)")
     parser.add_argument("--max-steps", type=int, default=max_steps,
@@ -273,16 +270,6 @@ def add_run_arguments(parser, *, max_steps: int, latency_ms: str, update_ms: flo
                         help=f"what the encoder hears per update, the notebook's CONTEXT_SECONDS (default: {context_seconds:g})")
     parser.add_argument("--safety-seconds", type=float, default=safety_seconds,
                         help=f"the past the safety gains judge, the notebook's SAFETY_SECONDS (default: {safety_seconds:g})")
-    parser.add_argument("--safety-confidence", type=float, default=safety_confidence,
-                        help="keep a safety gain only where it is this many standard errors above 0 "
-                             f"(signal_path.clipped_gain; 0 is off; default: {safety_confidence:g})")
-    parser.add_argument("--safety-memory-seconds", type=float, default=safety_memory_seconds,
-                        help="where neither the output nor the block's own filter cancelled 6 dB over the safety window, "
-                             "judge the block's own filter over this much past too and hold the output's gain to a cautious "
-                             "share of what it earned there, the notebook's SAFETY_MEMORY_SECONDS "
-                             f"(signal_path.remembered_output_gain; 0 is off; default: {safety_memory_seconds:g})")
-    parser.add_argument("--pooled-frames", type=int, default=0,
-                        help="pool the encoder's newest N frames only (0: all of the context; default: 0)")
     parser.add_argument("--bank-error-ms", type=float, default=bank_error_ms,
                         help="with a filter bank: the newest ms of each context on which the bank's own errors "
                              "(at the ear in a scene, through a linear loudspeaker only) join the encoder's logits, the "
@@ -314,7 +301,7 @@ def main(argv=None) -> list[dict]:
                              "(baselines.fit_stretch_bank), mixed by the encoder and, with --bank-error-ms, by their "
                              f"errors at the ear (0: the learned rank-8 basis; default: {STRETCHES})")
     add_run_arguments(parser, max_steps=500, latency_ms="0", update_ms=50.0, context_seconds=0.25, safety_seconds=0.25,
-                      safety_confidence=0.0, bank_error_ms=10.0)
+                      bank_error_ms=10.0)
     parser.add_argument("--plot", help="also save a bar chart of the results here (PNG)")
     args = parser.parse_args(argv)
     made_by = helpers.provenance()  # the code this run ran, before anything can change it

@@ -221,7 +221,7 @@ def test_a_stretch_bank_in_a_scene_starts_from_the_optimal_controller_and_the_fi
 
     parser = argparse.ArgumentParser()
     cancellation.add_run_arguments(parser, max_steps=2, latency_ms="1", update_ms=100.0, context_seconds=0.25,
-                                   safety_seconds=0.25, safety_confidence=0.0)
+                                   safety_seconds=0.25)
     args = parser.parse_args(["--filter-taps", "64", "--bank-error-ms", "20"])
     train, heldout = split_heldout(cancellation.synthetic_suite(6.0)["engine"], 0.3)
     clips = [helpers.Clip("engine", train, heldout)]

@@ -39,13 +39,6 @@ def test_warmup_with_safety_window_covers_the_outputs_it_judges():
     assert helpers.warmup_samples(64, 16, 800, 4000, safety_window_samples=4000) == 11200
 
 
-def test_warmup_with_safety_memory_covers_the_previous_blocks_window_and_its_filter():
-    # 2·800 + 2·16 + 8000 + 64 = 9696 → 13 blocks, beyond the safety window's 800 + 16 + 4000 + 64 + 160 + 16 + 1600
-    assert helpers.warmup_samples(64, 16, 800, 4000, safety_window_samples=160, safety_memory_samples=8000) == 10400
-    # A short memory leaves the safety window's warm-up as it was.
-    assert helpers.warmup_samples(64, 16, 800, 4000, safety_window_samples=160, safety_memory_samples=800) == 7200
-
-
 def test_warmup_covers_context_latency_taps_and_a_block():
     # 4880 → 7 blocks
     assert helpers.warmup_samples(filter_taps=64, latency_samples=16, block_samples=800, context_samples=4000) == 5600

@@ -269,24 +269,6 @@ def test_filter_bank_start_mixes_the_bank_and_each_one_hot_weight_is_its_filter(
         helpers.build_model("scratch:tiny", filter_taps=16, adaptive_rank=3).start_filter_bank(bank)
 
 
-def test_pooled_frames_average_the_newest_encoder_frames():
-    """pooled_frames = k: the mean of the last k frames of the encoder's output on the normalised window."""
-    windows = torch.randn(3, 1600, generator=torch.Generator().manual_seed(0))
-    normalised = (windows - windows.mean(-1, keepdim=True)) / windows.std(-1, keepdim=True)
-    by_hand = {}
-    for newest in (0, 1, 2):
-        model = helpers.build_model("scratch:tiny", seed=0, pooled_frames=newest).eval()
-        with torch.no_grad():
-            frames = model.wav2vec2(normalised).last_hidden_state  # 1600 samples: 4 frames of the tiny encoder
-            assert frames.shape[1] == 4
-            by_hand[newest] = {0: (frames[:, 0] + frames[:, 1] + frames[:, 2] + frames[:, 3]) / 4, 1: frames[:, 3],
-                               2: (frames[:, 2] + frames[:, 3]) / 2}[newest]
-            torch.testing.assert_close(model.encoder_features(windows), by_hand[newest])
-    assert not torch.allclose(by_hand[0], by_hand[1])
-    with pytest.raises(ValueError, match="pooled_frames"):
-        helpers.build_model("scratch:tiny", pooled_frames=-1)
-
-
 def test_bank_error_logits_are_each_filters_relative_error_over_the_samples_before_each_end():
     from wav2vec2_anc.signal_path import BANK_ERROR_FLOOR, bank_error_logits
 

@@ -205,8 +205,7 @@ def test_the_benchmark_records_every_method(tmp_path):
     assert helpers.loads_strict(out.read_text()) == records
     assert [r["method"] for r in records] == ["wiener_library", "nlms", "wiener_oracle", "wiener_oracle_blocks",
                                               "bank_by_errors", "model", "model_no_encoder"]
-    settings = [(r["safety_seconds"], r["safety_confidence"], r["safety_memory_seconds"]) for r in records]
-    assert set(settings) == {(0.01, 0.0, 0.25)}
+    assert {r["safety_seconds"] for r in records} == {0.01}
     assert all(KEYS <= set(r) for r in records)
     assert all(len(r["segment_nr_db"]) == 9 and len(r["segments"]) == 9 for r in records)  # 8 switches
     by = {r["method"]: r for r in records}

@@ -10,7 +10,6 @@ from __future__ import annotations
 from transformers import Wav2Vec2Config
 
 from .audio_io import SAMPLE_RATE
-from .signal_path import SAFETY_BATCHES
 
 # Randomly initialised encoders for offline runs and tests. "tiny" keeps the 320-sample
 # (20 ms) frame hop of wav2vec2-base with a fraction of its compute; "base" is the
@@ -36,18 +35,6 @@ REGRESSION_OVERRIDES = dict(apply_spec_augment=False, mask_time_prob=0.0, layerd
 HEAD_DEFAULTS = dict(
     filter_taps=512, latency_samples=0, block_samples=800, context_samples=4000, adaptive_rank=8,
     safety_window_samples=4000,
-    # The safety gains' significance test, in standard errors (signal_path.clipped_gain): 0 is off, the
-    # notebook's default with its 0.25-s window, and the switching benchmark's with its 10 ms (there it cost more
-    # than it saved; the safety memory below guards those short windows instead).
-    safety_confidence=0.0,
-    # A safety memory (signal_path.remembered_output_gain): where the newest window shows no working prediction,
-    # the block's own filter is judged over this many past samples too, and the output gain is held to a cautious
-    # share of what it earned there. 0 is off, the notebook's default with its 0.25-s window; short windows (the switching
-    # benchmark's 10 ms) need it on barely predictable noise.
-    safety_memory_samples=0,
-    # How many of the context's newest encoder frames the head pools (their mean): 0 pools them all. Fewer
-    # frames hear a change of noise sooner; every frame still attends to the whole context.
-    pooled_frames=0,
     # The plant the loss is taken through (an acoustic scene): None is today's task, the anti-noise
     # added straight to the input. secondary_path is the estimate Ŝ (a list of taps); loudspeaker_eta
     # the η of a saturating loudspeaker (SEF); output_stage_hidden the width of the learned pointwise
@@ -85,15 +72,9 @@ class NoiseCancellationConfig(Wav2Vec2Config):
         """Refuse head settings the model cannot run, before any weight is made.
 
         Raises:
-            ValueError: a negative ``pooled_frames``; a safety memory too short to cut into its ``SAFETY_BATCHES``
-                parts of two samples or more; a bank-error window that is negative, too long for the context, or
-                judged through a saturating loudspeaker.
+            ValueError: a bank-error window that is negative, too long for the context, or judged through a
+                saturating loudspeaker.
         """
-        if self.pooled_frames < 0:
-            raise ValueError(f"pooled_frames must be ≥ 0 (0 pools every frame), got {self.pooled_frames}")
-        memory = int(self.safety_memory_samples)
-        if memory < 0 or 0 < memory < 2 * SAFETY_BATCHES:
-            raise ValueError(f"safety_memory_samples must be 0 (off) or at least {2 * SAFETY_BATCHES}, got {memory}")
         window = int(self.bank_error_window_samples)
         if window < 0:
             raise ValueError(f"bank_error_window_samples must be ≥ 0 (0 is off), got {window}")
@@ -187,8 +168,7 @@ def hears_the_ear(bank_error_window_samples: int, filter_bank: bool, secondary_p
 
 
 def warmup_samples(
-    filter_taps: int, latency_samples: int, block_samples: int, context_samples: int, safety_window_samples: int = 0,
-    safety_memory_samples: int = 0, **_
+    filter_taps: int, latency_samples: int, block_samples: int, context_samples: int, safety_window_samples: int = 0, **_
 ) -> int:
     """Past samples the model needs before its first fully informed output, rounded up to whole blocks.
 
@@ -200,8 +180,4 @@ def warmup_samples(
         # The safety gains judge raw outputs up to D before its block (gliding from the block before),
         # and each of those outputs needed the warm-up above.
         need += safety_window_samples + latency_samples + 2 * block_samples
-    if safety_window_samples and safety_memory_samples:
-        # The memory re-runs the previous block's filter over its window, which starts D + memory before
-        # that block; the filter's output there reaches D + taps further back.
-        need = max(need, 2 * block_samples + 2 * latency_samples + safety_memory_samples + filter_taps)
     return -(-need // block_samples) * block_samples

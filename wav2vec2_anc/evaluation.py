@@ -141,9 +141,9 @@ def new_file_comparison(model, audio: np.ndarray, anti_noise: np.ndarray, wiener
     """A file the model never trained on, whole: the model's anti-noise at the ear beside every baseline's.
 
     The Wiener filter is the one fitted on the training audio (with a library, ``wiener_library``),
-    and NLMS/FxNLMS start from zero at the file's first sample, as the model does. In a scene
-    ``model_fxnlms`` joins them, as in ``heldout_inverses``: the model's drive refined online at the
-    error microphone from the file's first sample (the model runs over the file once more for its drive).
+    and NLMS/FxNLMS start from zero at the file's first sample, as the model does. ``model_fxnlms`` joins
+    them, as in ``heldout_inverses``: the model's drive refined online at the error microphone from the file's
+    first sample (the model runs over the file once more for its drive).
 
     Args:
         audio: the file at the reference microphone, shape ``(samples,)``.
@@ -156,9 +156,8 @@ def new_file_comparison(model, audio: np.ndarray, anti_noise: np.ndarray, wiener
     plant = plant or Plant(none_scene())
     drives = baseline_drives(plant, wiener_filter, model.latency, model.filter_taps)
     methods = {"model": anti_noise, **{name: plant.anti_noise_at_ear(drive(audio)) for name, drive in drives.items()}}
-    if not plant.is_identity:
-        whole_file = Clip(name="new file", train=audio[:0], heldout=audio)
-        methods["model_fxnlms"] = fxnlms_refined_anti_noise_at_ear(model, whole_file, plant, chunk_seconds)
+    whole_file = Clip(name="new file", train=audio[:0], heldout=audio)
+    methods["model_fxnlms"] = fxnlms_refined_anti_noise_at_ear(model, whole_file, plant, chunk_seconds)
     return methods
 
 
@@ -182,10 +181,10 @@ def heldout_inverses(
     Returns:
         ``(noise, anti_noise)``: the held-out noise at the ear, every clip's tail in file order, shape
         ``(samples,)``, and for each method the anti-noise at the ear of the same samples: ``negation``,
-        ``nlms``, ``wiener``, ``model`` and ``model_no_encoder`` without a scene; ``wiener``, ``wiener_true_s``,
-        ``fxnlms``, ``model``, ``model_no_encoder``, ``model_fxnlms`` (the model's drive refined online by FxNLMS at
-        the error microphone, ``fxnlms_refined_anti_noise_at_ear``) and, with a saturating loudspeaker,
-        ``wiener_predistorted`` in one.
+        ``nlms`` and ``wiener`` without a scene; ``wiener``, ``wiener_true_s``, ``fxnlms`` and, with a saturating
+        loudspeaker, ``wiener_predistorted`` in one; and in both ``model`` (the network alone),
+        ``model_no_encoder`` and ``model_fxnlms``, the canceller as shipped: the network's drive refined online
+        at the error microphone (``fxnlms_refined_anti_noise_at_ear``; without a scene, where S = Ŝ = 1, by NLMS).
     """
     plant = plant or Plant(none_scene())
     delay, taps = model.latency, model.filter_taps
@@ -193,7 +192,7 @@ def heldout_inverses(
         wiener_filter = fit_wiener_controller(training_audio(clips), plant.identified_scene, delay, taps)
     true_s_filter = None if plant.is_identity else fit_wiener_controller(training_audio(clips), plant.scene, delay, taps)
     whole_clip = baseline_drives(plant, wiener_filter, delay, taps, true_s_filter)
-    models = ["model", "model_no_encoder"] + ([] if plant.is_identity else ["model_fxnlms"])
+    models = ["model", "model_no_encoder", "model_fxnlms"]
     noise, anti = [], {name: [] for name in [*whole_clip, *models]}
     for clip in clips:
         audio = np.concatenate([clip.train, clip.heldout])
@@ -207,8 +206,7 @@ def heldout_inverses(
         else:
             anti["model"].append(plant.anti_noise_at_ear(drive)[len(clip.train) :])
         anti["model_no_encoder"].append(model_anti_noise_at_ear(model, clip, plant, chunk_seconds, use_encoder=False))
-        if not plant.is_identity:
-            anti["model_fxnlms"].append(fxnlms_refined_anti_noise_at_ear(model, clip, plant, chunk_seconds, drive))
+        anti["model_fxnlms"].append(fxnlms_refined_anti_noise_at_ear(model, clip, plant, chunk_seconds, drive))
     return np.concatenate(noise), {name: np.concatenate(parts) for name, parts in anti.items()}
 
 

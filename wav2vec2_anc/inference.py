@@ -133,7 +133,8 @@ class StreamingCanceller:
         self.history = torch.zeros(model.warmup, device=self.device)  # x before the stream counts as silence
         self.ear_history = torch.zeros(model.warmup, device=self.device)  # the error microphone's, likewise
         # The two raw parts of the anti-noise (shared, correction), before the safety gains.
-        self.raw_history = torch.zeros(2, model.warmup, dtype=waveform_dtype(self.device), device=self.device)
+        self.raw_history = torch.zeros(2, model.warmup, dtype=waveform_dtype(self.device, model.latency),
+                                       device=self.device)
         self.position = 0  # samples consumed so far
         self.gains: dict[int, torch.Tensor] = {}  # block index → (rank,)
         self.compute_seconds = 0.0
@@ -188,7 +189,7 @@ class StreamingCanceller:
         shared, correction = raw[:, -len(new) :]
         if model.safety_window:
             ends = window_ends(torch.tensor(indices), model.block, model.latency, buffer_start)
-            gains = model.guard_gains(x[None], raw[:1], raw[1:], ends, outputs, per_block[None])[0]
+            gains = model.guard_gains(x[None], raw[:1], raw[1:], ends)[0]
             per_sample = self._per_sample(gains, first, len(new), len(new))[0]
             inverse = mix_parts(shared, correction, per_sample[:, 0], per_sample[:, 1])
         else:

@@ -111,15 +111,9 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         return int(self.config.safety_window_samples)
 
     @property
-    def safety_memory(self) -> int:
-        """Samples over which each block's own filter is judged too (0: no safety memory)."""
-        return int(self.config.safety_memory_samples) if self.safety_window else 0
-
-    @property
     def warmup(self) -> int:
         """Past samples needed before the first fully informed output at inference (whole blocks)."""
-        return warmup_samples(self.filter_taps, self.latency, self.block, self.context, self.safety_window,
-                              self.safety_memory)
+        return warmup_samples(self.filter_taps, self.latency, self.block, self.context, self.safety_window)
 
     @property
     def training_warmup(self) -> int:
@@ -157,10 +151,7 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         self.wav2vec2.feature_extractor._freeze_parameters()
 
     def encoder_features(self, windows: torch.Tensor) -> torch.Tensor:
-        """Mean-pooled encoder features of level-normalised windows: ``(n, samples)`` → ``(n, hidden)``.
-
-        The mean is over every frame, or over the newest ``config.pooled_frames``.
-        """
+        """Mean-pooled encoder features of level-normalised windows: ``(n, samples)`` → ``(n, hidden)``."""
         # The processor of wav2vec2-base-960h normalises each input to zero mean, unit variance.
         mean = windows.mean(-1, keepdim=True)
         std = windows.std(-1, keepdim=True).clamp_min(1e-7)
@@ -168,9 +159,7 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         shortfall = self.receptive_field - normalised.shape[-1]
         if shortfall > 0:
             normalised = F.pad(normalised, (0, shortfall))
-        frames = self.wav2vec2(normalised).last_hidden_state
-        newest = int(self.config.pooled_frames)
-        return (frames[:, -newest:] if newest else frames).mean(1)
+        return self.wav2vec2(normalised).last_hidden_state.mean(1)
 
     @property
     def needs_ear_noise(self) -> bool:
@@ -233,15 +222,14 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
             shape ``(batch, 1 + rank, samples)``, in ``waveform_dtype``.
         """
         head = self.filter_head
-        x = input_values.to(waveform_dtype(input_values.device))
+        x = input_values.to(waveform_dtype(input_values.device, self.latency))
         return causal_fir(x, torch.cat([head.shared[None], head.basis.T]), self.latency)
 
-    def guard_gains(self, x: torch.Tensor, shared: torch.Tensor, correction: torch.Tensor, ends: torch.Tensor,
-                    outputs: torch.Tensor | None = None, basis_gains: torch.Tensor | None = None) -> torch.Tensor:
-        """The two safety gains of the blocks whose past windows end at ``ends``, at this model's safety settings
-        (``signal_path.guard_gains``), shape ``(batch, blocks, 2)``."""
-        return guard_gains(x, shared, correction, ends, self.safety_window, float(self.config.safety_confidence),
-                           self.safety_memory, outputs, basis_gains)
+    def guard_gains(self, x: torch.Tensor, shared: torch.Tensor, correction: torch.Tensor, ends: torch.Tensor
+                    ) -> torch.Tensor:
+        """The two safety gains of the blocks whose past windows end at ``ends``, judged on this model's safety
+        window (``signal_path.guard_gains``), shape ``(batch, blocks, 2)``."""
+        return guard_gains(x, shared, correction, ends, self.safety_window)
 
     def forward(
         self, input_values: torch.Tensor, labels: torch.Tensor | None = None, use_encoder: bool = True,
@@ -264,12 +252,12 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         samples = input_values.shape[-1]
         ends = block_ends(samples, self.block, self.latency)
         gains = self.block_gains(input_values, ends, use_encoder, ear_noise)
-        x = input_values.to(waveform_dtype(input_values.device))
+        x = input_values.to(waveform_dtype(input_values.device, self.latency))
         outputs = self.filter_outputs(x)
         shared, correction = filter_parts(outputs, ramp_blocks(gains, self.block, samples))
         if not self.training and self.safety_window:
             # A deployment safeguard, not trained through: an untrained head (silent) would get no gradient.
-            per_sample = ramp_blocks(self.guard_gains(x, shared, correction, ends, outputs, gains), self.block, samples)
+            per_sample = ramp_blocks(self.guard_gains(x, shared, correction, ends), self.block, samples)
             inverse = mix_parts(shared, correction, per_sample[..., 0], per_sample[..., 1])
         else:
             inverse = shared + correction
