@@ -58,6 +58,7 @@ from wav2vec2_anc.plant import IDENTIFICATION_SNR_DB, Plant, make_plant
 from wav2vec2_anc.plots import plot_loss_curve, plot_paths, plot_spectrograms, plot_switching, plot_waveforms
 from wav2vec2_anc.recipe import StartFilters, build_canceller, fine_tune, start_filters, training_pairs
 from wav2vec2_anc.records import dumps_strict, loads_strict, provenance, with_provenance
+from wav2vec2_anc.settings import AdvancedSettings, advanced_settings
 from wav2vec2_anc.switching import switching_comparison, switching_records
 from wav2vec2_anc.training import (
     TrainSettings,
@@ -77,7 +78,7 @@ __all__ = [
     "new_file_comparison", "format_comparison", "gate_encoder_correction", "heldout_inverses",
     "heldout_model_nr_db", "per_file_metrics", "write_outputs",
     "StartFilters", "start_filters", "training_pairs", "build_canceller", "fine_tune",
-    "dumps_strict", "loads_strict", "provenance", "with_provenance",
+    "dumps_strict", "loads_strict", "provenance", "with_provenance", "AdvancedSettings", "advanced_settings",
     "StreamingCanceller", "cancel_file", "closed_loop_drive", "heard_at_ear", "predict_inverse", "stream_inverse",
     "all_metrics", "noise_reduction_db",
     "HEAD_DEFAULTS", "NoiseCancellationConfig", "Wav2Vec2ForNoiseCancellation", "bank_hears_the_ear", "bank_settings",
