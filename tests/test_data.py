@@ -34,15 +34,23 @@ def test_pairs_carry_warmup_before_the_labelled_segment():
     np.testing.assert_array_equal(labels, [[-2, -3, -4, -5], [-6, -7, -8, -9], [-8, -9, -10, -11]])
 
 
-def test_warmup_with_safety_window_covers_the_outputs_it_judges():
-    # 800 + 16 + 4000 + 64 = 4880, plus 4000 + 16 + 1600 = 10496 → 14 blocks
-    assert helpers.warmup_samples(64, 16, 800, 4000, safety_window_samples=4000) == 11200
+@pytest.mark.parametrize("safety_window", [0, 4000])
+@pytest.mark.parametrize("latency", [0, 16, 80])
+def test_the_warmup_is_all_the_past_an_output_needs(latency, safety_window):
+    """Run from ``warmup`` samples before a block edge, the model gives the samples after it exactly as one pass over
+    the whole signal does: the context, the filter's taps, the latency, the glide and the safety gains' window."""
+    import torch
+    from conftest import predictable_noise, predicting_model
 
-
-def test_warmup_covers_context_latency_taps_and_a_block():
-    # 4880 → 7 blocks
-    assert helpers.warmup_samples(filter_taps=64, latency_samples=16, block_samples=800, context_samples=4000) == 5600
-    assert helpers.warmup_samples(filter_taps=10, latency_samples=0, block_samples=100, context_samples=100) == 300
+    audio = predictable_noise(32_000, seed=4)
+    model = predicting_model(latency, safety_window, audio)
+    x = torch.from_numpy(audio)[None]
+    whole = model(x).inverse[0]
+    keep = 24_000  # a block edge, with more than the warm-up before it
+    assert keep % model.block == 0 and keep > model.warmup
+    part = model(x[:, keep - model.warmup :]).inverse[0, model.warmup :]
+    assert whole[keep:].abs().max() > 0.05  # the model makes anti-noise there
+    torch.testing.assert_close(part, whole[keep:], atol=1e-5, rtol=0)
 
 
 def test_dataset_holds_pairs_of_every_clip():
