@@ -179,7 +179,7 @@ def main(argv=None) -> list[dict]:
                         if r["clip"] == name and r["scene"] == scene), flush=True)
                 # An interrupted run keeps what it finished.
                 Path(args.out).write_text(helpers.dumps_strict(helpers.with_provenance(records, made_by)))
-    return records
+    return helpers.with_provenance(records, made_by)
 
 
 if __name__ == "__main__":

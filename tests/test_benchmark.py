@@ -269,3 +269,41 @@ def test_report_reads_results_without_torch(tmp_path):
     assert "noise that changes, library: test" in done.stdout
     assert "| room, linear, 1 ms: model every segment ≥ −0.5 dB |" in done.stdout
     assert "| room, linear, 1 ms: model ≥ fxnlms |" in done.stdout
+
+
+def test_the_ablation_switches_each_mechanism_off_in_turn(tmp_path):
+    import ablation
+
+    out = tmp_path / "ablation.json"
+    records = ablation.main(["--only", "white_test", "--seconds", "4", "--scene", "none,room", "--max-steps", "2",
+                             "--filter-taps", "64", "--stretch-bank", "2", "--out", str(out)])
+    assert helpers.loads_strict(out.read_text()) == records
+    variants = {scene: {(r["variant"], r["refined"]) for r in records if r["scene"] == scene} for scene in ("none", "room")}
+    every = {(name, refined) for name in ("shipped", "no_encoder") for refined in (False, True)}
+    assert variants["none"] == every | {("no_refinement_mix", True), ("negation", False), ("nlms", False),
+                                        ("wiener", False)} | {(name, refined) for refined in (False, True) for name in
+                                                              ("no_correction_gain", "no_output_gain", "no_safety_gains")}
+    assert variants["room"] == every | {("no_refinement_mix", True), ("wiener", False), ("fxnlms", False),
+                                        ("wiener_true_s", False)} | {(name, refined) for refined in (False, True) for name in
+                                                                     ("no_gate", "no_bank_errors", "no_bank")}
+    assert all(r["commit"] and r["command"] and math.isfinite(r["worst_1s_db"]) for r in records)
+
+
+def test_a_mechanism_is_switched_off_inside_its_variant_only():
+    import ablation
+    import torch
+
+    model = helpers.build_model("scratch:tiny", filter_taps=32, latency_samples=16)
+    model.set_encoder_correction(False)
+    x = torch.randn(1, 8000)
+    ends = torch.tensor([4000, 6000])
+    raw = [x.double(), -1.25 * x.double(), 0.1 * x.double()]  # the output, −1.15·x, cancels best at g = 1/1.15
+    with ablation.switched_off(model, "no_encoder"):
+        assert model.encoder_correction and not model.encoder_features(torch.randn(3, 4000)).any()
+    with ablation.switched_off(model, "no_output_gain"):
+        assert (model.guard_gains(*raw, ends)[..., 1] == 1).all()
+    with ablation.switched_off(model, "no_safety_gains"):
+        assert model.safety_window == 0
+    assert not model.encoder_correction and model.safety_window == 4000  # all as it was
+    assert model.encoder_features(torch.randn(3, 4000)).abs().sum() > 0
+    assert torch.allclose(model.guard_gains(*raw, ends)[..., 1], torch.tensor(1 / 1.15, dtype=torch.float64))
