@@ -8,7 +8,8 @@ median 1-s NR in dB (the whole-clip NR and the worst 10 % follow in a second tab
 and the model's training seconds and streaming real-time factor. Then the predict-ahead targets
 (issue 4), each with its worst case and whether it holds, and the acoustic-scene targets (issue 9).
 
-Records of ``switching.py`` (noise that changes, issue 10) get that benchmark's own tables and the
+Records of ``ablation.py`` get its tables (``ablation_report``). Records of ``switching.py`` (noise that changes,
+issue 10) get that benchmark's own tables and the
 switching targets: on the built-in switching suite the headline ones, with ``--with-white`` the
 never-amplify one alone, and on any other library the ones for real recordings.
 """
@@ -22,6 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ablation_report import ablation_tables, is_ablation  # noqa: E402
+from ablation_report import target_checks as ablation_checks  # noqa: E402
 
 from wav2vec2_anc.metrics import lower_median  # noqa: E402
 from wav2vec2_anc.records import loads_strict  # noqa: E402
@@ -293,6 +297,11 @@ def main(argv=None):
             print_checks(f"noise that changes, library: {switching_library(switching)}",
                          switching_target_checks(switching))
         records += [r for r in from_file if not is_switching(r)]
+    ablation = [r for r in records if is_ablation(r)]
+    records = [r for r in records if not is_ablation(r)]
+    if ablation:
+        print(ablation_tables(ablation))
+        print_checks("the ablation's clips, at the ear", ablation_checks(ablation))
     for scene, loudspeaker, latency_ms in sorted({setting(r) for r in records}):
         where = "" if (scene, loudspeaker) == ("none", "linear") else f", scene `{scene}`, loudspeaker `{loudspeaker}`"
         print(f"\n**{latency_ms:g} ms{where}** (median 1-s NR in dB; `linear_bound`: whole-clip bound)\n")
