@@ -258,22 +258,22 @@ def add_run_arguments(parser, *, max_steps: int, latency_ms: str, update_ms: flo
                         help=f"fine-tuning steps per model (default: {max_steps})")
     parser.add_argument("--latency-ms", default=latency_ms, help=f"comma-separated latencies in ms (default: {latency_ms})")
     parser.add_argument("--learning-rate", type=float, default=helpers.TrainSettings.learning_rate,
-                        help="the encoder's learning rate, the notebook's LEARNING_RATE (default: "
+                        help="the encoder's learning rate, the notebook's ADVANCED['learning_rate'] (default: "
                              f"{helpers.TrainSettings.learning_rate:g}, for pretrained weights)")
     parser.add_argument("--shared-filter", default="wiener", choices=["wiener", "learned"],
                         help="the model's shared filter: closed-form Wiener start, held fixed, or learned from zero")
     parser.add_argument("--filter-taps", type=int, default=helpers.HEAD_DEFAULTS["filter_taps"],
                         help="taps of the model's filter, the Wiener filters and (Fx)NLMS (default: 512)")
     parser.add_argument("--update-ms", type=float, default=update_ms,
-                        help=f"how often the encoder updates the filter, the notebook's BLOCK_MS (default: {update_ms:g})")
+                        help=f"how often the encoder updates the filter (ADVANCED['block_ms']; default: {update_ms:g})")
     parser.add_argument("--context-seconds", type=float, default=context_seconds,
-                        help=f"what the encoder hears per update, the notebook's CONTEXT_SECONDS (default: {context_seconds:g})")
+                        help=f"what the encoder hears per update (ADVANCED['context_seconds']; default: {context_seconds:g})")
     parser.add_argument("--safety-seconds", type=float, default=safety_seconds,
-                        help=f"the past the safety gains judge, the notebook's SAFETY_SECONDS (default: {safety_seconds:g})")
+                        help=f"the past the safety gains judge (ADVANCED['safety_seconds']; default: {safety_seconds:g})")
     parser.add_argument("--bank-error-ms", type=float, default=bank_error_ms,
                         help="with a filter bank: the newest ms of each context on which the bank's own errors "
                              "(at the ear in a scene, through a linear loudspeaker only) join the encoder's logits, the "
-                             f"notebook's BANK_ERROR_MS (0: off; default: {bank_error_ms:g})")
+                             f"notebook's ADVANCED['bank_error_ms'] (0: off; default: {bank_error_ms:g})")
     parser.add_argument("--scene", default="none",
                         help="comma-separated acoustic scenes: none, room, bandpass or a .npz/2-channel WAV (default: none)")
     parser.add_argument("--loudspeaker", default="linear", help="comma-separated: linear, sat:R (default: linear)")

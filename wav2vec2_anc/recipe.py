@@ -74,7 +74,7 @@ def training_pairs(starts: StartFilters, plant: Plant, segment_samples: int, hop
 
     Args:
         segment_samples, hop_samples, warmup_samples: each pair's length, their spacing and the past each carries.
-        bank_error_ms: the model's ``BANK_ERROR_MS`` (whether it will hear the error microphone).
+        bank_error_ms: the notebook's ``ADVANCED["bank_error_ms"]`` (whether it will hear the error microphone).
     """
     return build_dataset(starts.fit_clips, segment_samples, hop_samples, warmup_samples,
                          None if plant.is_identity else plant.identified_scene, with_switches=starts.bank is not None,
