@@ -1,7 +1,7 @@
 """Ablation: what each of the canceller's mechanisms adds, on the test set, at one latency.
 
 Usage:
-    python benchmarks/ablation.py [--suite test] [--scene none,room,bandpass] [--latency-ms 1]
+    python benchmarks/ablation.py [--suite test] [--scene none,room,bandpass] [--latency-ms 1] [--loudspeaker linear]
                                   [--only engine_lotus.wav,…] [--out ablation.json] [--max-steps 500]
 
 For each clip and scene it sets the plant up and trains the shipped model once (``cancellation.fine_tune``, the
@@ -20,6 +20,8 @@ the drive, mixed with plain FxNLMS; without a scene S = Ŝ = 1 and it is NLMS). 
   they are on), one, the other, both, set to 1.
 - (at commit 24db5da, before their removal: ``with_significance`` and ``with_safety_memory``, the two safety
   mechanisms that were off as shipped, switched on at z = 2 and a 0.25-s memory.)
+- ``no_output_stage``: with a saturating loudspeaker (``--loudspeaker sat:2``), the drive without the learned
+  output stage that pre-distorts it.
 - ``no_refinement_mix``: the refinement without its mix with plain FxNLMS (``refined: true`` only).
 
 The baselines (``wiener``, fitted with Ŝ; ``nlms`` or ``fxnlms`` at the plant's step; ``wiener_true_s``, a bound)
@@ -57,7 +59,8 @@ HELDOUT_FRACTION = 0.3
 def switched_off(model, mechanism: str):
     """``model`` with one mechanism changed at inference, restored on exit (see the module's list)."""
     config, gate = model.config, model.encoder_correction
-    saved = {key: getattr(config, key) for key in ("bank_error_window_samples", "safety_window_samples")}
+    saved = {key: getattr(config, key) for key in ("bank_error_window_samples", "safety_window_samples",
+                                                    "output_stage_hidden")}
     try:
         if mechanism in ("no_encoder", "no_gate"):
             model.set_encoder_correction(True)
@@ -67,6 +70,8 @@ def switched_off(model, mechanism: str):
             config.bank_error_window_samples = 0
         elif mechanism == "no_safety_gains":
             config.safety_window_samples = 0
+        elif mechanism == "no_output_stage":
+            config.output_stage_hidden = 0
         elif mechanism in ("no_correction_gain", "no_output_gain"):
             column = 0 if mechanism == "no_correction_gain" else 1
             guard = type(model).guard_gains.__get__(model)
@@ -95,6 +100,8 @@ def variants(plant, model) -> list[str]:
             names.append("no_bank_errors")
     if model.safety_window:
         names += ["no_correction_gain", "no_output_gain", "no_safety_gains"]
+    if model.config.output_stage_hidden:
+        names.append("no_output_stage")
     return names
 
 
@@ -133,7 +140,7 @@ def run_clip(name: str, audio: np.ndarray, scene: str, latency_ms: float, args, 
     train, heldout = split_heldout(audio, HELDOUT_FRACTION)
     clip = helpers.Clip(name=name, train=train, heldout=heldout)
     delay = helpers.latency_samples(latency_ms)
-    plant, wiener_filter = helpers.make_plant(scene, "linear", train, delay, args.filter_taps, args.rt60,
+    plant, wiener_filter = helpers.make_plant(scene, args.loudspeaker, train, delay, args.filter_taps, args.rt60,
                                               args.identification_snr_db, 1.0, args.seed)
     true_s = None if plant.is_identity else helpers.fit_wiener_controller(train, plant.scene, delay, args.filter_taps)
     noise, whole = heldout_noise_at_ear(clip, plant), np.concatenate([train, heldout])
