@@ -9,6 +9,7 @@ from wav2vec2_anc.audio_io import (
     SAMPLE_AUDIO_DIR,
     SAMPLE_RATE,
     AudioInputError,
+    list_audio_files,
     load_audio,
     save_audio,
 )
@@ -36,6 +37,7 @@ from wav2vec2_anc.config import (
 from wav2vec2_anc.evaluation import (
     format_comparison,
     gate_encoder_correction,
+    headline,
     heldout_inverses,
     heldout_model_nr_db,
     new_file_comparison,
@@ -50,9 +52,9 @@ from wav2vec2_anc.inference import (
     predict_inverse,
     stream_inverse,
 )
-from wav2vec2_anc.metrics import all_metrics, noise_reduction_db
+from wav2vec2_anc.metrics import all_metrics, display_db, noise_reduction_db
 from wav2vec2_anc.model import Wav2Vec2ForNoiseCancellation, build_model, describe_model
-from wav2vec2_anc.notebook_ui import ask_for_audio, in_colab, play_all, resolve_audio_path
+from wav2vec2_anc.notebook_ui import ask_for_audio, in_colab, offer_download, play_all, resolve_audio_path, zip_outputs
 from wav2vec2_anc.pairs import Clip, build_dataset, load_clips, training_audio, validation_split
 from wav2vec2_anc.plant import IDENTIFICATION_SNR_DB, Plant, make_plant
 from wav2vec2_anc.plots import plot_loss_curve, plot_paths, plot_spectrograms, plot_switching, plot_waveforms
@@ -75,16 +77,16 @@ __all__ = [
     "DEFAULT_SAMPLE", "SAMPLE_AUDIO_DIR", "SAMPLE_RATE", "AudioInputError", "load_audio", "save_audio",
     "delayed_negation", "fit_filter_bank", "fit_stretch_bank", "stretch_count",
     "fit_wiener_predictor", "nlms_inverse", "wiener_inverse",
-    "new_file_comparison", "format_comparison", "gate_encoder_correction", "heldout_inverses",
+    "new_file_comparison", "format_comparison", "headline", "gate_encoder_correction", "heldout_inverses",
     "heldout_model_nr_db", "per_file_metrics", "write_outputs",
     "StartFilters", "start_filters", "training_pairs", "build_canceller", "fine_tune",
     "dumps_strict", "loads_strict", "provenance", "with_provenance", "AdvancedSettings", "advanced_settings",
     "StreamingCanceller", "cancel_file", "closed_loop_drive", "heard_at_ear", "predict_inverse", "stream_inverse",
-    "all_metrics", "noise_reduction_db",
+    "all_metrics", "display_db", "noise_reduction_db",
     "HEAD_DEFAULTS", "NoiseCancellationConfig", "Wav2Vec2ForNoiseCancellation", "bank_hears_the_ear", "bank_settings",
     "build_model", "describe_model", "head_settings",
     "latency_samples", "warmup_samples",
-    "ask_for_audio", "in_colab", "play_all", "resolve_audio_path",
+    "ask_for_audio", "in_colab", "offer_download", "play_all", "resolve_audio_path", "zip_outputs", "list_audio_files",
     "Clip", "build_dataset", "load_clips", "training_audio", "validation_split",
     "plot_loss_curve", "plot_paths", "plot_spectrograms", "plot_switching", "plot_waveforms",
     "switching_comparison", "switching_records",

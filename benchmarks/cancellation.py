@@ -164,7 +164,7 @@ def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, file_bank
     head = helpers.head_settings(latency_ms, args.update_ms, args.context_seconds, filter_taps=args.filter_taps,
                                  safety_window_samples=int(args.safety_seconds * helpers.SAMPLE_RATE))
     starts = helpers.start_filters(clips, plant, helpers.latency_samples(latency_ms), args.filter_taps,
-                                   file_bank=file_bank, stretches=stretches)
+                                   file_bank=file_bank, stretches=stretches, shared_filter=args.shared_filter)
     model, train_shared_filter = helpers.build_canceller(args.model, head, starts, plant, args.bank_error_ms,
                                                          args.shared_filter, args.seed)
     dataset = helpers.training_pairs(starts, plant, helpers.SAMPLE_RATE, helpers.SAMPLE_RATE // 4, model.training_warmup,

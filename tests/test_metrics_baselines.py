@@ -235,3 +235,27 @@ def test_wiener_reaches_the_bound_on_generated_brown_noise():
     inverse = helpers.wiener_inverse(x, helpers.fit_wiener_predictor(train, 16, 512), 16)[len(train):]
     bound = linear_prediction_bound_db(shaped_noise_spectrum(2.0), 16)
     assert helpers.noise_reduction_db(heldout, inverse) == pytest.approx(bound, abs=0.5)
+
+
+def test_a_figure_above_100_db_reads_exact_in_print():
+    assert helpers.display_db(39.14) == "39.1 dB"
+    assert helpers.display_db(346.5) == helpers.display_db(float("inf")) == "exact (> 100 dB)"
+    noise = np.random.default_rng(0).standard_normal(16_000)
+    table = helpers.format_comparison(noise, {"negation": -noise, "half": -0.5 * noise})
+    negation, half = table.splitlines()[1:3]
+    assert negation.split() == ["negation", "exact", "exact", "exact", "exact"]
+    assert half.split()[:2] == ["half", "6.0"]  # a residual of half the noise: 10·log10(4)
+    assert "inf" not in table
+
+
+def test_the_headline_names_the_network_its_refinement_and_the_better_baseline():
+    methods = {"model": {"nr_db": 12.34}, "model_fxnlms": {"nr_db": 13.0}, "wiener": {"nr_db": 11.0},
+               "nlms": {"nr_db": 12.5}, "negation": {"nr_db": -3.0}}
+    line = helpers.headline(methods, 1.0, in_scene=False)
+    assert line == ("The network's anti-noise makes the noise 12.3 dB quieter on audio the model never heard; refined "
+                    "online at the error microphone, 13.0 dB (the better baseline, nlms: 12.5 dB).")
+    exact = {name: {"nr_db": float("inf")} for name in methods}
+    assert helpers.headline(exact, 0.0, in_scene=False).endswith(
+        "At 0 ms a plain sign flip is exact: set LATENCY_MS = 1 for the real prediction problem.")
+    assert "exact (> 100 dB) quieter" in helpers.headline(exact, 0.0, in_scene=False)
+    assert "quieter at the ear" in helpers.headline(methods, 0.0, in_scene=True)

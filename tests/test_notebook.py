@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -84,8 +85,12 @@ def test_default_run_from_a_ctc_checkpoint_visibly_learns_and_writes_every_outpu
     source = REPO / "sample_audio" / "engine_honda_nsx.wav"
     before = source.read_bytes()
     written = write_ctc_checkpoint(tmp_path / "ctc")
-    run_notebook(tmp_path, AUDIO_PATH=str(source), MODEL_NAME=str(tmp_path / "ctc"), MAX_STEPS=60)
+    executed = run_notebook(tmp_path, AUDIO_PATH=str(source), MODEL_NAME=str(tmp_path / "ctc"), MAX_STEPS=60)
     out = tmp_path / "out"
+    printed = "".join(out.get("text", "") for cell in executed.cells for out in cell.get("outputs", []))
+    assert "quieter on audio the model never heard" in printed
+    assert "At 0 ms a plain sign flip is exact: set LATENCY_MS = 1" in printed
+    assert not re.search(r"\b\d{3,}\.\d dB", printed)  # nothing above 100 dB is printed as a figure
     for name in ["inverse.wav", "residual.wav", "input.wav", "metrics.json", "loss_curve.png",
                  "waveforms.png", "spectrograms.png", "model/config.json", "model/model.safetensors"]:
         assert (out / name).is_file(), name
@@ -143,16 +148,17 @@ def local_clone(tmp_path):
     return repo
 
 
-def test_colab_branch_runs_all(tmp_path, monkeypatch):
-    """Run all as in Colab: google.colab imported at kernel start, an empty working folder, uploads through the picker."""
+def test_colab_branch_runs_all_with_three_files_uploaded_learns_and_offers_the_download(tmp_path, monkeypatch):
+    """Run all as in Colab: google.colab imported at kernel start, an empty working folder, three files picked at
+    step 2 (one model for all, at the defaults: it has to learn) and at step 10 (each cancelled), then the download."""
     ipython_dir = tmp_path / "ipython"
     (ipython_dir / "profile_default" / "startup").mkdir(parents=True)
     (ipython_dir / "profile_default" / "startup" / "00-colab.py").write_text("import google.colab\n")
     monkeypatch.setenv("IPYTHONDIR", str(ipython_dir))
     monkeypatch.setenv("PYTHONPATH", str(REPO / "tests" / "colab_stub"))
-    upload = tmp_path / "my_noise.wav"
-    shutil.copy(REPO / "sample_audio" / "colobot_076.wav", upload)
-    monkeypatch.setenv("COLAB_STUB_UPLOAD", str(upload))
+    picked = [REPO / "sample_audio" / name for name in ("colobot_076.wav", "engine_honda_nsx.wav", "slide_rock.wav")]
+    monkeypatch.setenv("COLAB_STUB_UPLOAD", os.pathsep.join(map(str, picked)))
+    monkeypatch.setenv("COLAB_STUB_DOWNLOADS", str(tmp_path / "downloads.txt"))
     work = tmp_path / "content"
     work.mkdir()
     notebook = tmp_path / "notebook" / NOTEBOOK.name  # outside the repository
@@ -160,15 +166,22 @@ def test_colab_branch_runs_all(tmp_path, monkeypatch):
     shutil.copy(NOTEBOOK, notebook)
     clone = local_clone(tmp_path)
 
-    executed = run_notebook(tmp_path, notebook=notebook, cwd=work, REPO_URL=str(clone), MAX_STEPS=2,
+    executed = run_notebook(tmp_path, notebook=notebook, cwd=work, REPO_URL=str(clone), MAX_STEPS=60,
                             OUTPUT_DIR="outputs")
     assert (work / clone.name / "helpers.py").is_file()  # cloned into the working folder
     metrics = read_metrics(work / "outputs" / "metrics.json")
     printed = "".join(out.get("text", "") for cell in executed.cells for out in cell.get("outputs", []))
     assert "Setup done" in printed and "transformers 5." in printed
-    assert metrics["audio_path"] == "outputs/uploads/my_noise.wav"
-    assert (work / "my_noise.wav").is_file()  # where Colab puts an upload
-    assert (work / "outputs" / "my_noise_inverse.wav").is_file()  # step 10 got the picker's file too
+    assert re.match(r"outputs/uploads/library-[0-9a-f]{12}$", metrics["audio_path"])
+    assert [f["file"] for f in metrics["files"]] == [path.name for path in picked]
+    # At the defaults a library learns too: no closed-form bank starts it exact.
+    assert metrics["filter_bank"] is None
+    history = metrics["training"]["loss_history"]
+    assert 10 * math.log10(history[-1][1]) <= 10 * math.log10(history[0][1]) - 3.0
+    assert "The network's anti-noise makes the noise" in printed
+    assert all((work / "outputs" / f"{path.stem}_inverse.wav").is_file() for path in picked)  # step 10: each
+    downloaded = (tmp_path / "downloads.txt").read_text().split()
+    assert downloaded == ["outputs/outputs.zip"] and (work / "outputs" / "outputs.zip").is_file()
 
 
 def test_a_folder_in_a_scene_runs_the_bank_in_the_closed_loop_and_reports_at_the_ear(tmp_path):

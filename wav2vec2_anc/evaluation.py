@@ -11,7 +11,7 @@ from .audio_io import SAMPLE_RATE, save_audio
 from .baselines import controller_drive, delayed_negation, fit_wiener_controller, nlms_inverse, predistorted_drive
 from .fxnlms import fxnlms_drive, fxnlms_refined_drive
 from .inference import closed_loop_drive
-from .metrics import all_metrics, noise_reduction_db
+from .metrics import EXACT_DB, all_metrics, display_db, noise_reduction_db
 from .pairs import Clip, training_audio
 from .plant import Plant
 from .records import dumps_strict
@@ -221,12 +221,39 @@ def per_file_metrics(clips: list[Clip], heldout: np.ndarray, inverse: np.ndarray
 
 
 def format_comparison(heldout: np.ndarray, inverses: dict[str, np.ndarray]) -> str:
-    """A small table: NR, 1-s median and worst 10 %, and A-weighted NR of every method, in dB."""
-    lines = [f"{'method':<18}{'NR':>8}{'median 1s':>11}{'worst 10%':>11}{'NR(A)':>8}"]
+    """A small table of every method, in dB: its NR over the whole audio, its median and worst-10 % NR over 1-s
+    pieces, and its NR weighted as the ear hears loudness (A-weighting). Exact cancellation reads "exact"."""
+    def cell(value: float, width: int) -> str:
+        return f"{'exact' if value > EXACT_DB else f'{value:.1f}':>{width}}"
+
+    lines = [f"{'method':<18}{'NR':>8}{'median 1 s':>12}{'worst 10 %':>12}{'A-weighted':>12}"]
     for name, inverse in inverses.items():
         m = all_metrics(heldout, inverse)
-        lines.append(f"{name:<18}{m['nr_db']:>8.1f}{m['nr_db_median_1s']:>11.1f}{m['nr_db_worst10_1s']:>11.1f}{m['nr_dba']:>8.1f}")
+        lines.append(f"{name:<18}{cell(m['nr_db'], 8)}{cell(m['nr_db_median_1s'], 12)}{cell(m['nr_db_worst10_1s'], 12)}"
+                     f"{cell(m['nr_dba'], 12)}")
+    lines.append(f"(NR = 10·log10 of the noise's power over the residual's; 10 dB is a tenth of the power; 'exact' is "
+                 f"above {EXACT_DB:g} dB, float rounding)")
     return "\n".join(lines)
+
+
+def headline(methods: dict[str, dict], latency_ms: float, in_scene: bool) -> str:
+    """One line to read first: what the network did to the held-out noise, with its online refinement and the better
+    baseline beside it.
+
+    Args:
+        methods: ``metrics.json``'s ``methods`` (``all_metrics`` of each method of ``heldout_inverses``).
+        latency_ms: the run's latency.
+        in_scene: whether the anti-noise met the noise at the ear of an acoustic scene.
+    """
+    network, refined = methods["model"]["nr_db"], methods["model_fxnlms"]["nr_db"]
+    baselines = {name: methods[name]["nr_db"] for name in ("wiener", "nlms", "fxnlms") if name in methods}
+    best = max(baselines, key=baselines.get)
+    where = "at the ear" if in_scene else "on audio the model never heard"
+    line = (f"The network's anti-noise makes the noise {display_db(network)} quieter {where}; refined online at the "
+            f"error microphone, {display_db(refined)} (the better baseline, {best}: {display_db(baselines[best])}).")
+    if latency_ms == 0 and not in_scene:
+        line += " At 0 ms a plain sign flip is exact: set LATENCY_MS = 1 for the real prediction problem."
+    return line
 
 
 def write_outputs(output_dir, heldout: np.ndarray, inverse: np.ndarray, metrics: dict) -> dict[str, Path]:

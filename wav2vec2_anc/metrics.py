@@ -108,6 +108,15 @@ def all_metrics(noise: np.ndarray, inverse: np.ndarray) -> dict:
     }
 
 
+# Above this a residual is float rounding: the cancellation is exact, and "346.5 dB" would only mislead.
+EXACT_DB = 100.0
+
+
+def display_db(value: float) -> str:
+    """An NR for people to read: ``"12.3 dB"``, or ``"exact (> 100 dB)"`` above ``EXACT_DB`` (the records keep the value)."""
+    return f"exact (> {EXACT_DB:g} dB)" if value > EXACT_DB else f"{value:.1f} dB"
+
+
 def lower_median(values) -> float:
     """The median as one of the values themselves (the lower of the middle two), so ∞ never turns into NaN."""
     values = np.asarray(values, dtype=np.float64)

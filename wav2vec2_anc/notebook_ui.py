@@ -220,3 +220,38 @@ def play_all(signals: dict[str, np.ndarray], max_seconds: float = 30.0):
         note = f" (first {max_seconds:g} s of {len(signal) / SAMPLE_RATE:.0f} s)" if len(signal) > limit else ""
         print(label + note)
         display(Audio(shown * scale, rate=SAMPLE_RATE, normalize=False))
+
+
+def zip_outputs(output_dir: str | os.PathLike) -> Path:
+    """Zip what a run wrote into ``output_dir/<folder name>.zip``, less the checkpoints and uploads (large, and
+    yours already); the zip never holds itself.
+
+    Returns:
+        The zip's path.
+    """
+    import zipfile
+
+    output_dir = Path(output_dir)
+    archive = output_dir / f"{output_dir.resolve().name}.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for path in sorted(output_dir.rglob("*")):
+            relative = path.relative_to(output_dir)
+            if path.is_file() and path != archive and relative.parts[0] not in ("checkpoints", "uploads"):
+                bundle.write(path, relative)
+    return archive
+
+
+def offer_download(output_dir: str | os.PathLike) -> Path:
+    """Zip the outputs (``zip_outputs``) and, in Colab, offer the zip for download: they vanish with the runtime.
+
+    Returns:
+        The zip's path.
+    """
+    archive = zip_outputs(output_dir)
+    if in_colab():
+        from google.colab import files
+
+        files.download(str(archive))
+    else:
+        print(f"Everything this run wrote is in {Path(output_dir).resolve()} (zipped: {archive.name})")
+    return archive

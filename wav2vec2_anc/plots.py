@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio_io import SAMPLE_RATE
+from .metrics import display_db
 from .switching import WINDOW_SECONDS
 from .training import loss_curve
 
@@ -45,7 +46,7 @@ def plot_loss_curve(log_history: list[dict], path=None, heldout_before_db: float
     ax.set_ylabel("training loss (dB)")
     title = "Fine-tuning loss, 10·log10(normalised MSE): −training NR"
     if heldout_before_db is not None and heldout_after_db is not None:
-        title += f"\nheld-out NR {heldout_before_db:.1f} dB before, {heldout_after_db:.1f} dB after"
+        title += f"\nheld-out NR {display_db(heldout_before_db)} before, {display_db(heldout_after_db)} after"
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -41,7 +41,7 @@ class StartFilters:
 
 
 def start_filters(clips: list[Clip], plant: Plant, delay: int, taps: int, file_bank: bool = False,
-                  stretches: int = 0) -> StartFilters:
+                  stretches: int = 0, shared_filter: str = "wiener") -> StartFilters:
     """The shared filter and the bank a model starts from, fitted on the fit clips with what the system measured.
 
     Args:
@@ -51,6 +51,10 @@ def start_filters(clips: list[Clip], plant: Plant, delay: int, taps: int, file_b
         file_bank: with several clips, one optimal controller per clip (``fit_filter_bank``).
         stretches: with one clip, where their errors at the ear can steer them (``stretch_count``), the whole
             noise's controller and one per stretch of its audio (``fit_stretch_bank``), held as fitted.
+        shared_filter: the model's start (``build_canceller``). The banks are closed-form filters: they start
+            only with the closed-form ``"wiener"`` start. ``"learned"`` learns every filter from zero, so that the
+            network visibly learns (with a bank at zero latency each file's filter is exact negation, and the
+            loss would be 0 from the first step).
 
     Returns:
         ``StartFilters``.
@@ -58,8 +62,8 @@ def start_filters(clips: list[Clip], plant: Plant, delay: int, taps: int, file_b
     fit_clips = clips if plant.is_identity else validation_split(clips)
     known = plant.identified_scene
     shared = fit_wiener_controller(training_audio(fit_clips), known, delay, taps)
-    stretches = stretch_count(stretches, plant)
-    if file_bank and len(clips) > 1:
+    stretches = stretch_count(stretches, plant) if shared_filter == "wiener" else 0
+    if file_bank and len(clips) > 1 and shared_filter == "wiener":
         return StartFilters(fit_clips, shared, fit_filter_bank({c.name: c.train for c in fit_clips}, known, delay, taps), True)
     if len(clips) == 1 and stretches:
         bank = fit_stretch_bank(training_audio(fit_clips), known, delay, taps, stretches, whole=shared)
