@@ -54,7 +54,15 @@ from wav2vec2_anc.inference import (
 )
 from wav2vec2_anc.metrics import all_metrics, display_db, noise_reduction_db
 from wav2vec2_anc.model import Wav2Vec2ForNoiseCancellation, build_model, describe_model
-from wav2vec2_anc.notebook_ui import ask_for_audio, in_colab, offer_download, play_all, resolve_audio_path, zip_outputs
+from wav2vec2_anc.notebook_ui import (
+    ask_for_audio,
+    in_colab,
+    listening_set,
+    offer_download,
+    play_all,
+    resolve_audio_path,
+    zip_outputs,
+)
 from wav2vec2_anc.pairs import Clip, build_dataset, load_clips, training_audio, validation_split
 from wav2vec2_anc.plant import IDENTIFICATION_SNR_DB, Plant, make_plant
 from wav2vec2_anc.plots import plot_loss_curve, plot_paths, plot_spectrograms, plot_switching, plot_waveforms
@@ -86,7 +94,8 @@ __all__ = [
     "HEAD_DEFAULTS", "NoiseCancellationConfig", "Wav2Vec2ForNoiseCancellation", "bank_hears_the_ear", "bank_settings",
     "build_model", "describe_model", "head_settings",
     "latency_samples", "warmup_samples",
-    "ask_for_audio", "in_colab", "offer_download", "play_all", "resolve_audio_path", "zip_outputs", "list_audio_files",
+    "ask_for_audio", "in_colab", "listening_set", "offer_download", "play_all", "resolve_audio_path", "zip_outputs",
+    "list_audio_files",
     "Clip", "build_dataset", "load_clips", "training_audio", "validation_split",
     "plot_loss_curve", "plot_paths", "plot_spectrograms", "plot_switching", "plot_waveforms",
     "switching_comparison", "switching_records",

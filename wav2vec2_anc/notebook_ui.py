@@ -204,6 +204,26 @@ def resolve_audio_path(audio_path, asked, upload_dir, default: Path) -> Path:
     return Path(default)
 
 
+# A residual this far below the input (−20 dB) is hard to hear beside it: a louder copy joins the players.
+FAINT_RESIDUAL_RATIO = 0.1
+
+
+def listening_set(noise: np.ndarray, anti_noise: np.ndarray) -> dict[str, np.ndarray]:
+    """The players of a result, in the order to listen: the noise and what is left of it side by side (A/B), the
+    residual ×10 where it is faint, then the anti-noise, labelled for a newcomer.
+
+    Args:
+        noise, anti_noise: where they meet (the input and the model's output, or both at the ear), same shape.
+    """
+    residual = noise + anti_noise
+    players = {"A: the noise": noise, "B: what is left (noise + anti-noise)": residual}
+    if np.sqrt(np.mean(np.square(residual, dtype=np.float64))) < FAINT_RESIDUAL_RATIO * np.sqrt(
+            np.mean(np.square(noise, dtype=np.float64))):
+        players["B × 10, to hear what is left"] = 10 * residual
+    players["the anti-noise: the noise upside down, so alone it sounds the same; only the sum matters"] = anti_noise
+    return players
+
+
 def play_all(signals: dict[str, np.ndarray], max_seconds: float = 30.0):
     """A labelled audio player per signal, the first ``max_seconds`` only, all scaled by one factor.
 
