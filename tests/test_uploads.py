@@ -147,3 +147,18 @@ def test_the_widget_with_several_files_gives_the_library_folder(tmp_path):
     one = resolve_audio_path(None, FileUploadValue({"a.wav": wav_bytes(0.1)}), tmp_path / "uploads", default)
     assert one == tmp_path / "uploads" / "a.wav"
     assert resolve_audio_path(None, FileUploadValue({}), tmp_path / "uploads", default) == default
+
+
+def test_the_outputs_zip_holds_what_the_run_wrote_less_checkpoints_and_uploads(tmp_path):
+    import zipfile
+
+    out = tmp_path / "outputs"
+    for name in ("metrics.json", "model/config.json", "checkpoints/run-1/optimizer.pt", "uploads/mine.wav"):
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(name)
+    archive = helpers.zip_outputs(out)
+    archive = helpers.zip_outputs(out)  # again: the zip of the first run is not zipped into the second
+    assert archive == out / "outputs.zip"
+    with zipfile.ZipFile(archive) as bundle:
+        assert sorted(bundle.namelist()) == ["metrics.json", "model/config.json"]
+        assert bundle.read("model/config.json") == b"model/config.json"
