@@ -232,3 +232,13 @@ def test_an_unknown_advanced_setting_is_refused_by_name():
     with pytest.raises(ValueError, match=r"ADVANCED has no setting \['filter_tapz'\]; the settings are \[.*'filter_taps'"):
         helpers.advanced_settings({"filter_tapz": 256})
     assert helpers.advanced_settings({"filter_taps": 256}).filter_taps == 256
+
+
+def test_the_form_shows_at_most_ten_settings_above_the_advanced_line():
+    source = nbformat.read(NOTEBOOK, as_version=4).cells[1].source
+    form, advanced = source.split("# @markdown ### Advanced: leave as is")
+    assert 5 <= len(re.findall(r"^[A-Z_]+ = .*# @param", form, re.M)) <= 10
+    assert re.search(r"^ADVANCED = ", advanced, re.M) and "# @param" not in advanced
+    documented = (REPO / "docs" / "parameters.md").read_text()
+    for name in re.findall(r"^([A-Z_]+) = ", source, re.M) + list(helpers.AdvancedSettings.__dataclass_fields__):
+        assert f"`{name}`" in documented, name
