@@ -166,7 +166,7 @@ def test_colab_branch_runs_all_with_three_files_uploaded_learns_and_offers_the_d
     shutil.copy(NOTEBOOK, notebook)
     clone = local_clone(tmp_path)
 
-    executed = run_notebook(tmp_path, notebook=notebook, cwd=work, REPO_URL=str(clone), MAX_STEPS=60,
+    executed = run_notebook(tmp_path, notebook=notebook, cwd=work, REPO_URL=str(clone), MAX_STEPS=30,
                             OUTPUT_DIR="outputs")
     assert (work / clone.name / "helpers.py").is_file()  # cloned into the working folder
     metrics = read_metrics(work / "outputs" / "metrics.json")
