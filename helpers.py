@@ -42,6 +42,7 @@ from wav2vec2_anc.evaluation import (
     heldout_model_nr_db,
     new_file_comparison,
     per_file_metrics,
+    run_metrics,
     write_outputs,
 )
 from wav2vec2_anc.inference import (
@@ -66,7 +67,7 @@ from wav2vec2_anc.notebook_ui import (
 from wav2vec2_anc.pairs import Clip, build_dataset, load_clips, training_audio, validation_split
 from wav2vec2_anc.plant import IDENTIFICATION_SNR_DB, Plant, make_plant
 from wav2vec2_anc.plots import plot_loss_curve, plot_paths, plot_spectrograms, plot_switching, plot_waveforms
-from wav2vec2_anc.recipe import StartFilters, build_canceller, fine_tune, start_filters, training_pairs
+from wav2vec2_anc.recipe import StartFilters, build_canceller, fine_tune, min_train_samples, start_filters, training_pairs
 from wav2vec2_anc.records import dumps_strict, loads_strict, provenance, with_provenance
 from wav2vec2_anc.settings import AdvancedSettings, advanced_settings
 from wav2vec2_anc.switching import switching_comparison, switching_records
@@ -86,7 +87,7 @@ __all__ = [
     "delayed_negation", "fit_filter_bank", "fit_stretch_bank", "stretch_count",
     "fit_wiener_predictor", "nlms_inverse", "wiener_inverse",
     "new_file_comparison", "format_comparison", "headline", "gate_encoder_correction", "heldout_inverses",
-    "heldout_model_nr_db", "per_file_metrics", "write_outputs",
+    "heldout_model_nr_db", "per_file_metrics", "run_metrics", "write_outputs", "min_train_samples",
     "StartFilters", "start_filters", "training_pairs", "build_canceller", "fine_tune",
     "dumps_strict", "loads_strict", "provenance", "with_provenance", "AdvancedSettings", "advanced_settings",
     "StreamingCanceller", "cancel_file", "closed_loop_drive", "heard_at_ear", "predict_inverse", "stream_inverse",

@@ -123,6 +123,19 @@ def test_default_run_from_a_ctc_checkpoint_visibly_learns_and_writes_every_outpu
     feature_encoder = [name for name in written if name.startswith("wav2vec2.feature_extractor.")]
     assert feature_encoder and all(torch.equal(saved[name], written[name]) for name in feature_encoder)
 
+    # The training command runs the same recipe: the same losses, model and figures (float sums may run on other
+    # threads in the notebook's kernel, hence a tolerance far below any figure's precision).
+    from wav2vec2_anc import train
+
+    command = train.main(["--audio", str(source), "--model", str(tmp_path / "ctc"), "--out", str(tmp_path / "cli"),
+                          "--max-steps", "60"])
+    assert read_metrics(tmp_path / "cli" / "metrics.json") == command
+    np.testing.assert_allclose(command["training"]["loss_history"], history, rtol=1e-4)
+    assert command["noise_reduction_db"] == pytest.approx(metrics["noise_reduction_db"], abs=1e-3)
+    assert command["methods"].keys() == metrics["methods"].keys()
+    figures = ("training", "methods", "noise_reduction_db", "files", "audio_path")
+    assert {k: v for k, v in command.items() if k not in figures} == {k: v for k, v in metrics.items() if k not in figures}
+
 
 def test_bad_input_fails_before_training_and_names_the_file(tmp_path):
     case = "corrupt"  # every other case is the loader's (test_audio_io): this is the notebook stopping early

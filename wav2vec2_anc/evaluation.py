@@ -15,6 +15,7 @@ from .metrics import EXACT_DB, all_metrics, display_db, noise_reduction_db
 from .pairs import Clip, training_audio
 from .plant import Plant
 from .records import dumps_strict
+from .training import loss_history
 
 
 def heldout_prediction(
@@ -254,6 +255,31 @@ def headline(methods: dict[str, dict], latency_ms: float, in_scene: bool) -> str
     if latency_ms == 0 and not in_scene:
         line += " At 0 ms a plain sign flip is exact: set LATENCY_MS = 1 for the real prediction problem."
     return line
+
+
+def run_metrics(heldout: np.ndarray, inverses: dict[str, np.ndarray], clips: list[Clip], plant: Plant, log_history: list[dict],
+                heldout_before_db: float, fingerprint: dict, **settings) -> dict:
+    """``metrics.json`` of a run (the notebook's step 7 and ``python -m wav2vec2_anc.train``): the model's held-out NR,
+    every method's metrics, each file's NR, the training's loss history and NR before and after, and ``settings``.
+
+    Args:
+        heldout, inverses: ``heldout_inverses``' result.
+        log_history: the Trainer's (``recipe.fine_tune``).
+        settings: what else the run records (``latency_ms``, ``audio_path``, ``model_name``, …), JSON-able.
+    """
+    inverse = inverses["model"]
+    after = noise_reduction_db(heldout, inverse)
+    return {
+        "noise_reduction_db": after,
+        "negation_noise_reduction_db": noise_reduction_db(heldout, inverses["negation"]) if "negation" in inverses else None,
+        "scene": plant.describe(),
+        "heldout_seconds": len(heldout) / SAMPLE_RATE,
+        "methods": {name: all_metrics(heldout, y) for name, y in inverses.items()},
+        "files": per_file_metrics(clips, heldout, inverse),
+        "training": {"loss_history": loss_history(log_history), "heldout_nr_db_before": heldout_before_db,
+                     "heldout_nr_db_after": after, "fingerprint": fingerprint},
+        **settings,
+    }
 
 
 def write_outputs(output_dir, heldout: np.ndarray, inverse: np.ndarray, metrics: dict) -> dict[str, Path]:

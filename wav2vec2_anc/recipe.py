@@ -40,6 +40,13 @@ class StartFilters:
     bank_trainable: bool
 
 
+def min_train_samples(warmup_samples: int, segment_samples: int, in_scene: bool) -> int:
+    """The shortest training part that gives one training pair (``pairs.load_clips``' check): a segment and its
+    warm-up, and in a scene a quarter more, for the validation tail kept back from it (``pairs.validation_split``)."""
+    need = warmup_samples + segment_samples
+    return int(need * 1.25) + 1 if in_scene else need
+
+
 def start_filters(clips: list[Clip], plant: Plant, delay: int, taps: int, file_bank: bool = False,
                   stretches: int = 0, shared_filter: str = "wiener") -> StartFilters:
     """The shared filter and the bank a model starts from, fitted on the fit clips with what the system measured.
