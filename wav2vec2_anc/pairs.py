@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 
 from .audio_io import SAMPLE_RATE, AudioInputError, list_audio_files, load_audio
+from .dataset_input import dataset_audio, is_dataset
 
 
 @dataclasses.dataclass
@@ -27,9 +28,10 @@ def split_heldout(audio: np.ndarray, heldout_fraction: float) -> tuple[np.ndarra
 
 
 def load_clips(path, min_train_samples: int, heldout_fraction: float) -> list[Clip]:
-    """Load every audio file at ``path`` (a file or a folder) and split each into train and held-out.
+    """Load every clip at ``path`` (a file, a folder, or a dataset: ``dataset_input``) and split each into train and
+    held-out.
 
-    All files are read and checked before any is used, so bad input fails fast.
+    All clips are read and checked before any is used, so bad input fails fast.
 
     Args:
         min_train_samples: the training part must hold one training pair (segment plus warm-up).
@@ -37,18 +39,21 @@ def load_clips(path, min_train_samples: int, heldout_fraction: float) -> list[Cl
     Raises:
         AudioInputError: any unusable file, or one too short to give one training pair.
     """
+    if is_dataset(path):
+        named = dataset_audio(str(path))
+    else:
+        named = ((str(file), file.name, load_audio(file)) for file in list_audio_files(path))
     clips = []
-    for file in list_audio_files(path):
-        audio = load_audio(file)
+    for label, name, audio in named:
         train, heldout = split_heldout(audio, heldout_fraction)
         if len(train) < min_train_samples or len(heldout) == 0:
             need = min_train_samples / SAMPLE_RATE / (1.0 - heldout_fraction)
             raise AudioInputError(
-                f"{file}: clip too short ({len(audio) / SAMPLE_RATE:.2f} s); one training pair needs "
+                f"{label}: clip too short ({len(audio) / SAMPLE_RATE:.2f} s); one training pair needs "
                 f"{min_train_samples / SAMPLE_RATE:.2f} s and {heldout_fraction:.0%} is held out, "
                 f"so it needs at least {need:.2f} s"
             )
-        clips.append(Clip(name=file.name, train=train, heldout=heldout))
+        clips.append(Clip(name=name, train=train, heldout=heldout))
     return clips
 
 
