@@ -140,3 +140,50 @@ def test_switch_pairs_hold_another_clips_audio_then_the_rows_own():
     assert 0 < sum(owners) < len(owners)  # both clips are the new noise in some rows
     single = helpers.build_dataset([b], segment, 4_000, warmup, with_switches=True)
     assert len(single) == len(helpers.build_dataset([b], segment, 4_000, warmup))  # one clip: nothing to switch from
+
+
+def reference_pairs(clips, segment, hop, warmup, scene=None, with_switches=False, seed=0, with_ear_noise=False):
+    """The pairs as they were built before they were cut on the fly (commit 24db5da's ``build_dataset``, every pair
+    copied into memory), rows in order: the reference the on-the-fly pairs must equal."""
+    from wav2vec2_anc.acoustics import noise_at_ear
+    from wav2vec2_anc.pairs import balanced_indices
+
+    ears = [None if scene is None else noise_at_ear(clip.train, scene) for clip in clips]
+    pairs = [inversion_pairs(clip.train, segment, hop, warmup, ear) for clip, ear in zip(clips, ears)]
+    inputs, labels = np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+    ear_rows = np.concatenate([inversion_pairs(ear, segment, hop, warmup)[0] for ear in ears]) if with_ear_noise else None
+    rows = balanced_indices([len(p[0]) for p in pairs])
+    out = [(inputs[r], labels[r], None if ear_rows is None else ear_rows[r]) for r in rows]
+    if with_switches:
+        rng = np.random.default_rng(seed)
+        owner = np.concatenate([np.full(len(p[0]), i) for i, p in enumerate(pairs)])
+        for row in rows:
+            donors = np.flatnonzero(owner != owner[row])
+            cut = rng.integers(warmup // 2, warmup + segment // 2 + 1)
+            x = np.concatenate([inputs[rng.choice(donors)][:cut], inputs[row][cut:]])
+            at_ear = x if scene is None else noise_at_ear(x, scene).astype(np.float32)
+            out.append((x, -at_ear[warmup:], at_ear if with_ear_noise else None))
+    return out
+
+
+def test_pairs_cut_on_the_fly_are_the_pairs_copied_before():
+    from wav2vec2_anc.acoustics import Scene
+
+    scene = Scene("hand", np.array([0.0, 0.5, 0.25]), np.array([1.0]))
+    clips = [ramp_clip("a", 2.0, 0.0), ramp_clip("b", 3.1, 1.0), ramp_clip("c", 1.3, 2.0)]
+    for kwargs in (dict(), dict(scene=scene, with_switches=True, seed=3, with_ear_noise=True)):
+        dataset = helpers.build_dataset(clips, 8_000, 2_000, 800, **kwargs)
+        expected = reference_pairs(clips, 8_000, 2_000, 800, **kwargs)
+        assert len(dataset) == len(expected) > 40
+        for row, (x, label, ear) in zip(dataset, expected):
+            np.testing.assert_array_equal(row["input_values"].numpy(), x)
+            np.testing.assert_allclose(row["labels"].numpy(), label, rtol=1e-6, atol=1e-7)
+            if ear is not None:
+                np.testing.assert_allclose(row["ear_noise"].numpy(), ear, rtol=1e-6, atol=1e-7)
+
+
+def test_pairs_hold_the_audio_once_whatever_their_number():
+    clip = ramp_clip("long", 60.0, 0.0)
+    dataset = helpers.build_dataset([clip], 16_000, 4_000, 800)
+    held = sum(array.nbytes for array in dataset.audio) + dataset.starts.nbytes + dataset.rows.nbytes
+    assert len(dataset) == 237 and held < 1.1 * clip.train.nbytes  # copied pairs would be 237 × 16 800 × 4 B, 4.2×

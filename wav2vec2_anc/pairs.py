@@ -132,77 +132,112 @@ def balanced_indices(pair_counts: list[int]) -> np.ndarray:
                           + [np.zeros(0, dtype=np.int64)]).astype(np.int64)
 
 
-def switch_pairs(
-    pairs: list[tuple[np.ndarray, np.ndarray]], rows: np.ndarray, warmup_samples: int, scene=None, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs in which the noise switches: another clip's pair up to a random sample, the row's own after it.
+def switch_draws(owners: np.ndarray, rows: np.ndarray, length: int, warmup_samples: int, seed: int = 0
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``rows``, the pair whose noise plays first and the sample where the row's own takes over.
 
-    A canceller trained on one noise at a time never hears a change; these teach it to follow one.
-    The switch falls anywhere from half-way through the warm-up to half-way through the labelled
-    segment, so the encoder's context holds the old noise, both, or the new one alone.
+    The switch falls anywhere from half-way through the warm-up to half-way through the labelled segment, so the
+    encoder's context holds the old noise, both, or the new one alone; the first noise is another clip's pair.
 
     Args:
-        pairs: each clip's ``inversion_pairs``, ``(inputs, labels)``; at least two clips with pairs.
-        rows: indices into the clips' pairs laid end to end (``balanced_indices``): one switch pair each,
-            whose new noise is that row.
-        warmup_samples: of every input.
-        scene: the ``acoustics.Scene`` the labels are at the ear of (``None``: the input itself).
+        owners: the clip of each pair, the clips' pairs laid end to end, shape ``(pairs,)``.
+        rows: the pairs switched to (``balanced_indices``), shape ``(switches,)``.
+        length: samples of every input (warm-up and segment).
 
     Returns:
-        ``(inputs, labels)`` shaped like ``inversion_pairs``'s, one pair per row.
+        ``(donors, cuts)``, each int64 of shape ``(switches,)``.
     """
-    from .acoustics import noise_at_ear
-
     rng = np.random.default_rng(seed)
-    inputs = np.concatenate([p[0] for p in pairs])
-    owner = np.concatenate([np.full(len(p[0]), i) for i, p in enumerate(pairs)])
-    length = inputs.shape[1]
-    switched = np.empty((len(rows), length), dtype=np.float32)
+    donors, cuts = np.empty(len(rows), np.int64), np.empty(len(rows), np.int64)
     for k, row in enumerate(rows):
-        donors = np.flatnonzero(owner != owner[row])
-        cut = rng.integers(warmup_samples // 2, warmup_samples + (length - warmup_samples) // 2 + 1)
-        switched[k] = np.concatenate([inputs[rng.choice(donors)][:cut], inputs[row][cut:]])
-    at_ear = switched if scene is None else np.stack([noise_at_ear(x, scene) for x in switched]).astype(np.float32)
-    return switched, -at_ear[:, warmup_samples:]
+        others = np.flatnonzero(owners != owners[row])
+        cuts[k] = rng.integers(warmup_samples // 2, warmup_samples + (length - warmup_samples) // 2 + 1)
+        donors[k] = rng.choice(others)
+    return donors, cuts
+
+
+class TrainingPairs:
+    """The training pairs, cut when a batch is drawn: each clip's training audio is held once, so memory grows with
+    the audio, not with the pairs (a 1-s segment every 0.25 s would copy the audio about five times over).
+
+    Row ``r`` is a ``dict`` of float32 tensors: ``input_values`` (``warmup + segment`` samples), ``labels`` (the
+    segment's anti-noise: −input, or in a scene −the noise at the ear) and, with ear noise, ``ear_noise`` (the noise
+    at the error microphone over the whole input). The rows are every clip's pairs cycled up to the largest count
+    (``balanced_indices``), then, with switches, as many pairs again in which the noise switches clip part-way
+    (``switch_draws``). A torch ``Dataset`` for ``transformers.Trainer``.
+    """
+
+    def __init__(self, clips: list[Clip], segment_samples: int, hop_samples: int, warmup_samples: int = 0, scene=None,
+                 with_switches: bool = False, seed: int = 0, with_ear_noise: bool = False):
+        from .acoustics import noise_at_ear
+
+        if with_ear_noise and scene is None:
+            raise ValueError("with_ear_noise needs an acoustic scene: without one the input is the noise at the ear")
+        self.scene, self.warmup, self.with_ear_noise = scene, warmup_samples, with_ear_noise
+        self.length = warmup_samples + segment_samples
+        self.audio = [np.asarray(clip.train, dtype=np.float32) for clip in clips]
+        self.ears = [None if scene is None else noise_at_ear(audio, scene).astype(np.float32) for audio in self.audio]
+        starts = [segment_starts(len(audio), self.length, hop_samples) for audio in self.audio]
+        # Every pair, clips end to end, as (clip, start).
+        self.owners = np.concatenate([np.full(len(s), i) for i, s in enumerate(starts)] + [np.zeros(0, np.int64)])
+        self.starts = np.concatenate(starts + [np.zeros(0, np.int64)]).astype(np.int64)
+        counts = [len(s) for s in starts]
+        self.rows = balanced_indices(counts)
+        self.donors = self.cuts = np.zeros(0, np.int64)
+        if with_switches and sum(count > 0 for count in counts) > 1:
+            self.donors, self.cuts = switch_draws(self.owners, self.rows, self.length, warmup_samples, seed)
+
+    @property
+    def column_names(self) -> list[str]:
+        return ["input_values", "labels"] + (["ear_noise"] if self.with_ear_noise else [])
+
+    def __len__(self) -> int:
+        return len(self.rows) + len(self.donors)
+
+    num_rows = property(__len__)
+
+    def pair_input(self, pair: int) -> np.ndarray:
+        start = self.starts[pair]
+        return self.audio[self.owners[pair]][start : start + self.length]
+
+    def __getitem__(self, index: int) -> dict:
+        import torch
+
+        from .acoustics import noise_at_ear
+
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"row {index} of {len(self)}")
+        index %= len(self)
+        if index < len(self.rows):
+            pair = self.rows[index]
+            x = self.pair_input(pair)
+            ear = None if self.scene is None else self.ears[self.owners[pair]][self.starts[pair]:][: self.length]
+        else:
+            k = index - len(self.rows)
+            cut = self.cuts[k]
+            x = np.concatenate([self.pair_input(self.donors[k])[:cut], self.pair_input(self.rows[k])[cut:]])
+            ear = None if self.scene is None else noise_at_ear(x, self.scene).astype(np.float32)
+        heard = x if ear is None else ear
+        row = {"input_values": torch.from_numpy(np.array(x, dtype=np.float32)),
+               "labels": torch.from_numpy(-np.array(heard[self.warmup :], dtype=np.float32))}
+        if self.with_ear_noise:
+            row["ear_noise"] = torch.from_numpy(np.array(ear, dtype=np.float32))
+        return row
+
+    def select(self, indices) -> list[dict]:
+        """The rows at ``indices``, as a list."""
+        return [self[int(i)] for i in indices]
+
+    def __repr__(self) -> str:
+        switches = f", {len(self.donors)} of them switching noise" if len(self.donors) else ""
+        seconds = sum(len(a) for a in self.audio) / SAMPLE_RATE
+        return (f"TrainingPairs: {len(self)} pairs of {self.length} samples from {len(self.audio)} clips "
+                f"({seconds:.1f} s of audio, held once){switches}; columns {self.column_names}")
 
 
 def build_dataset(clips: list[Clip], segment_samples: int, hop_samples: int, warmup_samples: int = 0, scene=None,
-                  with_switches: bool = False, seed: int = 0, with_ear_noise: bool = False):
-    """The training pairs of every clip's training part as a ``datasets.Dataset``: (input, −input), or
-    in an acoustic ``scene`` (input, −noise at the ear), the noise at the ear being ``P∗input``.
-
-    Columns ``input_values`` (``warmup + segment`` samples) and ``labels`` (``segment`` samples), float32,
-    and with ``with_ear_noise`` (a scene's, for a model that ``needs_ear_noise``) ``ear_noise``: ``P∗input``
-    over the whole input, what the error microphone hears of the noise before any anti-noise plays.
-    Each file counts the same whatever its length: when the clips give different numbers of pairs,
-    the rows are every clip's pairs cycled up to the largest count (``balanced_indices``), through
-    ``Dataset.select``'s index mapping, so the repeats cost no memory. A single clip's dataset (and
-    clips of equal pair counts) are the pairs clip by clip, unchanged. With ``with_switches`` and a
-    library of two or more clips, as many rows again are ``switch_pairs`` (seeded by ``seed``).
-    """
-    import datasets
-
-    from .acoustics import noise_at_ear
-
-    if with_ear_noise and scene is None:
-        raise ValueError("with_ear_noise needs an acoustic scene: without one the input is the noise at the ear")
-    ears = [None if scene is None else noise_at_ear(clip.train, scene) for clip in clips]
-    pairs = [inversion_pairs(clip.train, segment_samples, hop_samples, warmup_samples, ear) for clip, ear in zip(clips, ears)]
-    columns = {"input_values": np.concatenate([p[0] for p in pairs]), "labels": np.concatenate([p[1] for p in pairs])}
-    if with_ear_noise:
-        # Cut as the inputs are, from each clip's whole noise at the ear.
-        columns["ear_noise"] = np.concatenate([inversion_pairs(ear, segment_samples, hop_samples, warmup_samples)[0]
-                                               for ear in ears])
-    features = datasets.Features({name: datasets.Sequence(datasets.Value("float32")) for name in columns})
-    dataset = datasets.Dataset.from_dict({name: list(values) for name, values in columns.items()}, features=features)
-    counts = [len(p[0]) for p in pairs]
-    rows = balanced_indices(counts)
-    if len(set(counts)) > 1:
-        dataset = dataset.select(rows)
-    if with_switches and sum(count > 0 for count in counts) > 1:
-        switched, switched_labels = switch_pairs(pairs, rows, warmup_samples, scene, seed)
-        extra = {"input_values": list(switched), "labels": list(switched_labels)}
-        if with_ear_noise:
-            extra["ear_noise"] = [noise_at_ear(x, scene).astype(np.float32) for x in switched]
-        dataset = datasets.concatenate_datasets([dataset, datasets.Dataset.from_dict(extra, features=features)])
-    return dataset.with_format("torch")
+                  with_switches: bool = False, seed: int = 0, with_ear_noise: bool = False) -> TrainingPairs:
+    """The training pairs of every clip's training part (``TrainingPairs``): (input, −input), or in an acoustic
+    ``scene`` (input, −noise at the ear), the noise at the ear being ``P∗input``; balanced across clips, with switch
+    pairs where ``with_switches`` and two or more clips give pairs (seeded by ``seed``)."""
+    return TrainingPairs(clips, segment_samples, hop_samples, warmup_samples, scene, with_switches, seed, with_ear_noise)

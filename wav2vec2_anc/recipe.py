@@ -80,8 +80,8 @@ def start_filters(clips: list[Clip], plant: Plant, delay: int, taps: int, file_b
 
 def training_pairs(starts: StartFilters, plant: Plant, segment_samples: int, hop_samples: int, warmup_samples: int,
                    bank_error_ms: float = 0.0, seed: int = 0):
-    """The fit clips' training pairs (``pairs.build_dataset``): labels at the ear in a scene, switches with a bank,
-    and the noise at the ear where the model will hear the error microphone (``bank_hears_the_ear``).
+    """The fit clips' training pairs, cut on the fly (``pairs.TrainingPairs``): labels at the ear in a scene, switches
+    with a bank, and the noise at the ear where the model will hear the error microphone (``bank_hears_the_ear``).
 
     Args:
         segment_samples, hop_samples, warmup_samples: each pair's length, their spacing and the past each carries.
