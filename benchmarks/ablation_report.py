@@ -1,8 +1,9 @@
 """Markdown tables of ``ablation.py``'s records: what each mechanism adds, and the canceller against the better baseline.
 
 ``python benchmarks/report.py benchmarks/results/ablation_*.json`` prints them (``report.py`` hands these records here).
-A mechanism "adds" the shipped model's NR less the NR with it switched off, on the same clip, both as the network
-alone and refined online; each noise class's mean of that is given, and the class where it adds most. The rule of
+A mechanism "adds" the NR with it less the NR without it, on the same clip, as the network alone and refined online
+(``COMPARISONS`` says which variants each row compares); each noise class's mean of that is given, and the class where
+it adds most. The rule of
 the ablation: a mechanism stays where it adds at least ``KEEP_DB`` on some class of noise, or where it is what keeps
 every 1-s segment of the shipped canceller above ``NEVER_AMPLIFIES_DB``.
 """
@@ -21,19 +22,24 @@ CLASSES = {
     "other recordings": ("colobot_021.wav", "slide_leaves.wav"),
 }
 BASELINES = ("wiener", "nlms", "fxnlms", "wiener_predistorted")
-MECHANISMS = {
-    "no_refinement_mix": "the refinement's mix with plain (Fx)NLMS",
-    "no_encoder": "the encoder (with a bank: `bank_by_errors` is left)",
-    "no_gate": "the validation gate",
-    "no_bank": "the stretch bank (a model trained without it)",
-    "no_bank_errors": "the bank's own errors",
-    "no_correction_gain": "the safety gain on the encoder's correction",
-    "no_output_gain": "the safety gain on the output",
-    "no_safety_gains": "both safety gains",
-    "no_output_stage": "the learned output stage (a saturating loudspeaker)",
-    "with_significance": "the gains' significance test (off as shipped: switched on)",
-    "with_safety_memory": "the safety memory (off as shipped: switched on)",
-}
+# What each row compares: the mechanism's label, the variant with it, the variant without it, and whether the
+# comparison is of the network alone and refined (None), or of one of them only (False, True). Variant names are
+# ablation.py's; ``with`` may be a tuple of choices, the first a clip has (the gate bypassed where there is one).
+COMPARISONS = (
+    ("the online refinement at the error microphone", ("shipped", True), ("shipped", False)),
+    ("the refinement's mix with plain (Fx)NLMS", ("shipped", True), ("no_refinement_mix", True)),
+    ("the encoder, the gate bypassed (over `bank_by_errors` where there is a bank)", ("no_gate", "shipped"),
+     "no_encoder"),
+    ("the validation gate", "shipped", "no_gate"),
+    ("the stretch bank (against a model trained without it)", "shipped", "no_bank"),
+    ("the bank's own errors", "shipped", "no_bank_errors"),
+    ("the safety gain on the encoder's correction", "shipped", "no_correction_gain"),
+    ("the safety gain on the output", "shipped", "no_output_gain"),
+    ("both safety gains", "shipped", "no_safety_gains"),
+    ("the learned output stage (a saturating loudspeaker)", "shipped", "no_output_stage"),
+    ("the gains' significance test (off as shipped)", "with_significance", "shipped"),
+    ("the safety memory (off as shipped)", "with_safety_memory", "shipped"),
+)
 
 
 def is_ablation(record: dict) -> bool:
@@ -63,47 +69,63 @@ def mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def adds(clips: dict, variant: str, refined: bool) -> dict[str, float]:
-    """Each noise class's mean of what the mechanism adds: shipped NR − NR without it, dB (clips that ran it only)."""
+def pair(rows: dict, with_: str | tuple, without: str, refined: bool) -> tuple[dict, dict] | None:
+    """The records a comparison reads on one clip, as the network alone or refined: a variant name, or
+    ``(name, refined)`` for that record itself (counted in the refined column); None where the clip did not run them."""
+    def find(variant):
+        if isinstance(variant, tuple) and isinstance(variant[1], bool):  # one record, shown in the refined column
+            return rows.get(variant) if refined else None
+        for name in (variant if isinstance(variant, tuple) else (variant,)):
+            if (name, refined) in rows:
+                return rows[(name, refined)]
+        return None
+
+    found = find(with_), find(without)
+    return found if None not in found else None
+
+
+def adds(clips: dict, with_, without, refined: bool) -> dict[str, list[float]]:
+    """Per noise class, what the mechanism adds on each clip: NR with it − NR without it, dB."""
     gains: dict[str, list[float]] = {}
     for clip, rows in clips.items():
-        if (variant, refined) in rows:
-            gain = rows[("shipped", refined)]["nr_db"] - rows[(variant, refined)]["nr_db"]
-            gains.setdefault(class_of(clip), []).append(gain)
-    return {name: mean(values) for name, values in gains.items()}
+        found = pair(rows, with_, without, refined)
+        if found:
+            gains.setdefault(class_of(clip), []).append(found[0]["nr_db"] - found[1]["nr_db"])
+    return gains
 
 
 def signed(value: float) -> str:
     return f"{value:+.2f}".replace("-", "−")
 
 
-def mechanism_table(records: list[dict], scene: str) -> str:
-    """One row per mechanism: what it adds per class (network alone, refined), and the worst 1-s segment without it."""
-    clips = by_clip(records, scene)
-    variants = [v for v in MECHANISMS if any((v, refined) in rows for rows in clips.values() for refined in (False, True))]
-    lines = ["| switched off | adds, network alone (best class) | adds, refined (best class) | mean over clips, refined "
+def mechanism_table(records: list[dict], setting_name: str) -> str:
+    """One row per mechanism the setting ran: what it adds, its best class's mean (network alone, refined) and its mean
+    over clips, and the worst 1-s segment without it (refined)."""
+    clips = by_clip(records, setting_name)
+    lines = ["| mechanism | adds, network alone: best class | adds, refined: best class | refined, mean over clips "
              "| worst 1-s segment without it, refined | pays |", "|---|---|---|---|---|---|"]
-    for variant in variants:
-        cells, best_any = [], float("-inf")
+    shipped_worst = min(rows[("shipped", True)]["worst_1s_db"] for rows in clips.values())
+    for label, with_, without in COMPARISONS:
+        cells, best_any, all_refined = [], float("-inf"), []
         for refined in (False, True):
-            per_class = adds(clips, variant, refined)
+            per_class = {name: mean(values) for name, values in adds(clips, with_, without, refined).items()}
             if per_class:
                 best = max(per_class, key=per_class.get)
                 cells.append(f"{signed(per_class[best])} ({best})")
                 best_any = max(best_any, per_class[best])
             else:
                 cells.append("")
-        refined_gains = [rows[("shipped", True)]["nr_db"] - rows[(variant, True)]["nr_db"]
-                         for rows in clips.values() if (variant, True) in rows]
-        worst = min((rows[(variant, True)]["worst_1s_db"] for rows in clips.values() if (variant, True) in rows),
-                    default=float("nan"))
-        shipped_worst = min(rows[("shipped", True)]["worst_1s_db"] for rows in clips.values())
-        # Switched on (with_…), a mechanism pays where it adds; switched off, where shipped beats it.
-        sign = -1 if variant.startswith("with_") else 1
-        keeps_segments = worst < NEVER_AMPLIFIES_DB <= shipped_worst
-        pays = sign * best_any >= KEEP_DB or (sign > 0 and keeps_segments)
-        lines.append(f"| {MECHANISMS[variant]} | {cells[0]} | {cells[1]} | "
-                     f"{signed(mean(refined_gains)) if refined_gains else ''} | {worst:.2f} | {'yes' if pays else 'no'} |")
+            if refined:
+                all_refined = [g for values in adds(clips, with_, without, True).values() for g in values]
+        if not any(cells):
+            continue
+        worsts = [found[1]["worst_1s_db"] for rows in clips.values()
+                  if (found := pair(rows, with_, without, True))]
+        worst = min(worsts) if worsts else float("nan")
+        keeps_segments = worst < NEVER_AMPLIFIES_DB <= shipped_worst and with_ == "shipped"
+        pays = best_any >= KEEP_DB or keeps_segments
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} | {signed(mean(all_refined)) if all_refined else ''} | "
+                     f"{worst:.2f} | {'yes' if pays else 'no'} |")
     return "\n".join(lines)
 
 
