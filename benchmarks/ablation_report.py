@@ -65,6 +65,11 @@ def by_clip(records: list[dict], scene: str) -> dict[str, dict[tuple[str, bool],
     return table
 
 
+def median(values: list[float]) -> float:
+    """The lower middle value (a real clip's), as the other tables' medians."""
+    return sorted(values)[(len(values) - 1) // 2]
+
+
 def mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
@@ -141,6 +146,11 @@ def baseline_table(records: list[dict], scene: str) -> str:
         margin = canceller["nr_db"] - baselines[best]
         lines.append(f"| {clip} | {best} | {baselines[best]:.1f} | {rows[('shipped', False)]['nr_db']:.1f} | "
                      f"{canceller['nr_db']:.1f} | {signed(margin)} | {canceller['worst_1s_db']:.2f} |")
+    columns = {name: [rows[key]["nr_db"] for rows in clips.values() if key in rows] for name, key in
+               [*((v, (v, False)) for v in BASELINES), ("network alone", ("shipped", False)),
+                ("canceller", ("shipped", True))]}
+    lines.append("\nMedian over the clips: " + ", ".join(f"{name} {median(values):.1f} dB"
+                                                         for name, values in columns.items() if values))
     return "\n".join(lines)
 
 
