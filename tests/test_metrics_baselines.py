@@ -259,3 +259,41 @@ def test_the_headline_names_the_network_its_refinement_and_the_better_baseline()
         "At 0 ms a plain sign flip is exact: set LATENCY_MS = 1 for the real prediction problem.")
     assert "exact (> 100 dB) quieter" in helpers.headline(exact, 0.0, in_scene=False)
     assert "quieter at the ear" in helpers.headline(methods, 0.0, in_scene=True)
+
+
+def test_a_library_larger_than_the_bank_is_grouped_by_spectrum():
+    from wav2vec2_anc.baselines import group_by_spectrum
+
+    rng = np.random.default_rng(0)
+    t = np.arange(8_000) / 16_000
+    kinds = {"hum": lambda: np.sin(2 * np.pi * 60 * t + rng.uniform(0, 6)) + 0.01 * rng.standard_normal(t.size),
+             "whine": lambda: np.sin(2 * np.pi * 3_000 * t + rng.uniform(0, 6)) + 0.01 * rng.standard_normal(t.size),
+             "hiss": lambda: rng.standard_normal(t.size),
+             "rumble": lambda: np.cumsum(rng.standard_normal(t.size)) * 0.01}
+    trains = {f"{kind}_{i:02d}.wav": (make() * rng.uniform(0.1, 3)).astype(np.float32)  # any level
+              for i in range(10) for kind, make in kinds.items()}
+    grouped = group_by_spectrum(trains, groups=4)
+    assert len(grouped) == 4
+    for name, audio in grouped.items():
+        kind = name.split("_")[0]
+        assert name.endswith("+9 more") and len(audio) == 10 * 8_000
+        members = [n for n in trains if n.startswith(kind)]
+        np.testing.assert_array_equal(audio, np.concatenate([trains[n] for n in members]))
+    small = dict(list(trains.items())[:3])
+    assert group_by_spectrum(small, groups=4).keys() == small.keys()  # no more files than filters: one each
+
+
+def test_a_thousand_files_start_a_bank_of_at_most_bank_size_filters():
+    from wav2vec2_anc.acoustics import none_scene
+    from wav2vec2_anc.baselines import BANK_SIZE
+
+    rng = np.random.default_rng(1)
+    t = np.arange(4_000) / 16_000
+    clips = [helpers.Clip(f"{i:04d}.wav", train=np.sin(2 * np.pi * rng.uniform(50, 4_000) * t).astype(np.float32)
+                          + 0.01 * rng.standard_normal(t.size).astype(np.float32), heldout=np.zeros(100, np.float32))
+             for i in range(1_000)]
+    starts = helpers.start_filters(clips, helpers.Plant(none_scene()), 16, 64, file_bank=True)
+    assert len(starts.bank) == BANK_SIZE == 16
+    assert all(taps.shape == (64,) for taps in starts.bank.values())
+    sizes = [1 if "+" not in name else 1 + int(name.split("+")[1].split()[0]) for name in starts.bank]
+    assert sum(sizes) == 1_000

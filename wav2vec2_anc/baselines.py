@@ -209,6 +209,42 @@ def fit_filter_bank(trains: dict[str, np.ndarray], scene, delay: int = 0, taps: 
     return {name: fit_wiener_controller(train, scene, delay, taps, loading) for name, train in trains.items()}
 
 
+# A library's filter bank holds at most this many filters: past it, files of like spectra share one (``group_by_spectrum``).
+BANK_SIZE = 16
+
+
+def group_by_spectrum(trains: dict[str, np.ndarray], groups: int = BANK_SIZE, seed: int = 0) -> dict[str, np.ndarray]:
+    """The noises of a library in at most ``groups`` groups of like spectra, each group's audio end to end.
+
+    A bank of one filter per file does not scale to a dataset of 1 000 files; files whose spectra are alike want
+    the same controller. Each file is described by the shape of its log power spectrum (Welch, 512-sample segments,
+    its mean level taken away, since a linear controller does not depend on the level) and the files are grouped by
+    k-means (``scipy.cluster.vq.kmeans2``, k-means++ start, ``seed``). With no more files than ``groups`` every file
+    is its own group, as before.
+
+    Args:
+        trains: ``{name: training audio, shape (samples,)}``.
+
+    Returns:
+        ``{group name: audio}``: a lone file keeps its name; a group is named by its first file and how many more.
+    """
+    if len(trains) <= groups:
+        return dict(trains)
+    from scipy.cluster.vq import kmeans2
+    from scipy.signal import welch
+
+    names = list(trains)
+    shapes = np.stack([np.log10(welch(trains[n], nperseg=min(512, len(trains[n])))[1] + 1e-20) for n in names])
+    shapes -= shapes.mean(axis=1, keepdims=True)
+    _, labels = kmeans2(shapes, groups, seed=seed, minit="++")
+    grouped = {}
+    for label in dict.fromkeys(labels):
+        members = [n for n, lab in zip(names, labels) if lab == label]
+        name = members[0] if len(members) == 1 else f"{members[0]} +{len(members) - 1} more"
+        grouped[name] = np.concatenate([trains[n] for n in members])
+    return grouped
+
+
 def fit_stretch_bank(train: np.ndarray, scene, delay: int = 0, taps: int = 64, stretches: int = 16,
                      loading: float = BANK_LOADING, whole: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """One causal linear controller per equal stretch of one noise's training audio: a bank for a noise that drifts.

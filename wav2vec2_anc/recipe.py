@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from .baselines import fit_filter_bank, fit_stretch_bank, fit_wiener_controller, stretch_count
+from .baselines import BANK_SIZE, fit_filter_bank, fit_stretch_bank, fit_wiener_controller, group_by_spectrum, stretch_count
 from .config import bank_hears_the_ear, bank_settings, plant_settings
 from .evaluation import gate_encoder_correction
 from .model import Wav2Vec2ForNoiseCancellation, build_model
@@ -48,14 +48,16 @@ def min_train_samples(warmup_samples: int, segment_samples: int, in_scene: bool)
 
 
 def start_filters(clips: list[Clip], plant: Plant, delay: int, taps: int, file_bank: bool = False,
-                  stretches: int = 0, shared_filter: str = "wiener") -> StartFilters:
+                  stretches: int = 0, shared_filter: str = "wiener", bank_size: int = BANK_SIZE,
+                  seed: int = 0) -> StartFilters:
     """The shared filter and the bank a model starts from, fitted on the fit clips with what the system measured.
 
     Args:
         clips: every clip, split into training part and held-out tail.
         plant: the run's plant (``acoustics.make_plant``).
         delay, taps: the latency D in samples and the filters' length.
-        file_bank: with several clips, one optimal controller per clip (``fit_filter_bank``).
+        file_bank: with several clips, one optimal controller per clip (``fit_filter_bank``), or with more clips
+            than ``bank_size``, one per group of clips of like spectra (``group_by_spectrum``, seeded by ``seed``).
         stretches: with one clip, where their errors at the ear can steer them (``stretch_count``), the whole
             noise's controller and one per stretch of its audio (``fit_stretch_bank``), held as fitted.
         shared_filter: the model's start (``build_canceller``). The banks are closed-form filters: they start
@@ -71,7 +73,8 @@ def start_filters(clips: list[Clip], plant: Plant, delay: int, taps: int, file_b
     shared = fit_wiener_controller(training_audio(fit_clips), known, delay, taps)
     stretches = stretch_count(stretches, plant) if shared_filter == "wiener" else 0
     if file_bank and len(clips) > 1 and shared_filter == "wiener":
-        return StartFilters(fit_clips, shared, fit_filter_bank({c.name: c.train for c in fit_clips}, known, delay, taps), True)
+        trains = group_by_spectrum({c.name: c.train for c in fit_clips}, bank_size, seed)
+        return StartFilters(fit_clips, shared, fit_filter_bank(trains, known, delay, taps), True)
     if len(clips) == 1 and stretches:
         bank = fit_stretch_bank(training_audio(fit_clips), known, delay, taps, stretches, whole=shared)
         return StartFilters(fit_clips, shared, bank, False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from .baselines import BANK_SIZE
 from .config import HEAD_DEFAULTS
 from .plant import IDENTIFICATION_SNR_DB
 from .training import TrainSettings
@@ -28,7 +29,8 @@ class AdvancedSettings:
         context_seconds: how much past the encoder hears for each update, s.
         safety_seconds: how much of its own past output the safety gains judge it by, s (no scene only).
         adaptive_rank: how many filters the encoder can steer on top of the shared one.
-        filter_bank: with a folder of 2+ files, the encoder mixes one optimal filter per file.
+        filter_bank: with a folder of 2+ files (and the "wiener" start), the encoder mixes one optimal filter per file.
+        bank_size: at most this many filters in that bank: more files are grouped by their spectra.
         stretch_bank: one file in a scene with a linear loudspeaker: the optimal controller and one filter per
             this many stretches of the training audio, chosen by their errors at the ear (0: the learned basis).
         bank_error_ms: with a filter bank, each filter's own errors over this newest past join the encoder's
@@ -55,6 +57,7 @@ class AdvancedSettings:
     safety_seconds: float = 0.25
     adaptive_rank: int = HEAD_DEFAULTS["adaptive_rank"]
     filter_bank: bool = True
+    bank_size: int = BANK_SIZE
     stretch_bank: int = 16
     bank_error_ms: float = 10.0
     room_rt60: float = 0.2

@@ -89,7 +89,8 @@ def main(argv=None) -> dict | None:
     plant, wiener_filter = make_plant(args.scene, args.loudspeaker, training_audio(clips), delay, advanced.filter_taps,
                                       advanced.room_rt60, advanced.identification_snr_db, seed=args.seed)
     starts = start_filters(clips, plant, delay, advanced.filter_taps, file_bank=advanced.filter_bank,
-                           stretches=advanced.stretch_bank, shared_filter=args.shared_filter)
+                           stretches=advanced.stretch_bank, shared_filter=args.shared_filter,
+                           bank_size=advanced.bank_size, seed=args.seed)
     dataset = training_pairs(starts, plant, segment_samples, hop_samples, warmup, advanced.bank_error_ms, args.seed)
     # Step 5: the model.
     safety = dict(safety_window_samples=int(advanced.safety_seconds * SAMPLE_RATE))
