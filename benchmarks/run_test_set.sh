@@ -4,18 +4,7 @@
 # the set in about half the time); run it alone. About 1 h 45 min on 2 CPU cores. Each command writes its records
 # (with commit and command) to benchmarks/results/; `python benchmarks/report.py FILE...` prints the tables and
 # the targets. Logs go to $LOGS (default /tmp). With RESUME=1 a command whose results file exists is skipped.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-py=${PYTHON:-.venv/bin/python}
-out=benchmarks/results
-logs=${LOGS:-/tmp}
-export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-run() {
-  local file=""
-  for ((i = 1; i <= $#; i++)); do [ "${!i}" = "--out" ] && { j=$((i + 1)); file=${!j}; }; done
-  if [ "${RESUME:-0}" = 1 ] && [ -n "$file" ] && [ -f "$file" ]; then echo "== skip (done): $file"; return; fi
-  echo "== $*"; local start=$SECONDS; "$py" "$@"; echo "== $((SECONDS - start)) s"
-}
+source "$(dirname "$0")/lanes.sh"
 lane_a() {
   # Linear loudspeaker in the room, 0 and 1 ms; sat:2 as identified and with η̂ 20 % low; noise that changes.
   run benchmarks/cancellation.py --suite test --scene room --latency-ms 0,1 --out $out/test_room.json --plot $out/test_room.png
