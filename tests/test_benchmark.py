@@ -41,7 +41,8 @@ def test_benchmark_records_every_method_latency_and_metric(tmp_path):
     json.loads(out.read_text(), parse_constant=no_bare_constants)
     records = helpers.loads_strict(out.read_text())
     assert {(r["method"], r["latency_ms"]) for r in records} == {
-        (m, latency) for m in ["negation", "nlms", "wiener", "model", "model_no_encoder"] for latency in (0.0, 5.0)
+        (m, latency) for m in ["negation", "nlms", "wiener", "model", "model_no_encoder", "model_fxnlms"]
+        for latency in (0.0, 5.0)
     }
     assert all(KEYS <= set(r) for r in records)
     assert all(set(r["octave_nr_db"]) == {"63", "125", "250", "500", "1000", "2000", "4000", "8000"} for r in records)

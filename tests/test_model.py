@@ -361,7 +361,7 @@ def test_bank_errors_steer_the_mix_to_the_filter_that_cancels_one_block_after_a_
     changed = x.copy()
     changed[5000:] += 0.1
     moved = helpers.predict_inverse(models[window], changed)
-    np.testing.assert_allclose(moved[:5001], drive[:5001], rtol=0, atol=1e-9)  # FFT rounding only
+    np.testing.assert_allclose(moved[:5001], drive[:5001], rtol=0, atol=1e-6)  # float32 FFT rounding only
     assert np.abs(moved[5001:] - drive[5001:]).max() > 1e-3
     # The errors' weight is learned, and saved with the model.
     with torch.no_grad():
