@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--shared-filter", default="learned", choices=["learned", "wiener"],
                         help="SHARED_FILTER (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="SEED (default: %(default)s)")
+    parser.add_argument("--no-evaluate", dest="evaluate", action="store_false",
+                        help="save the model without step 7's held-out evaluation (for hours of audio it takes longer "
+                             "than training; metrics.json is not written)")
     advanced = parser.add_argument_group("ADVANCED", "the notebook's ADVANCED settings (helpers.AdvancedSettings)")
     for field in dataclasses.fields(AdvancedSettings):
         advanced.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, default=None,
@@ -68,7 +71,8 @@ def is_main_process() -> bool:
 
 
 def main(argv=None) -> dict | None:
-    """Run the recipe; return ``metrics.json``'s content (None on every process but the main one)."""
+    """Run the recipe; return ``metrics.json``'s content (None on every process but the main one, or with
+    ``--no-evaluate``)."""
     import transformers
 
     args = build_parser().parse_args(argv)
@@ -113,8 +117,10 @@ def main(argv=None) -> dict | None:
         print(gate)
     if not is_main_process():
         return None
-    # Step 7: the held-out evaluation, written as the notebook writes it.
     model.save_pretrained(out / "model")
+    if not args.evaluate:
+        return None
+    # Step 7: the held-out evaluation, written as the notebook writes it.
     heldout, inverses = heldout_inverses(model, clips, wiener_filter, advanced.chunk_seconds, plant)
     metrics = run_metrics(heldout, inverses, clips, plant, log_history, heldout_before_db, fingerprint,
                           latency_ms=args.latency_ms, audio_path=str(args.audio), model_name=args.model,
