@@ -68,3 +68,25 @@ def test_a_dataset_is_read_up_to_its_cap(tmp_path):
     second = encoded(np.sin(np.arange(16_000) / 7.0).astype(np.float32), 16_000)  # 1 s each
     folder = save_dataset(tmp_path / "long", {"audio": [{"bytes": second, "path": f"{i}.wav"} for i in range(5)]})
     assert [name for _, name, _ in dataset_audio(str(folder), cap_hours=2.5 / 3600)] == ["0.wav", "1.wav", "2.wav"]
+
+
+def test_a_saved_dataset_trains_the_same_model_and_figures_as_the_same_files(tmp_path):
+    from wav2vec2_anc import train
+
+    rng = np.random.default_rng(2)
+    names = ["a_hum.wav", "b_noise.wav", "c_engine.wav"]  # rows in the order the files sort in, ids their names
+    audio = [np.sin(np.arange(40_000) / 9.0) * 0.3, rng.standard_normal(40_000) * 0.1,
+             np.sin(np.arange(40_000) * (0.02 + 0.00001 * np.arange(40_000))) * 0.2]
+    files = tmp_path / "files"
+    files.mkdir()
+    for name, x in zip(names, audio):
+        sf.write(files / name, x.astype(np.float32), 16_000, subtype="FLOAT")
+    folder = save_dataset(tmp_path / "saved", {"id": names, "audio": [{"bytes": (files / n).read_bytes(), "path": n}
+                                                                      for n in names]})
+    runs = [train.main(["--audio", str(source), "--model", "scratch:tiny", "--out", str(tmp_path / label),
+                        "--max-steps", "4", "--latency-ms", "1", "--filter-taps", "128"])
+            for label, source in (("from_files", files), ("from_dataset", folder))]
+    for run in runs:
+        run.pop("audio_path")
+    assert runs[0] == runs[1]
+    assert [f["file"] for f in runs[0]["files"]] == names
