@@ -163,8 +163,8 @@ def local_clone(tmp_path):
 
 def test_colab_branch_runs_all_with_three_files_uploaded_learns_and_offers_the_download(tmp_path, monkeypatch):
     """Run all as in Colab: google.colab imported at kernel start, an empty working folder, three files picked at
-    step 2 (one model for all, at the defaults: it has to learn), two others at step 10 (each cancelled), then the
-    download."""
+    step 2 (one model for all, at the defaults: it has to learn), no stop at step 10 (an upload button; trying two
+    files there is ``test_trying_another_file_with_two_files_cancels_both``), then the download."""
     ipython_dir = tmp_path / "ipython"
     (ipython_dir / "profile_default" / "startup").mkdir(parents=True)
     (ipython_dir / "profile_default" / "startup" / "00-colab.py").write_text("import google.colab\n")
@@ -175,7 +175,7 @@ def test_colab_branch_runs_all_with_three_files_uploaded_learns_and_offers_the_d
     another[0].parent.mkdir()
     for path, source in zip(another, picked[1:]):
         shutil.copy(source, path)
-    # Step 2 is answered with three files, step 10 with two others.
+    # Step 2 is answered with three files; step 10 shows an upload button and does not stop Run all.
     monkeypatch.setenv("COLAB_STUB_UPLOAD", os.pathsep.join(map(str, picked)) + "|" + os.pathsep.join(map(str, another)))
     monkeypatch.setenv("COLAB_STUB_DOWNLOADS", str(tmp_path / "downloads.txt"))
     work = tmp_path / "content"
@@ -198,8 +198,9 @@ def test_colab_branch_runs_all_with_three_files_uploaded_learns_and_offers_the_d
     history = metrics["training"]["loss_history"]
     assert 10 * math.log10(history[-1][1]) <= 10 * math.log10(history[0][1]) - 3.0
     assert "The network's anti-noise makes the noise" in printed
-    assert all((work / "outputs" / f"{path.stem}_inverse.wav").is_file() for path in another)  # step 10: both
-    assert not any((work / "outputs" / f"{path.stem}_inverse.wav").exists() for path in picked)
+    assert (work / ".colab_stub_calls").read_text() == "1"  # Run all stopped for one upload
+    assert (work / "outputs" / "slide_rock_inverse.wav").is_file()  # step 10 before any new upload: the bundled file
+    assert not any((work / "outputs" / f"{path.stem}_inverse.wav").exists() for path in another)
     downloaded = (tmp_path / "downloads.txt").read_text().split()
     assert downloaded == ["outputs/outputs.zip"] and (work / "outputs" / "outputs.zip").is_file()
 

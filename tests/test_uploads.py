@@ -162,3 +162,13 @@ def test_the_outputs_zip_holds_what_the_run_wrote_less_checkpoints_and_uploads(t
     with zipfile.ZipFile(archive) as bundle:
         assert sorted(bundle.namelist()) == ["metrics.json", "model/config.json"]
         assert bundle.read("model/config.json") == b"model/config.json"
+
+
+def test_trying_another_file_with_two_files_cancels_both(tmp_path, tiny_model):
+    """Step 10 after Run all: two files picked in its upload button, then its next cell run again."""
+    widget = FileUploadValue({"first.wav": wav_bytes(0.1), "second.wav": wav_bytes(0.2)})
+    new_path = resolve_audio_path(None, widget, tmp_path / "uploads", tmp_path / "default.wav")
+    for new_file in list_audio_files(new_path):  # the cell's loop
+        helpers.cancel_file(tiny_model, new_file, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "first_inverse.wav", "first_residual.wav", "second_inverse.wav", "second_residual.wav"]

@@ -167,17 +167,22 @@ def read_upload(uploaded: dict[str, bytes], upload_dir: str | os.PathLike) -> Pa
     return folder / written[0].name if len(written) == 1 else folder
 
 
-def ask_for_audio(upload_dir: str | os.PathLike):
+def ask_for_audio(upload_dir: str | os.PathLike, picker: bool = True):
     """Ask the user for files: ``files.upload()`` in Colab, an ipywidgets FileUpload in Jupyter.
 
     Several audio files, or ``.zip`` archives of them, may be picked: together they are the library
     one model trains on (``read_upload``).
 
+    Args:
+        picker: in Colab, Colab's own file picker, which stops "Run all" until it is answered; False shows the
+            widget there too, so that "Run all" stops for one upload at most (step 2's) and later uploads are
+            read when their cell is run again.
+
     Returns:
-        In Colab, the ``AUDIO_PATH`` of the upload (``read_upload``; ``None`` if it was cancelled). In
-        Jupyter, the FileUpload widget (``resolve_audio_path`` reads it); outside both, ``None``.
+        In Colab with ``picker``, the ``AUDIO_PATH`` of the upload (``read_upload``; ``None`` if it was cancelled).
+        Else the FileUpload widget (``resolve_audio_path`` reads it); without ipywidgets, ``None``.
     """
-    if in_colab():
+    if in_colab() and picker:
         from google.colab import files
 
         return read_upload(files.upload(), upload_dir)
