@@ -138,6 +138,7 @@ class StreamingCanceller:
         self.position = 0  # samples consumed so far
         self.gains: dict[int, torch.Tensor] = {}  # block index → (rank,)
         self.compute_seconds = 0.0
+        self.block_seconds: list[float] = []  # each process() call's compute time, s: the deadlines it met or missed
 
     def hear(self, ear_noise: np.ndarray) -> None:
         """Set what the microphone heard over the newest ``len(ear_noise)`` samples processed (≤ the warm-up).
@@ -201,8 +202,10 @@ class StreamingCanceller:
             self.ear_history = ear[len(ear) - model.warmup :]
         self.raw_history = raw[:, raw.shape[1] - model.warmup :]
         self.gains = {i: g for i, g in self.gains.items() if i >= self.position // model.block - 1}
-        self.compute_seconds += time.perf_counter() - started
-        return inverse.float().cpu().numpy()
+        result = inverse.float().cpu().numpy()
+        self.block_seconds.append(time.perf_counter() - started)
+        self.compute_seconds += self.block_seconds[-1]
+        return result
 
     def _per_sample(self, per_block: torch.Tensor, first: int, length: int, new: int) -> torch.Tensor:
         """Glide ``per_block`` values (blocks ``first−1 … last``) over the ``new`` samples, front-padded to ``length``."""
