@@ -172,3 +172,28 @@ def test_trying_another_file_with_two_files_cancels_both(tmp_path, tiny_model):
         helpers.cancel_file(tiny_model, new_file, tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "first_inverse.wav", "first_residual.wav", "second_inverse.wav", "second_residual.wav"]
+
+
+def test_the_outputs_zip_goes_to_google_drive_when_asked_in_colab(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "colab_stub"))
+    monkeypatch.setenv("COLAB_STUB_DOWNLOADS", str(tmp_path / "downloads.txt"))
+    before = {name: module for name, module in sys.modules.items() if name.startswith("google")}
+    for name in before:
+        del sys.modules[name]
+    try:
+        import google.colab  # noqa: F401  (the stand-in: in_colab() now says yes)
+
+        out = tmp_path / "outputs"
+        (out / "model").mkdir(parents=True)
+        (out / "metrics.json").write_text("{}")
+        archive = notebook_ui.offer_download(out, to_drive=True, drive_root=tmp_path / "drive")
+    finally:  # the real google packages (protobuf's) back, the stand-in gone: later tests are not in Colab
+        for name in [name for name in sys.modules if name.startswith("google")]:
+            del sys.modules[name]
+        sys.modules.update(before)
+    assert not notebook_ui.in_colab()
+    saved = tmp_path / "drive" / "MyDrive" / "wav2vec2-noise-cancellation" / "outputs.zip"
+    assert saved.read_bytes() == archive.read_bytes()
+    assert (tmp_path / "downloads.txt").read_text().split() == [str(archive)]

@@ -266,17 +266,32 @@ def zip_outputs(output_dir: str | os.PathLike) -> Path:
     return archive
 
 
-def offer_download(output_dir: str | os.PathLike) -> Path:
+def offer_download(output_dir: str | os.PathLike, to_drive: bool = False,
+                   drive_root: str | os.PathLike = "/content/drive") -> Path:
     """Zip the outputs (``zip_outputs``) and, in Colab, offer the zip for download: they vanish with the runtime.
+
+    Args:
+        to_drive: in Colab, also mount Google Drive at ``drive_root`` (Colab asks for permission) and copy the zip to
+            ``MyDrive/wav2vec2-noise-cancellation/`` there.
 
     Returns:
         The zip's path.
     """
-    archive = zip_outputs(output_dir)
-    if in_colab():
-        from google.colab import files
+    import shutil
 
-        files.download(str(archive))
-    else:
-        print(f"Everything this run wrote is in {Path(output_dir).resolve()} (zipped: {archive.name})")
+    archive = zip_outputs(output_dir)
+    if not in_colab():
+        print(f"Everything this run wrote is in {Path(output_dir).resolve()} (zipped: {archive.name})"
+              + ("; saving to Google Drive works in Colab only" if to_drive else ""))
+        return archive
+    from google.colab import files
+
+    files.download(str(archive))
+    if to_drive:
+        from google.colab import drive
+
+        drive.mount(str(drive_root))
+        folder = Path(drive_root) / "MyDrive" / "wav2vec2-noise-cancellation"
+        folder.mkdir(parents=True, exist_ok=True)
+        print(f"Saved to Google Drive: {shutil.copy2(archive, folder / archive.name)}")
     return archive
