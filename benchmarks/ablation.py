@@ -147,7 +147,7 @@ def run_clip(name: str, audio: np.ndarray, scene: str, latency_ms: float, args, 
     records = [{"variant": method, "refined": False,
                 **judged(noise, plant.anti_noise_at_ear(drive(whole))[len(train):])}
                for method, drive in baseline_drives(plant, wiener_filter, delay, args.filter_taps, true_s).items()]
-    run_dir = work_dir / f"{name}_{scene}".replace("/", "_")
+    run_dir = work_dir / f"{name}_{scene}_{latency_ms:g}ms".replace("/", "_")
     torch.manual_seed(args.seed)
     model, _ = fine_tune([clip], latency_ms, args, run_dir, plant, stretches=args.stretch_bank)
     records += model_records(model, clip, plant, variants(plant, model))

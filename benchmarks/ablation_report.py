@@ -51,9 +51,10 @@ def class_of(clip: str) -> str:
 
 
 def setting(record: dict) -> str:
-    """The scene, and the loudspeaker where it is not linear: ``"bandpass, sat:2"``."""
-    loudspeaker = record.get("loudspeaker", "linear")
-    return record["scene"] if loudspeaker == "linear" else f"{record['scene']}, {loudspeaker}"
+    """The scene, the loudspeaker where it is not linear, and the latency where it is not 1 ms: ``"bandpass, sat:2"``."""
+    loudspeaker, latency_ms = record.get("loudspeaker", "linear"), record.get("latency_ms", 1.0)
+    return ", ".join([record["scene"], *([loudspeaker] if loudspeaker != "linear" else []),
+                      *([f"{latency_ms:g} ms"] if latency_ms != 1.0 else [])])
 
 
 def by_clip(records: list[dict], scene: str) -> dict[str, dict[tuple[str, bool], dict]]:

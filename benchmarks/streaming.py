@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import sys
 from pathlib import Path
@@ -74,9 +75,11 @@ def main(argv=None) -> dict:
     block = helpers.latency_samples(args.block_ms)
     minute = shaped_noise(60.0, 1.0, seed=0)  # one minute, looped: generating 10 minutes is not the point
     memory = [resident_mb()]
-    for _ in tqdm(range(int(args.minutes)), desc="minutes streamed", unit="min"):
-        for start in range(0, len(minute), block):
-            canceller.process(minute[start : start + block])
+    left = int(args.minutes * len(minute))
+    for _ in tqdm(range(math.ceil(args.minutes)), desc="minutes streamed", unit="min"):
+        for start in range(0, min(len(minute), left), block):
+            canceller.process(minute[start : min(start + block, left)])
+        left -= len(minute)
         memory.append(resident_mb())
     result = {
         "model": args.model,

@@ -90,3 +90,12 @@ def test_a_saved_dataset_trains_the_same_model_and_figures_as_the_same_files(tmp
         run.pop("audio_path")
     assert runs[0] == runs[1]
     assert [f["file"] for f in runs[0]["files"]] == names
+
+
+def test_a_dataset_with_no_rows_is_refused_by_name(monkeypatch):
+    # datasets cannot save an empty dataset; a streamed hub split can still hold no row.
+    from wav2vec2_anc import pairs
+
+    monkeypatch.setattr(pairs, "dataset_audio", lambda spec: iter(()))
+    with pytest.raises(helpers.AudioInputError, match="hub:someone/empty: holds no clip"):
+        helpers.load_clips("hub:someone/empty", 1000, 0.3)

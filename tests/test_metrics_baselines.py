@@ -297,3 +297,15 @@ def test_a_thousand_files_start_a_bank_of_at_most_bank_size_filters():
     assert all(taps.shape == (64,) for taps in starts.bank.values())
     sizes = [1 if "+" not in name else 1 + int(name.split("+")[1].split()[0]) for name in starts.bank]
     assert sum(sizes) == 1_000
+
+
+def test_a_group_never_takes_a_files_name():
+    from wav2vec2_anc.baselines import group_by_spectrum
+
+    t = np.arange(4_000) / 16_000
+    trains = {"hum": np.sin(2 * np.pi * 60 * t), "hum2": np.sin(2 * np.pi * 61 * t),
+              "hum +1 more": np.random.default_rng(0).standard_normal(t.size)}  # a file named as the hums' group
+    grouped = group_by_spectrum(trains, groups=2)
+    assert sum(len(audio) for audio in grouped.values()) == 3 * 4_000  # no file's audio dropped
+    with pytest.raises(ValueError, match="at least one filter"):
+        group_by_spectrum(trains, groups=0)

@@ -197,3 +197,11 @@ def test_the_outputs_zip_goes_to_google_drive_when_asked_in_colab(tmp_path, monk
     saved = tmp_path / "drive" / "MyDrive" / "wav2vec2-noise-cancellation" / "outputs.zip"
     assert saved.read_bytes() == archive.read_bytes()
     assert (tmp_path / "downloads.txt").read_text().split() == [str(archive)]
+
+
+def test_the_widget_of_ipywidgets_7_is_read_too(tmp_path):
+    class Version7:  # value: a dict of file name to {"content": bytes, "metadata": …}
+        value = {"a.wav": {"content": wav_bytes(0.1)}, "b.wav": {"content": wav_bytes(0.2)}}
+
+    folder = resolve_audio_path(None, Version7(), tmp_path / "uploads", tmp_path / "default.wav")
+    assert [p.name for p in list_audio_files(folder)] == ["a.wav", "b.wav"]

@@ -228,6 +228,8 @@ def group_by_spectrum(trains: dict[str, np.ndarray], groups: int = BANK_SIZE, se
     Returns:
         ``{group name: audio}``: a lone file keeps its name; a group is named by its first file and how many more.
     """
+    if groups < 1:
+        raise ValueError(f"a bank needs at least one filter, got bank_size {groups}")
     if len(trains) <= groups:
         return dict(trains)
     from scipy.cluster.vq import kmeans2
@@ -241,6 +243,8 @@ def group_by_spectrum(trains: dict[str, np.ndarray], groups: int = BANK_SIZE, se
     for label in dict.fromkeys(labels):
         members = [n for n, lab in zip(names, labels) if lab == label]
         name = members[0] if len(members) == 1 else f"{members[0]} +{len(members) - 1} more"
+        while name in grouped:  # a file may bear a group's name
+            name += "'"
         grouped[name] = np.concatenate([trains[n] for n in members])
     return grouped
 

@@ -247,7 +247,8 @@ def headline(methods: dict[str, dict], latency_ms: float, in_scene: bool) -> str
         in_scene: whether the anti-noise met the noise at the ear of an acoustic scene.
     """
     network, refined = methods["model"]["nr_db"], methods["model_fxnlms"]["nr_db"]
-    baselines = {name: methods[name]["nr_db"] for name in ("wiener", "nlms", "fxnlms") if name in methods}
+    baselines = {name: methods[name]["nr_db"] for name in ("wiener", "nlms", "fxnlms", "wiener_predistorted")
+                 if name in methods}
     best = max(baselines, key=baselines.get)
     where = "at the ear" if in_scene else "on audio the model never heard"
     line = (f"The network's anti-noise makes the noise {display_db(network)} quieter {where}; refined online at the "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,10 @@ from .acoustics import causal_filter
 from .audio_io import SAMPLE_RATE, load_audio, save_audio
 from .model import Wav2Vec2ForNoiseCancellation
 from .signal_path import filter_parts, mix_parts, ramp_blocks, waveform_dtype, window_ends
+
+# How many blocks' compute times a StreamingCanceller keeps: an hour of 20-ms blocks, so a canceller left running
+# for days holds a bounded history.
+BLOCK_HISTORY = 180_000
 
 
 def chunk_spans(num_samples: int, chunk_samples: int, context_samples: int):
@@ -138,7 +143,8 @@ class StreamingCanceller:
         self.position = 0  # samples consumed so far
         self.gains: dict[int, torch.Tensor] = {}  # block index → (rank,)
         self.compute_seconds = 0.0
-        self.block_seconds: list[float] = []  # each process() call's compute time, s: the deadlines it met or missed
+        # Each process() call's compute time, s (the deadlines it met or missed), for the newest BLOCK_HISTORY calls.
+        self.block_seconds: collections.deque[float] = collections.deque(maxlen=BLOCK_HISTORY)
 
     def hear(self, ear_noise: np.ndarray) -> None:
         """Set what the microphone heard over the newest ``len(ear_noise)`` samples processed (≤ the warm-up).

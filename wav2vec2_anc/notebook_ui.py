@@ -203,8 +203,11 @@ def resolve_audio_path(audio_path, asked, upload_dir, default: Path) -> Path:
     if isinstance(asked, Path):
         return asked
     if asked is not None and getattr(asked, "value", None):
-        # ipywidgets 8: a tuple of dicts with "name" and "content" (a memoryview).
-        return read_upload({item["name"]: bytes(item["content"]) for item in asked.value}, upload_dir)
+        value = asked.value
+        # ipywidgets 8: a tuple of dicts with "name" and "content" (a memoryview); 7 (as Colab has shipped): a dict
+        # of file name to a dict with "content".
+        items = value.items() if isinstance(value, dict) else ((item["name"], item) for item in value)
+        return read_upload({name: bytes(item["content"]) for name, item in items}, upload_dir)
     print(f"No file given or uploaded: using the bundled sample {Path(default).name}")
     return Path(default)
 

@@ -54,6 +54,8 @@ def load_clips(path, min_train_samples: int, heldout_fraction: float) -> list[Cl
                 f"so it needs at least {need:.2f} s"
             )
         clips.append(Clip(name=name, train=train, heldout=heldout))
+    if not clips:
+        raise AudioInputError(f"{path}: holds no clip (a dataset with no rows)")
     return clips
 
 

@@ -100,7 +100,7 @@ def main(argv=None) -> dict | None:
     safety = dict(safety_window_samples=int(advanced.safety_seconds * SAMPLE_RATE))
     model, train_shared_filter = build_canceller(args.model, {**head, **safety}, starts, plant, advanced.bank_error_ms,
                                                  args.shared_filter, args.seed)
-    heldout_before_db = heldout_model_nr_db(model, clips, advanced.chunk_seconds, plant)
+    heldout_before_db = heldout_model_nr_db(model, clips, advanced.chunk_seconds, plant) if args.evaluate else None
     # Step 6: fine-tune, from the newest checkpoint of the same audio and settings.
     settings = TrainSettings(
         output_dir=str(out), max_steps=args.max_steps, batch_size=advanced.batch_size,
