@@ -128,7 +128,7 @@ def test_two_processes_train_as_one_with_the_same_global_batch(tmp_path):
         launcher = ["-m", "torch.distributed.run", "--nproc_per_node", str(processes)] if processes > 1 else []
         result = subprocess.run([sys.executable, *launcher, *command], cwd=REPO, capture_output=True, text=True,
                                 env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
-        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.returncode == 0, (result.returncode, result.stderr[-3000:])
         return result.stdout, json.loads((out / "metrics.json").read_text())
 
     printed, two = run(tmp_path / "two", 2, 4)

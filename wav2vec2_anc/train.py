@@ -115,8 +115,26 @@ def main(argv=None) -> dict | None:
     log_history, gate = fine_tune(model, dataset, settings, plant, starts, fingerprint)
     if gate:  # in a scene: whether the encoder's correction helped on the validation audio
         print(gate)
-    if not is_main_process():
-        return None
+    metrics = write_run(args, advanced, out, model, clips, plant, wiener_filter, starts, log_history, heldout_before_db,
+                        fingerprint) if is_main_process() else None
+    finish_processes()
+    return metrics
+
+
+def finish_processes() -> None:
+    """Under torchrun / accelerate: wait until the main process has written, then close the process group, so that
+    no process leaves while the others still hold it (gloo can fail at exit otherwise)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def write_run(args, advanced, out: Path, model, clips, plant, wiener_filter, starts, log_history, heldout_before_db,
+              fingerprint) -> dict | None:
+    """Save the model and, unless ``--no-evaluate``, step 7: the held-out evaluation, written as the notebook writes
+    it; return ``metrics.json``'s content."""
     model.save_pretrained(out / "model")
     if not args.evaluate:
         return None
