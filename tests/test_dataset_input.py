@@ -99,3 +99,19 @@ def test_a_dataset_with_no_rows_is_refused_by_name(monkeypatch):
     monkeypatch.setattr(pairs, "dataset_audio", lambda spec: iter(()))
     with pytest.raises(helpers.AudioInputError, match="hub:someone/empty: holds no clip"):
         helpers.load_clips("hub:someone/empty", 1000, 0.3)
+
+
+def test_a_streamed_dataset_that_does_not_know_its_columns_is_read_from_its_rows(monkeypatch):
+    from wav2vec2_anc import dataset_input
+
+    tone = encoded(np.sin(np.arange(16_000) / 7.0).astype(np.float32), 16_000)
+
+    class Streamed:  # as some hub datasets stream: features None, rows as stored
+        features = None
+
+        def __iter__(self):
+            return iter([{"key": "one", "id": "first", "audio": {"bytes": tone, "path": "1.wav"}},
+                         {"key": "two", "id": "second", "audio": {"bytes": tone, "path": "2.wav"}}])
+
+    monkeypatch.setattr(dataset_input, "open_dataset", lambda spec: Streamed())
+    assert [name for _, name, _ in dataset_audio("hub:someone/streamed")] == ["first", "second"]

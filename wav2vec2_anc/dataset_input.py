@@ -85,10 +85,12 @@ def dataset_audio(spec: str, cap_hours: float = DATASET_CAP_HOURS) -> Iterator[t
     import datasets
 
     data = open_dataset(spec)
-    column = audio_column(data.features)
-    if isinstance(data.features[column], datasets.Audio):
+    # A streamed dataset may not know its columns until a row is read; then nothing decodes its audio either.
+    features = data.features if data.features is not None else dict.fromkeys(next(iter(data), {}))
+    column = audio_column(features)
+    if isinstance(features[column], datasets.Audio):
         data = data.cast_column(column, datasets.Audio(decode=False))
-    id_column = next((name for name in ID_COLUMNS if name in data.features and name != column), None)
+    id_column = next((name for name in ID_COLUMNS if name in features and name != column), None)
     budget = int(cap_hours * 3600 * 16_000)
     taken: set[str] = set()
     for index, row in enumerate(data):
