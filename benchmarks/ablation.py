@@ -27,7 +27,7 @@ the drive, mixed with plain FxNLMS; without a scene S = Ŝ = 1 and it is NLMS). 
 The baselines (``wiener``, fitted with Ŝ; ``nlms`` or ``fxnlms`` at the plant's step; ``wiener_true_s``, a bound)
 run on the same clip. Each record carries ``nr_db`` and ``worst_1s_db``, the held-out tail's worst 1-s segment
 (the "never amplifies" rule: no segment below −0.5 dB), and the commit and command that made it.
-``python benchmarks/report.py --ablation FILE…`` prints the table.
+``python benchmarks/report.py FILE…`` prints the tables (``ablation_report``).
 """
 
 from __future__ import annotations
@@ -44,15 +44,19 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cancellation import add_run_arguments, fine_tune, load_suite, only_clips, plant_record  # noqa: E402
+from cancellation import (  # noqa: E402
+    HELDOUT_FRACTION,
+    add_run_arguments,
+    fine_tune,
+    load_suite,
+    only_clips,
+    plant_record,
+)
 
 import helpers  # noqa: E402
-from wav2vec2_anc.evaluation import baseline_drives, heldout_noise_at_ear  # noqa: E402
-from wav2vec2_anc.fxnlms import fxnlms_refined_drive  # noqa: E402
+from wav2vec2_anc.evaluation import baseline_drives, fxnlms_refined_anti_noise_at_ear, heldout_noise_at_ear  # noqa: E402
 from wav2vec2_anc.metrics import segment_noise_reduction_db  # noqa: E402
 from wav2vec2_anc.pairs import split_heldout  # noqa: E402
-
-HELDOUT_FRACTION = 0.3
 
 
 @contextlib.contextmanager
@@ -111,12 +115,6 @@ def judged(noise: np.ndarray, anti_noise: np.ndarray) -> dict:
             "worst_1s_db": float(np.min(segment_noise_reduction_db(noise, anti_noise)))}
 
 
-def refined(audio: np.ndarray, drive: np.ndarray, plant, model, mix: bool = True) -> np.ndarray:
-    """``drive`` refined online at the error microphone from the clip's first sample (see the module's docstring)."""
-    return fxnlms_refined_drive(audio, drive, plant.scene, plant.secondary_estimate, model.latency, model.filter_taps,
-                                plant.eta, mix_step=None if mix else 0.0, companion_step=plant.fxnlms_step)
-
-
 def model_records(model, clip, plant, names: list[str], trained: str = "shipped") -> list[dict]:
     """Every variant of ``names`` of ``model``: the network alone, then refined online."""
     audio = np.concatenate([clip.train, clip.heldout])
@@ -128,10 +126,11 @@ def model_records(model, clip, plant, names: list[str], trained: str = "shipped"
             drive = helpers.closed_loop_drive(model, audio, plant)
         variant = trained if name == "shipped" else name
         records.append({"variant": variant, "refined": False, **judged(noise, at_ear(drive))})
-        records.append({"variant": variant, "refined": True, **judged(noise, at_ear(refined(audio, drive, plant, model)))})
+        records.append({"variant": variant, "refined": True,
+                        **judged(noise, fxnlms_refined_anti_noise_at_ear(model, clip, plant, drive=drive))})
         if name == "shipped" and trained == "shipped":
             records.append({"variant": "no_refinement_mix", "refined": True,
-                            **judged(noise, at_ear(refined(audio, drive, plant, model, mix=False)))})
+                            **judged(noise, fxnlms_refined_anti_noise_at_ear(model, clip, plant, drive=drive, mix=False))})
     return records
 
 

@@ -65,7 +65,7 @@ def heldout_model_nr_db(
 
 
 def fxnlms_refined_anti_noise_at_ear(
-    model, clip: Clip, plant: Plant, chunk_seconds: float = 10.0, drive: np.ndarray | None = None
+    model, clip: Clip, plant: Plant, chunk_seconds: float = 10.0, drive: np.ndarray | None = None, mix: bool = True
 ) -> np.ndarray:
     """The model's drive refined online by FxNLMS at the error microphone, at the ear over ``clip.heldout``.
 
@@ -77,11 +77,12 @@ def fxnlms_refined_anti_noise_at_ear(
 
     Args:
         drive: the model's drive over the whole clip, if already run (``closed_loop_drive``).
+        mix: False leaves out the mix with plain FxNLMS (the refined drive alone; the ablation's variant).
     """
     audio = np.concatenate([clip.train, clip.heldout])
     drive = closed_loop_drive(model, audio, plant, chunk_seconds) if drive is None else drive
     refined = fxnlms_refined_drive(audio, drive, plant.scene, plant.secondary_estimate, model.latency, model.filter_taps,
-                                   plant.eta, companion_step=plant.fxnlms_step)
+                                   plant.eta, mix_step=None if mix else 0.0, companion_step=plant.fxnlms_step)
     return plant.anti_noise_at_ear(refined)[len(clip.train) :]
 
 
@@ -225,7 +226,7 @@ def format_comparison(heldout: np.ndarray, inverses: dict[str, np.ndarray]) -> s
     """A small table of every method, in dB: its NR over the whole audio, its median and worst-10 % NR over 1-s
     pieces, and its NR weighted as the ear hears loudness (A-weighting). Exact cancellation reads "exact"."""
     def cell(value: float, width: int) -> str:
-        return f"{'exact' if value > EXACT_DB else f'{value:.1f}':>{width}}"
+        return f"{display_db(value, unit=False):>{width}}"
 
     lines = [f"{'method':<18}{'NR':>8}{'median 1 s':>12}{'worst 10 %':>12}{'A-weighted':>12}"]
     for name, inverse in inverses.items():

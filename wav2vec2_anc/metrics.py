@@ -112,9 +112,12 @@ def all_metrics(noise: np.ndarray, inverse: np.ndarray) -> dict:
 EXACT_DB = 100.0
 
 
-def display_db(value: float) -> str:
-    """An NR for people to read: ``"12.3 dB"``, or ``"exact (> 100 dB)"`` above ``EXACT_DB`` (the records keep the value)."""
-    return f"exact (> {EXACT_DB:g} dB)" if value > EXACT_DB else f"{value:.1f} dB"
+def display_db(value: float, unit: bool = True) -> str:
+    """An NR for people to read: ``"12.3 dB"``, or ``"exact (> 100 dB)"`` above ``EXACT_DB`` (the records keep the value);
+    without ``unit`` (a table's cell) ``"12.3"`` or ``"exact"``."""
+    if value > EXACT_DB:
+        return f"exact (> {EXACT_DB:g} dB)" if unit else "exact"
+    return f"{value:.1f} dB" if unit else f"{value:.1f}"
 
 
 def lower_median(values) -> float:
