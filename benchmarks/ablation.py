@@ -22,7 +22,8 @@ the drive, mixed with plain FxNLMS; without a scene S = Ŝ = 1 and it is NLMS). 
   mechanisms that were off as shipped, switched on at z = 2 and a 0.25-s memory.)
 - ``no_output_stage``: with a saturating loudspeaker (``--loudspeaker sat:2``), the drive without the learned
   output stage that pre-distorts it.
-- ``no_refinement_mix``: the refinement without its mix with plain FxNLMS (``refined: true`` only).
+- ``no_refinement_mix``: the refinement without its mix (``refined: true`` only).
+- ``no_fixed_member``: the refinement's mix without its third member, the drive as it came (``refined: true`` only).
 
 The baselines (``wiener``, fitted with Ŝ; ``nlms`` or ``fxnlms`` at the plant's step; ``wiener_true_s``, a bound)
 run on the same clip. Each record carries ``nr_db`` and ``worst_1s_db``, the held-out tail's worst 1-s segment
@@ -129,8 +130,9 @@ def model_records(model, clip, plant, names: list[str], trained: str = "shipped"
         records.append({"variant": variant, "refined": True,
                         **judged(noise, fxnlms_refined_anti_noise_at_ear(model, clip, plant, drive=drive))})
         if name == "shipped" and trained == "shipped":
-            records.append({"variant": "no_refinement_mix", "refined": True,
-                            **judged(noise, fxnlms_refined_anti_noise_at_ear(model, clip, plant, drive=drive, mix=False))})
+            for variant, members in (("no_refinement_mix", {"mix": False}), ("no_fixed_member", {"fixed_member": False})):
+                records.append({"variant": variant, "refined": True,
+                                **judged(noise, fxnlms_refined_anti_noise_at_ear(model, clip, plant, drive=drive, **members))})
     return records
 
 

@@ -27,7 +27,9 @@ BASELINES = ("wiener", "nlms", "fxnlms", "wiener_predistorted")
 # ablation.py's; ``with`` may be a tuple of choices, the first a clip has (the gate bypassed where there is one).
 COMPARISONS = (
     ("the online refinement at the error microphone", ("shipped", True), ("shipped", False)),
-    ("the refinement's mix with plain (Fx)NLMS", ("shipped", True), ("no_refinement_mix", True)),
+    ("the refinement's mix (with plain (Fx)NLMS and the drive as it came)", ("shipped", True),
+     ("no_refinement_mix", True)),
+    ("the mix's third member, the drive as it came", ("shipped", True), ("no_fixed_member", True)),
     ("the encoder, the gate bypassed (over `bank_by_errors` where there is a bank)", ("no_gate", "shipped"),
      "no_encoder"),
     ("the validation gate", "shipped", "no_gate"),
@@ -37,8 +39,6 @@ COMPARISONS = (
     ("the safety gain on the output", "shipped", "no_output_gain"),
     ("both safety gains", "shipped", "no_safety_gains"),
     ("the learned output stage (a saturating loudspeaker)", "shipped", "no_output_stage"),
-    ("the gains' significance test (off as shipped)", "with_significance", "shipped"),
-    ("the safety memory (off as shipped)", "with_safety_memory", "shipped"),
 )
 
 

@@ -65,24 +65,27 @@ def heldout_model_nr_db(
 
 
 def fxnlms_refined_anti_noise_at_ear(
-    model, clip: Clip, plant: Plant, chunk_seconds: float = 10.0, drive: np.ndarray | None = None, mix: bool = True
+    model, clip: Clip, plant: Plant, chunk_seconds: float = 10.0, drive: np.ndarray | None = None, mix: bool = True,
+    fixed_member: bool = True,
 ) -> np.ndarray:
     """The model's drive refined online by FxNLMS at the error microphone, at the ear over ``clip.heldout``.
 
     The refinement (``fxnlms.fxnlms_refined_drive``: the refined drive mixed with plain FxNLMS at the plant's
-    tuned step, ``Plant.fxnlms_step``) runs from
+    tuned step, ``Plant.fxnlms_step``, and with the drive as it came) runs from
     the clip's first sample, as FxNLMS does, on the model's drive over the whole clip. A model that hears
     the error microphone gives the drive of its own loop (``closed_loop_drive``), as if it played alone:
     what the refinement changes at the microphone is not fed back to it.
 
     Args:
         drive: the model's drive over the whole clip, if already run (``closed_loop_drive``).
-        mix: False leaves out the mix with plain FxNLMS (the refined drive alone; the ablation's variant).
+        mix: False leaves out the mix (the refined drive alone; the ablation's variant).
+        fixed_member: False leaves the drive as it came out of the mix (the ablation's variant).
     """
     audio = np.concatenate([clip.train, clip.heldout])
     drive = closed_loop_drive(model, audio, plant, chunk_seconds) if drive is None else drive
     refined = fxnlms_refined_drive(audio, drive, plant.scene, plant.secondary_estimate, model.latency, model.filter_taps,
-                                   plant.eta, mix_step=None if mix else 0.0, companion_step=plant.fxnlms_step)
+                                   plant.eta, mix_step=None if mix else 0.0, companion_step=plant.fxnlms_step,
+                                   fixed_member=fixed_member)
     return plant.anti_noise_at_ear(refined)[len(clip.train) :]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import types
 
 import numpy as np
 
@@ -23,6 +24,7 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_sizes, e
     own = np.zeros((controllers, samples + delay))  # each controller's own drive
     corrections = np.zeros((controllers, samples + delay))  # each adaptive filter's part of its own drive
     shares = np.zeros(samples + delay)  # λ: controller 1's share of what is sent, fixed when the drives were made
+    fixed_shares = np.zeros(samples + delay)  # κ: controller 2's (the fixed drive's) share of the rest, likewise
     drive = np.zeros(samples)  # what the loudspeaker is sent
     loudspeaker = np.zeros(samples)  # f(y), what S hears
     weights = np.zeros((controllers, taps))
@@ -40,6 +42,7 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_sizes, e
     # λ = (σ(a) − σ(−A)) / (σ(A) − σ(−A)), clipped to [0, 1]: a = −A, the start, plays controller 0 alone, exactly.
     low, high = 1.0 / (1.0 + math.exp(mix_limit)), 1.0 / (1.0 + math.exp(-mix_limit))
     logit, mix_power, share = -mix_limit, 0.0, 0.0
+    fixed_logit, fixed_power, fixed_share = -mix_limit, 0.0, 0.0
     mix_forget = 1.0 / mix_samples
     for t in range(delay):  # made before any error could reach the weights: the fixed parts alone
         for k in range(controllers):
@@ -51,7 +54,12 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_sizes, e
                 own[k, t] = np.dot(base_gains[k], base_drives[k, t]) + np.dot(weights[k], now)
                 corrections[k, t] = own[k, t] - np.sum(base_drives[k, t])
             shares[t] = share
-        drive[t] = own[0, t] if shares[t] == 0.0 else (1.0 - shares[t]) * own[0, t] + shares[t] * own[1, t]
+            fixed_shares[t] = fixed_share
+        # y = (1 − λ)·((1 − κ)·y₀ + κ·y₂) + λ·y₁, written so that λ = κ = 0 sends y₀ to the bit.
+        inner = own[0, t]
+        if controllers == 3 and fixed_shares[t] != 0.0:
+            inner = (1.0 - fixed_shares[t]) * own[0, t] + fixed_shares[t] * own[2, t]
+        drive[t] = inner if shares[t] == 0.0 else (1.0 - shares[t]) * inner + shares[t] * own[1, t]
         loudspeaker[t] = drive[t] if linear else scale * math.erf(drive[t] / (math.sqrt(2.0) * eta))
         at_ear = 0.0  # (S∗f(y))[t], with the true S and f
         for k in range(min(len(secondary), t + 1)):
@@ -84,24 +92,45 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_sizes, e
         then = np.ascontiguousarray(filtered_padded[t : t + taps][::-1])  # x′[t−D], …: what y[t] was made from
         if t < adapt_samples:
             for k in range(controllers):
+                if steps[k] == 0.0:  # the fixed member
+                    continue
                 normalised = steps[k] * errors[k] / (eps + np.dot(then, then)
                                                      + np.dot(filtered_bases[k, t], filtered_bases[k, t]))
                 weights[k] -= normalised * then
                 base_gains[k] -= normalised * filtered_bases[k, t]
-            if controllers == 2:
-                slope = gaps_at_ear[0] - gaps_at_ear[1]  # (Ŝ∗(y₁ − y₀))[t] = ∂e/∂λ, as far as Ŝ knows
-                mix_power += mix_forget * (slope * slope - mix_power)
-                sigma = 1.0 / (1.0 + math.exp(-logit))
-                logit -= mix_step * error * slope * sigma * (1.0 - sigma) / ((high - low) * (eps + mix_power))
-                if not -mix_limit <= logit <= mix_limit:  # an overflow (NaN) falls back on controller 0
-                    logit = mix_limit if logit > mix_limit else -mix_limit
-                share = min(max((1.0 / (1.0 + math.exp(-logit)) - low) / (high - low), 0.0), 1.0)
+            if controllers >= 2:
+                # ∂e/∂λ = Ŝ∗(y₁ − z), z the inner mix; Ŝ∗(y₁ − yₖ) = gapsₖ − gaps₁, and κ moves slowly enough to
+                # be taken as constant over Ŝ's span.
+                slope = gaps_at_ear[0] - gaps_at_ear[1]
+                if controllers == 3:
+                    slope += fixed_share * (gaps_at_ear[2] - gaps_at_ear[0])
+                logit, mix_power, share = _mix_update(logit, mix_power, mix_step * error, slope, mix_forget, eps,
+                                                      low, high, mix_limit)
+            if controllers == 3:
+                fixed_slope = (1.0 - share) * (gaps_at_ear[0] - gaps_at_ear[2])  # ∂e/∂κ = (1 − λ)·Ŝ∗(y₂ − y₀)
+                fixed_logit, fixed_power, fixed_share = _mix_update(fixed_logit, fixed_power, mix_step * error,
+                                                                    fixed_slope, mix_forget, eps, low, high, mix_limit)
         if delay > 0 and t + delay < samples:
             for k in range(controllers):  # made at t, emitted at t + D
                 own[k, t + delay] = np.dot(base_gains[k], base_drives[k, t + delay]) + np.dot(weights[k], now)
                 corrections[k, t + delay] = own[k, t + delay] - np.sum(base_drives[k, t + delay])
             shares[t + delay] = share
+            fixed_shares[t + delay] = fixed_share
     return drive
+
+
+def _mix_update(logit, power, step_error, slope, forget, eps, low, high, limit):
+    """One step of a convex mix's logit ``a`` on the error at the ear: ``a ← a − μₐ·e·s·λ′(a) / (ε + ⟨s²⟩)``.
+
+    ``s`` is ∂e/∂λ, ``⟨s²⟩`` its running power; ``λ = (σ(a) − low) / (high − low)`` clipped to [0, 1]. Returns
+    ``(a, ⟨s²⟩, λ)``.
+    """
+    power += forget * (slope * slope - power)
+    sigma = 1.0 / (1.0 + math.exp(-logit))
+    logit -= step_error * slope * sigma * (1.0 - sigma) / ((high - low) * (eps + power))
+    if not -limit <= logit <= limit:  # an overflow (NaN) falls back on the first member
+        logit = limit if logit > limit else -limit
+    return logit, power, min(max((1.0 / (1.0 + math.exp(-logit)) - low) / (high - low), 0.0), 1.0)
 
 
 def fxnlms_drive(
@@ -118,6 +147,7 @@ def fxnlms_drive(
     guard_samples: int = 0,
     mix_step: float = 0.0,
     companion_step: float | None = None,
+    fixed_member: bool = False,
 ) -> np.ndarray:
     """Filtered-x NLMS, run online from zero weights, sample by sample, as a feedforward controller runs.
 
@@ -170,6 +200,13 @@ def fxnlms_drive(
             so neither is pulled by the other.
         companion_step: the companion's μ (``Plant.fxnlms_step``, tuned on the training audio); default the rule
             ``fxnlms_step_size``.
+        fixed_member: with ``mix_step``, a third member: the ``base_drive`` as it came, never adapted. The
+            loudspeaker is then sent ``(1 − λ)·((1 − κ)·y₀ + κ·y₂) + λ·y₁``, ``κ`` a second convex mix of the
+            same form and step from this controller alone (``∂e/∂κ = (1 − λ)·Ŝ∗(y₂ − y₀)``): where adapting costs
+            more than it follows (brown noise, whose steady misadjustment cost the refinement 0.9 dB), the mix
+            can fall back on the fixed drive. A fixed drive that is only mis-scaled is collinear with the refined
+            one, so the mix has many settings that play nearly the same drive and leaves the one it found slowly
+            (tests/test_acoustics.py: 28 dB after 3 s where the refinement alone reaches 47).
 
     Returns:
         The drive ``y``, float64 of shape ``(samples,)``.
@@ -189,6 +226,9 @@ def fxnlms_drive(
     if mix_step > 0:  # the companion: plain FxNLMS, its base zero parts (their gains never move)
         step_sizes.append(fxnlms_step_size(secondary_estimate, delay) if companion_step is None else companion_step)
         base_drives = np.concatenate([base_drives, np.zeros_like(base_drives)])
+        if fixed_member:  # the fixed drive as it came: step 0, so its weights stay zero and its gains one
+            step_sizes.append(0.0)
+            base_drives = np.concatenate([base_drives, base_drives[:1]])
     # Direct-form filtering, not FFT: an FFT spreads every sample's rounding over the whole block,
     # and the drive must not depend on the future even at the last bit.
     return _compiled_fxnlms()(
@@ -292,14 +332,14 @@ MIX_LIMIT = 2.0
 def fxnlms_refined_drive(noise: np.ndarray, base_drive: np.ndarray, scene, secondary_estimate: np.ndarray,
                          delay: int = 0, taps: int = 64, eta: float | None = None,
                          step_scale: float = REFINEMENT_STEP_SCALE, mix_step: float | None = None,
-                         companion_step: float | None = None) -> np.ndarray:
+                         companion_step: float | None = None, fixed_member: bool = True) -> np.ndarray:
     """A fixed controller's drive refined online by FxNLMS at the error microphone: the hybrid of NTU's SFANC-FxNLMS.
 
     The fixed part (a model's drive) answers at once; the adaptive filter, from zero, follows what the
     fixed part cannot: noise that drifts after training. ``fxnlms_drive`` with ``base_drive``, a step of
     ``step_scale`` × its rule and the divergence guard (``REFINEMENT_GUARD_SAMPLES``), mixed with plain
-    FxNLMS from zero (``mix_step``): it starts as the refined drive alone, exactly, and moves towards
-    FxNLMS where FxNLMS does better at the ear.
+    FxNLMS from zero (``mix_step``) and with the fixed drive itself (``fixed_member``): it starts as the refined
+    drive alone, exactly, and moves towards FxNLMS or the fixed drive where either does better at the ear.
 
     Args:
         noise: the reference-microphone noise ``x``, shape ``(samples,)``.
@@ -310,6 +350,7 @@ def fxnlms_refined_drive(noise: np.ndarray, base_drive: np.ndarray, scene, secon
             0: the refined drive alone.
         companion_step: plain FxNLMS's μ in the mix: the step it plays alone with (``Plant.fxnlms_step``); default
             the rule ``fxnlms_step_size``.
+        fixed_member: with the mix, the fixed drive as its third member (``fxnlms_drive``).
 
     Returns:
         The drive ``y``, float64 of shape ``(samples,)``.
@@ -318,11 +359,14 @@ def fxnlms_refined_drive(noise: np.ndarray, base_drive: np.ndarray, scene, secon
     if mix_step is None:
         mix_step = MIX_STEP_SCALE / loop_delay(secondary_estimate, delay)
     return fxnlms_drive(noise, scene, secondary_estimate, delay, taps, step_size, eta, base_drive=base_drive,
-                        guard_samples=REFINEMENT_GUARD_SAMPLES, mix_step=mix_step, companion_step=companion_step)
+                        guard_samples=REFINEMENT_GUARD_SAMPLES, mix_step=mix_step, companion_step=companion_step,
+                        fixed_member=fixed_member)
 
 
 @functools.cache
 def _compiled_fxnlms():
     import numba
 
-    return numba.njit(_fxnlms_loop)
+    # The loop calls _mix_update by its global name: numba compiles what that name holds, so it must be compiled too.
+    namespace = {**_fxnlms_loop.__globals__, "_mix_update": numba.njit(_mix_update)}
+    return numba.njit(types.FunctionType(_fxnlms_loop.__code__, namespace))
