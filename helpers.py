@@ -13,6 +13,7 @@ from wav2vec2_anc.audio_io import (
     load_audio,
     save_audio,
 )
+from wav2vec2_anc.backends import fastest_backend, installed_backends, with_backend
 from wav2vec2_anc.baselines import (
     controller_drive,
     delayed_negation,
@@ -45,6 +46,7 @@ from wav2vec2_anc.evaluation import (
     run_metrics,
     write_outputs,
 )
+from wav2vec2_anc.export import load_exported
 from wav2vec2_anc.inference import (
     StreamingCanceller,
     cancel_file,
@@ -91,6 +93,7 @@ __all__ = [
     "StartFilters", "start_filters", "training_pairs", "build_canceller", "fine_tune",
     "dumps_strict", "loads_strict", "provenance", "with_provenance", "AdvancedSettings", "advanced_settings",
     "StreamingCanceller", "cancel_file", "closed_loop_drive", "heard_at_ear", "predict_inverse", "stream_inverse",
+    "fastest_backend", "installed_backends", "load_exported", "with_backend",
     "all_metrics", "display_db", "noise_reduction_db",
     "HEAD_DEFAULTS", "NoiseCancellationConfig", "Wav2Vec2ForNoiseCancellation", "bank_hears_the_ear", "bank_settings",
     "build_model", "describe_model", "head_settings",

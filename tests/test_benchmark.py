@@ -281,12 +281,12 @@ def test_the_ablation_switches_each_mechanism_off_in_turn(tmp_path):
     assert helpers.loads_strict(out.read_text()) == records
     variants = {scene: {(r["variant"], r["refined"]) for r in records if r["scene"] == scene} for scene in ("none", "room")}
     every = {(name, refined) for name in ("shipped", "no_encoder") for refined in (False, True)}
-    assert variants["none"] == every | {("no_refinement_mix", True), ("no_fixed_member", True), ("negation", False), ("nlms", False),
-                                        ("wiener", False)} | {(name, refined) for refined in (False, True) for name in
-                                                              ("no_correction_gain", "no_output_gain", "no_safety_gains")}
-    assert variants["room"] == every | {("no_refinement_mix", True), ("no_fixed_member", True), ("wiener", False), ("fxnlms", False),
-                                        ("wiener_true_s", False)} | {(name, refined) for refined in (False, True) for name in
-                                                                     ("no_gate", "no_bank_errors", "no_bank")}
+    refinements = {("no_refinement_mix", True), ("no_fixed_member", True)}
+    both = lambda *names: {(name, refined) for name in names for refined in (False, True)}  # noqa: E731
+    assert variants["none"] == every | refinements | {("negation", False), ("nlms", False), ("wiener", False)} | both(
+        "no_correction_gain", "no_output_gain", "no_safety_gains")
+    assert variants["room"] == every | refinements | {("wiener", False), ("fxnlms", False), ("wiener_true_s", False)} | both(
+        "no_gate", "no_bank_errors", "no_bank")
     assert all(r["commit"] and r["command"] and math.isfinite(r["worst_1s_db"]) for r in records)
 
 
