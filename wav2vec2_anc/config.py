@@ -47,6 +47,11 @@ HEAD_DEFAULTS = dict(
     # the encoder's logits (signal_path.bank_error_logits); 0 is the encoder alone. In an acoustic scene
     # the errors are at the ear, judged on the noise the error microphone heard (``forward``'s ear_noise).
     bank_error_window_samples=0,
+    # How much older the input the encoder's update is computed from than the block's own past: the update that
+    # takes effect at block b hears the context ending update_lag_samples before b's window end, so a live system
+    # computes it on a worker while the blocks between play (inference.StreamingCanceller). The bank's own errors
+    # stay on the audio path, up to date. 0 (the encoder on the audio path) for checkpoints saved before it existed.
+    update_lag_samples=0,
 )
 # Width of the learned output stage in front of a saturating loudspeaker.
 OUTPUT_STAGE_HIDDEN = 16
@@ -100,7 +105,8 @@ def latency_samples(latency_ms: float) -> int:
     return int(round(latency_ms * SAMPLE_RATE / 1000))
 
 
-def head_settings(latency_ms: float, block_ms: float, context_seconds: float, **others) -> dict:
+def head_settings(latency_ms: float, block_ms: float, context_seconds: float, update_lag_ms: float = 0.0,
+                  **others) -> dict:
     """The head's timing in samples from the notebook's units (ms, s): ``build_model(name, **head_settings(...))``.
 
     ``others`` (``filter_taps``, ``adaptive_rank``, …) pass through unchanged.
@@ -109,6 +115,7 @@ def head_settings(latency_ms: float, block_ms: float, context_seconds: float, **
         latency_samples=latency_samples(latency_ms),
         block_samples=latency_samples(block_ms),
         context_samples=int(context_seconds * SAMPLE_RATE),
+        update_lag_samples=latency_samples(update_lag_ms),
         **others,
     )
 
@@ -168,14 +175,15 @@ def hears_the_ear(bank_error_window_samples: int, filter_bank: bool, secondary_p
 
 
 def warmup_samples(
-    filter_taps: int, latency_samples: int, block_samples: int, context_samples: int, safety_window_samples: int = 0, **_
+    filter_taps: int, latency_samples: int, block_samples: int, context_samples: int, safety_window_samples: int = 0,
+    update_lag_samples: int = 0, **_
 ) -> int:
     """Past samples the model needs before its first fully informed output, rounded up to whole blocks.
 
     Takes the ``HEAD_DEFAULTS`` settings by name: ``warmup_samples(**head)``.
     """
     # The first kept block glides from the previous block's filter, whose window must be inside too.
-    need = block_samples + latency_samples + context_samples + filter_taps
+    need = block_samples + latency_samples + update_lag_samples + context_samples + filter_taps
     if safety_window_samples:
         # The safety gains judge raw outputs up to D before its block (gliding from the block before),
         # and each of those outputs needed the warm-up above.

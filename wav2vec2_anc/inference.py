@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import torch
 from .acoustics import causal_filter
 from .audio_io import SAMPLE_RATE, load_audio, save_audio
 from .model import Wav2Vec2ForNoiseCancellation
-from .signal_path import filter_parts, mix_parts, ramp_blocks, waveform_dtype, window_ends
+from .signal_path import filter_parts, mix_parts, past_windows, ramp_blocks, waveform_dtype, window_ends
 
 # How many blocks' compute times a StreamingCanceller keeps: an hour of 20-ms blocks, so a canceller left running
 # for days holds a bounded history.
@@ -125,13 +127,25 @@ class StreamingCanceller:
     gains of the current and previous block, so memory is flat however long the stream. The output equals
     ``model(whole_stream).inverse``.
 
+    The encoder's part of each update (``update_features``) reads input that ends ``update_lag`` before the block's
+    own past. With ``worker=True`` it runs on a worker thread, submitted as soon as that input has arrived, while
+    the audio path (the FIR filters, the bank's own errors, the safety gains) runs in ``process``. ``live=True``
+    never waits for it: an update not ready when its block begins is late (``late_updates``), and the newest
+    finished one plays on, so a slow encoder never stalls the audio. Otherwise ``process`` waits, and the output
+    is the offline one.
+
     Example:
         >>> canceller = StreamingCanceller(model)
         >>> for block in blocks:                 # float32 arrays at 16 kHz
         ...     anti_noise = canceller.process(block)
     """
 
-    def __init__(self, model: Wav2Vec2ForNoiseCancellation, use_encoder: bool = True):
+    def __init__(self, model: Wav2Vec2ForNoiseCancellation, use_encoder: bool = True, worker: bool = False,
+                 live: bool = False, backend: str | None = None):
+        if backend is not None:
+            from .backends import with_backend
+
+            model = with_backend(model, backend)
         self.model = model.eval()
         self.use_encoder = use_encoder
         self.device = next(model.parameters()).device
@@ -142,9 +156,24 @@ class StreamingCanceller:
                                        device=self.device)
         self.position = 0  # samples consumed so far
         self.gains: dict[int, torch.Tensor] = {}  # block index → (rank,)
+        self.features: dict[int, Future] = {}  # block index → its update's encoder features, (hidden,), when ready
+        self.newest_features: tuple[int, torch.Tensor] | None = None  # the newest update that was ready
+        self.updates = 0  # encoder updates computed
+        self.late_updates = 0  # updates not ready when their block began (live), the previous one played on
+        self.live = live
+        self.worker = concurrent.futures.ThreadPoolExecutor(1, "encoder") if worker or live else None
         self.compute_seconds = 0.0
         # Each process() call's compute time, s (the deadlines it met or missed), for the newest BLOCK_HISTORY calls.
         self.block_seconds: collections.deque[float] = collections.deque(maxlen=BLOCK_HISTORY)
+
+    @property
+    def encoder_runs(self) -> bool:
+        return self.use_encoder and self.model.encoder_correction
+
+    def close(self) -> None:
+        """Stop the worker (if any) once its current update is done."""
+        if self.worker is not None:
+            self.worker.shutdown(wait=True, cancel_futures=True)
 
     def hear(self, ear_noise: np.ndarray) -> None:
         """Set what the microphone heard over the newest ``len(ear_noise)`` samples processed (≤ the warm-up).
@@ -156,13 +185,56 @@ class StreamingCanceller:
         values = torch.as_tensor(np.asarray(ear_noise, dtype=np.float32), device=self.device)
         self.ear_history[len(self.ear_history) - len(values) :] = values
 
+    def _encode(self, window: torch.Tensor) -> torch.Tensor:
+        """The encoder's features of one context window, ``(context,)`` → ``(hidden,)`` (on the worker, if any)."""
+        with torch.no_grad():  # no_grad is per thread
+            return self.model.encoder_features(window[None])[0]
+
+    def _submit_updates(self, buffer: torch.Tensor, buffer_start: int) -> None:
+        """Start the encoder on every block whose update's input has now all arrived (and is still to be played)."""
+        index = max(self.position // self.model.block - 1, max(self.features, default=-1) + 1, 0)
+        while self._update_input_end(index) <= self.position:
+            self._submit(index, buffer, buffer_start)
+            index += 1
+
+    def _update_input_end(self, index: int) -> int:
+        """Where the input of block ``index``'s update ends (exclusive), absolute samples."""
+        model = self.model
+        return int(window_ends(torch.tensor(index), model.block, model.latency)) - model.update_lag
+
+    def _submit(self, index: int, buffer: torch.Tensor, buffer_start: int) -> None:
+        """Compute block ``index``'s update from ``buffer`` (starting at absolute ``buffer_start``): on the worker, if any."""
+        end = torch.tensor([self._update_input_end(index) - buffer_start])
+        window = past_windows(buffer[None], end, self.model.context)[0, 0].clone()
+        self.features[index] = self.worker.submit(self._encode, window) if self.worker else _done(self._encode(window))
+        self.updates += 1
+
+    def _update_features(self, index: int, buffer: torch.Tensor, buffer_start: int) -> torch.Tensor:
+        """Block ``index``'s encoder features, ``(hidden,)``: its update if ready (or waited for), else the newest one."""
+        if index not in self.features:  # the stream began after its input ended
+            self._submit(index, buffer, buffer_start)
+        update = self.features[index]
+        if self.live and not update.done():
+            self.late_updates += 1
+            if self.newest_features is not None:
+                return self.newest_features[1]
+            return torch.zeros(self.model.config.hidden_size, device=self.device)  # before any: the shared filter
+        features = update.result()
+        if self.newest_features is None or index > self.newest_features[0]:
+            self.newest_features = (index, features)
+        return features
+
     def _block_gains(self, index: int, buffer: torch.Tensor, buffer_start: int, ear: torch.Tensor | None) -> torch.Tensor:
         """Gains of block ``index`` from ``buffer`` and ``ear`` (both starting at absolute sample ``buffer_start``)."""
         if index not in self.gains:
             model = self.model
             ends = window_ends(torch.tensor([index]), model.block, model.latency, buffer_start)
-            self.gains[index] = model.block_gains(buffer[None], ends, self.use_encoder,
-                                                  None if ear is None else ear[None])[0, 0]
+            if not self.encoder_runs:
+                self.gains[index] = model.block_gains(buffer[None], ends, self.use_encoder)[0, 0]
+            else:
+                features = self._update_features(index, buffer, buffer_start)
+                self.gains[index] = model.gains_from(features[None, None], buffer[None], ends,
+                                                     None if ear is None else ear[None])[0, 0]
         return self.gains[index]
 
     @torch.no_grad()
@@ -208,6 +280,9 @@ class StreamingCanceller:
             self.ear_history = ear[len(ear) - model.warmup :]
         self.raw_history = raw[:, raw.shape[1] - model.warmup :]
         self.gains = {i: g for i, g in self.gains.items() if i >= self.position // model.block - 1}
+        self.features = {i: f for i, f in self.features.items() if i >= self.position // model.block - 1}
+        if self.encoder_runs:
+            self._submit_updates(buffer, buffer_start)
         result = inverse.float().cpu().numpy()
         self.block_seconds.append(time.perf_counter() - started)
         self.compute_seconds += self.block_seconds[-1]
@@ -224,6 +299,13 @@ class StreamingCanceller:
     def real_time_factor(self) -> float:
         """Compute time over audio time so far; below 1 keeps up with real time."""
         return self.compute_seconds / max(self.position / SAMPLE_RATE, 1e-12)
+
+
+def _done(value) -> Future:
+    """A future that already holds ``value``."""
+    future = Future()
+    future.set_result(value)
+    return future
 
 
 def stream_inverse(model, audio: np.ndarray, block_samples: int = 320, ear_noise: np.ndarray | None = None

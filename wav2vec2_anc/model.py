@@ -48,14 +48,13 @@ class NoiseCancellationOutput(ModelOutput):
     block_filters: torch.Tensor | None = None
 
 
-
-
 class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
     """wav2vec2 encoder with a regression head that outputs the anti-noise waveform, causally.
 
     Every ``block_samples`` (50 ms by default) the encoder hears the last ``context_samples`` of
-    input that are at least ``latency_samples`` (D) old, and the head turns its mean-pooled features
-    into a FIR control filter. The filter runs sample by sample on the input delayed by D:
+    input that are at least ``latency_samples`` (D) plus ``update_lag_samples`` old (time for a live system to
+    compute the update on a worker), and the head turns its mean-pooled features, with the bank's own up-to-date
+    errors where it has a bank, into a FIR control filter. The filter runs sample by sample on the input delayed by D:
     ``y[n] = Σₖ hₙ[k]·x[n−D−k]``. At inference two safety gains, judged on the last
     ``safety_window_samples`` (``safety_gains``), scale each block: one keeps the encoder's correction
     only as far as it improved on the shared filter, the other keeps the output only as far as it
@@ -106,6 +105,11 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         return int(self.config.context_samples)
 
     @property
+    def update_lag(self) -> int:
+        """How much older than the block's own past the encoder's input ends, samples (``update_lag_samples``)."""
+        return int(getattr(self.config, "update_lag_samples", 0))
+
+    @property
     def safety_window(self) -> int:
         """Samples of its own recent past the model judges its output by (0: no safety gains)."""
         return int(self.config.safety_window_samples)
@@ -113,12 +117,13 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
     @property
     def warmup(self) -> int:
         """Past samples needed before the first fully informed output at inference (whole blocks)."""
-        return warmup_samples(self.filter_taps, self.latency, self.block, self.context, self.safety_window)
+        return warmup_samples(self.filter_taps, self.latency, self.block, self.context, self.safety_window,
+                              self.update_lag)
 
     @property
     def training_warmup(self) -> int:
         """Past samples each training pair carries: the safety gains are not used in training."""
-        return warmup_samples(self.filter_taps, self.latency, self.block, self.context)
+        return warmup_samples(self.filter_taps, self.latency, self.block, self.context, update_lag_samples=self.update_lag)
 
     @property
     def receptive_field(self) -> int:
@@ -181,9 +186,18 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         """
         if not (use_encoder and self.encoder_correction):
             return signal.new_zeros(len(signal), len(ends), self.filter_head.projection.shape[0])
-        windows = past_windows(signal, ends, self.context)
+        return self.gains_from(self.update_features(signal, ends), signal, ends, ear_noise)
+
+    def update_features(self, signal: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
+        """The encoder's part of each update (the heavy part: a worker's, live), from the ``context`` samples ending
+        ``update_lag`` before each of ``ends``: ``(batch, samples)`` → ``(batch, blocks, hidden)``."""
+        windows = past_windows(signal, ends - self.update_lag, self.context)
         batch, blocks, context = windows.shape
-        features = self.encoder_features(windows.reshape(batch * blocks, context)).reshape(batch, blocks, -1)
+        return self.encoder_features(windows.reshape(batch * blocks, context)).reshape(batch, blocks, -1)
+
+    def gains_from(self, features: torch.Tensor, signal: torch.Tensor, ends: torch.Tensor,
+                   ear_noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Gains from ``update_features`` and the bank's errors up to ``ends``: ``(batch, blocks, hidden)`` → ``(…, rank)``."""
         return self.filter_head.gains(features, self.bank_errors(signal, ends, ear_noise))
 
     def bank_errors(self, signal: torch.Tensor, ends: torch.Tensor, ear_noise: torch.Tensor | None = None
@@ -272,8 +286,7 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
 
     @property
     def loudspeaker_eta(self) -> float | None:
-        eta = self.config.loudspeaker_eta
-        return None if eta is None else float(eta)
+        return None if self.config.loudspeaker_eta is None else float(self.config.loudspeaker_eta)
 
     def shape_drive(self, drive: torch.Tensor) -> torch.Tensor:
         """The learned output stage, if the model has one (pointwise, so streaming applies it the same way)."""

@@ -26,6 +26,8 @@ class AdvancedSettings:
         save_steps: checkpoint interval; a rerun on the same audio and settings resumes from the newest checkpoint.
         filter_taps: length of the control filter (512: 32 ms; low tones need long filters to be predicted).
         block_ms: how often the encoder updates the filter, ms.
+        update_lag_ms: how much older the input each update is computed from than the block's own past, ms: the
+            time a live system has to compute it on a worker while the audio plays (one update period).
         context_seconds: how much past the encoder hears for each update, s.
         safety_seconds: how much of its own past output the safety gains judge it by, s (no scene only).
         adaptive_rank: how many filters the encoder can steer on top of the shared one.
@@ -53,6 +55,7 @@ class AdvancedSettings:
     save_steps: int = 100
     filter_taps: int = HEAD_DEFAULTS["filter_taps"]
     block_ms: float = 50.0
+    update_lag_ms: float = 50.0
     context_seconds: float = 0.25
     safety_seconds: float = 0.25
     adaptive_rank: int = HEAD_DEFAULTS["adaptive_rank"]

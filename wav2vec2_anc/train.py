@@ -80,7 +80,8 @@ def main(argv=None) -> dict | None:
                                   if getattr(args, field.name) is not None})
     transformers.set_seed(args.seed)
     out = Path(args.out)
-    head = head_settings(args.latency_ms, advanced.block_ms, advanced.context_seconds, filter_taps=advanced.filter_taps,
+    head = head_settings(args.latency_ms, advanced.block_ms, advanced.context_seconds, advanced.update_lag_ms,
+                         filter_taps=advanced.filter_taps,
                          adaptive_rank=advanced.adaptive_rank)
     warmup = warmup_samples(**head)
     segment_samples = int(advanced.segment_seconds * SAMPLE_RATE)
