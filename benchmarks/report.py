@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ablation_report import ablation_tables, is_ablation  # noqa: E402
 from ablation_report import target_checks as ablation_checks  # noqa: E402
+from lag_backends_report import is_lag_backends, lag_backend_tables  # noqa: E402
+from lag_backends_report import target_checks as lag_backend_checks  # noqa: E402
 
 from wav2vec2_anc.metrics import lower_median  # noqa: E402
 from wav2vec2_anc.records import loads_strict  # noqa: E402
@@ -298,7 +300,14 @@ def main(argv=None):
                          switching_target_checks(switching))
         records += [r for r in from_file if not is_switching(r)]
     ablation = [r for r in records if is_ablation(r)]
-    records = [r for r in records if not is_ablation(r)]
+    lags = [r for r in records if is_lag_backends(r)]
+    records = [r for r in records if not (is_ablation(r) or is_lag_backends(r))]
+    if lags:
+        import helpers
+
+        print(lag_backend_tables(lags))
+        print_checks("real time: the update lag and the backends, at the ear",
+                     lag_backend_checks(lags, helpers.AdvancedSettings.update_lag_ms, helpers.fastest_backend()))
     if ablation:
         print(ablation_tables(ablation))
         print_checks("the ablation's clips, at the ear", ablation_checks(ablation))

@@ -1,21 +1,33 @@
-"""Streaming benchmark: real-time factor and memory of the streaming canceller on a long input.
+"""Streaming benchmark: the streaming canceller judged as a deployed canceller is, by its worst blocks.
 
 Usage:
     python benchmarks/streaming.py [--model scratch:tiny] [--minutes 10] [--block-ms 20] [--latency-ms 1]
-                                   [--update-ms 50] [--context-seconds 0.25] [--device cuda] [--out FILE]
+                                   [--update-ms 50] [--update-lag-ms 50] [--context-seconds 0.25]
+                                   [--backend torch|int8|onnx] [--paced] [--load-cores 0] [--threads 1]
+                                   [--device cpu] [--out FILE]
 
-Streams generated pink noise through ``helpers.StreamingCanceller`` in blocks and reports the
-real-time factor (compute time over audio time) and the process's resident memory after each
-minute of audio: flat memory means the canceller keeps only the past it needs. The model is
-untrained (its weights do not change the compute); the encoder is the one named by ``--model``.
-``--block-ms`` is the size of the blocks fed in; ``--update-ms`` and ``--context-seconds`` are the
-model's own ``BLOCK_MS`` (how often the encoder runs) and ``CONTEXT_SECONDS`` (what it hears).
-``--device`` is where the model runs: the GPU when there is one, else the CPU.
+Generated pink noise arrives in blocks of ``--block-ms`` and goes through ``helpers.StreamingCanceller``. The model
+is untrained (its weights do not change the compute); its encoder is the one named by ``--model``, run on
+``--backend``. ``--update-ms``, ``--update-lag-ms`` and ``--context-seconds`` are the model's ``BLOCK_MS`` (how often
+the encoder updates the filter), ``update_lag_ms`` (how much older the input of an update is than its block's own
+past) and ``CONTEXT_SECONDS``.
 
-A deployed canceller is judged by its worst blocks, not its average: each block's compute time is recorded, and the
-median, 99th percentile and maximum are reported in ms and as a fraction of the block period, with
-``deadline_misses``, the blocks whose processing took longer than the block period (fed as fast as they are
-processed, not paced). ``--out`` writes the result as JSON, with ``commit`` and ``command``.
+Two ways to run it:
+
+- unpaced (default): blocks are fed as fast as they are processed, the encoder on the audio path, in one thread.
+  A block's compute time includes the encoder's where an update falls in it.
+- ``--paced``: blocks arrive at real-time pace, as a sound card delivers them: block ``i`` is complete at
+  ``(i + 1)`` block periods and must be out by ``(i + 2)``. The encoder runs on a worker thread, live
+  (``StreamingCanceller(live=True)``): an update not ready when its block begins is late (``late_updates``) and the
+  previous filter plays on, so the worker competes with the audio path as it would live.
+
+Per block the audio path's compute time (``process``) is recorded: median, 99th percentile and maximum in ms and
+as a fraction of the block period, and ``deadline_misses``: blocks not out within their period (paced: finished
+after their deadline, counting the wait behind a late block before them; unpaced: compute longer than the
+period). ``real_time_factor`` is all compute, audio path and encoder, over the audio's time.
+``--load-cores N`` keeps N other processes busy meanwhile (a real device runs other work too). The process's
+resident memory after each minute shows that the canceller keeps only the past it needs. ``--out`` writes the
+result as JSON, with ``commit`` and ``command``.
 """
 
 from __future__ import annotations
@@ -23,8 +35,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
+import os
 import resource
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,6 +48,7 @@ sys.path.insert(0, str(REPO))
 from suite import shaped_noise  # noqa: E402
 
 import helpers  # noqa: E402
+from wav2vec2_anc.backends import BACKENDS  # noqa: E402
 
 
 def resident_mb() -> float:
@@ -43,14 +59,38 @@ def resident_mb() -> float:
 
 def block_statistics(block_seconds: list[float], block_ms: float) -> dict:
     """The blocks' compute times against their period: median, 99th percentile and maximum (ms, and as a fraction of
-    the period), and ``deadline_misses``, how many took longer than the period."""
+    the period), and ``overruns``, how many took longer than the period."""
     import numpy as np
 
     times_ms = 1e3 * np.asarray(block_seconds)
     p50, p99, worst = (float(np.percentile(times_ms, 50)), float(np.percentile(times_ms, 99)), float(times_ms.max()))
     return {"blocks": len(times_ms), "block_ms_p50": round(p50, 3), "block_ms_p99": round(p99, 3),
             "block_ms_max": round(worst, 3), "p99_of_period": round(p99 / block_ms, 3),
-            "max_of_period": round(worst / block_ms, 3), "deadline_misses": int(np.sum(times_ms > block_ms))}
+            "max_of_period": round(worst / block_ms, 3), "overruns": int(np.sum(times_ms > block_ms))}
+
+
+def busy(stop) -> None:
+    """Keep one core busy until ``stop`` is set."""
+    while not stop.is_set():
+        sum(range(10_000))
+
+
+def stream(canceller, audio, block: int, paced: bool) -> int:
+    """Feed ``audio`` to ``canceller`` in blocks of ``block`` samples; return the deadline misses.
+
+    Paced, block ``i`` is handed over once it has all arrived, at ``(i + 1)`` periods from the start, and misses if
+    its anti-noise is out after ``(i + 2)``.
+    """
+    period = block / helpers.SAMPLE_RATE
+    misses, start = 0, time.perf_counter()
+    for i, first in enumerate(range(0, len(audio), block)):
+        if paced:
+            arrival = start + (i + 1) * period
+            time.sleep(max(0.0, arrival - time.perf_counter()))
+        canceller.process(audio[first : first + block])
+        if paced and time.perf_counter() > start + (i + 2) * period:
+            misses += 1
+    return misses
 
 
 def main(argv=None) -> dict:
@@ -60,38 +100,70 @@ def main(argv=None) -> dict:
     parser.add_argument("--block-ms", type=float, default=20.0)
     parser.add_argument("--latency-ms", type=float, default=1.0)
     parser.add_argument("--update-ms", type=float, default=50.0, help="the model's BLOCK_MS")
+    parser.add_argument("--update-lag-ms", type=float, default=helpers.AdvancedSettings.update_lag_ms,
+                        help="the model's update_lag_ms (default: the shipped one)")
     parser.add_argument("--context-seconds", type=float, default=0.25, help="the model's CONTEXT_SECONDS")
+    parser.add_argument("--backend", default="torch", choices=BACKENDS, help="where the encoder runs")
+    parser.add_argument("--paced", action="store_true", help="blocks at real-time pace, the encoder on a worker")
+    parser.add_argument("--load-cores", type=int, default=0, help="other processes keeping this many cores busy")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch's threads (default 1: the audio path and the worker each keep one core)")
     parser.add_argument("--device", default=None, help="torch device; default cuda when available, else cpu")
-    parser.add_argument("--out", help="write the result here as JSON")
+    parser.add_argument("--out", help="write the result as JSON")
     args = parser.parse_args(argv)
     made_by = helpers.provenance()
     import torch
-    from tqdm.auto import tqdm
 
+    torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = helpers.build_model(args.model, **helpers.head_settings(args.latency_ms, args.update_ms, args.context_seconds))
-    model.to(device)
-    canceller = helpers.StreamingCanceller(model)
+    head = helpers.head_settings(args.latency_ms, args.update_ms, args.context_seconds, args.update_lag_ms)
+    model = helpers.build_model(args.model, **head).to(device)
+    canceller = helpers.StreamingCanceller(model, worker=args.paced, live=args.paced,
+                                           backend=None if args.backend == "torch" else args.backend)
     block = helpers.latency_samples(args.block_ms)
     minute = shaped_noise(60.0, 1.0, seed=0)  # one minute, looped: generating 10 minutes is not the point
-    memory = [resident_mb()]
-    left = int(args.minutes * len(minute))
-    for _ in tqdm(range(math.ceil(args.minutes)), desc="minutes streamed", unit="min"):
-        for start in range(0, min(len(minute), left), block):
-            canceller.process(minute[start : min(start + block, left)])
-        left -= len(minute)
-        memory.append(resident_mb())
+    stop = multiprocessing.Event()
+    load = [multiprocessing.Process(target=busy, args=(stop,), daemon=True) for _ in range(args.load_cores)]
+    for process in load:
+        process.start()
+    memory, misses = [resident_mb()], 0
+    try:
+        for done in range(math.ceil(args.minutes)):
+            audio = minute[: int(min(1.0, args.minutes - done) * len(minute))]
+            misses += stream(canceller, audio, block, args.paced)
+            memory.append(resident_mb())
+            print(f"minute {done + 1}: {block_statistics(canceller.block_seconds, args.block_ms)}", flush=True)
+    finally:
+        stop.set()
+        for process in load:
+            process.join()
+        canceller.close()
+    audio_seconds = canceller.position / helpers.SAMPLE_RATE
+    statistics = block_statistics(canceller.block_seconds, args.block_ms)
     result = {
         "model": args.model,
+        "backend": args.backend,
+        "paced": args.paced,
+        "load_cores": args.load_cores,
+        "threads": args.threads,
         "minutes": args.minutes,
         "block_ms": args.block_ms,
         "latency_ms": args.latency_ms,
         "update_ms": args.update_ms,
+        "update_lag_ms": args.update_lag_ms,
         "context_seconds": args.context_seconds,
         "device": torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else device,
-        "real_time_factor": canceller.real_time_factor,
-        **block_statistics(canceller.block_seconds, args.block_ms),
+        "real_time_factor": (canceller.compute_seconds + (canceller.encoder_seconds if args.paced else 0.0))
+        / audio_seconds,
+        "audio_path_real_time_factor": canceller.compute_seconds / audio_seconds,
+        "encoder_ms_mean": round(1e3 * canceller.encoder_seconds / max(canceller.updates, 1), 3),
+        **statistics,
+        "deadline_misses": misses if args.paced else statistics["overruns"],
+        "updates": canceller.updates,
+        "late_updates": canceller.late_updates,
+        "late_update_fraction": canceller.late_updates / max(canceller.updates, 1),
         "resident_mb_after_each_minute": [round(m, 1) for m in memory],
+        "cpu_count": len(os.sched_getaffinity(0)),
         **made_by,
     }
     print(result)

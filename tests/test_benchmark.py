@@ -346,6 +346,22 @@ def test_block_statistics_judge_the_worst_blocks_against_the_period():
 
     seconds = [0.002] * 98 + [0.030, 0.050]  # 100 blocks of 20 ms: two late
     stats = streaming.block_statistics(seconds, 20.0)
-    assert (stats["blocks"], stats["block_ms_p50"], stats["block_ms_max"], stats["deadline_misses"]) == (100, 2.0, 50.0, 2)
+    assert (stats["blocks"], stats["block_ms_p50"], stats["block_ms_max"], stats["overruns"]) == (100, 2.0, 50.0, 2)
     assert stats["block_ms_p99"] == pytest.approx(30.2)  # between the 99th and 100th sorted values, linearly
     assert stats["max_of_period"] == 2.5
+
+
+def test_lag_backends_trains_one_model_per_lag_and_judges_the_shipped_lag_on_every_backend(tmp_path):
+    import lag_backends
+    from lag_backends_report import target_checks
+
+    records = lag_backends.main(["--only", "white_test", "--seconds", "4", "--scene", "none", "--max-steps", "2",
+                                 "--filter-taps", "64", "--stretch-bank", "2", "--lags-ms", "0,50",
+                                 "--out", str(tmp_path / "lags.json")])
+    judged = {(r["update_lag_ms"], r["backend"], r["refined"]) for r in records}
+    backends = {"torch", *helpers.installed_backends()}
+    assert judged == {(0.0, "torch", refined) for refined in (False, True)} | {
+        (50.0, backend, refined) for backend in backends for refined in (False, True)}
+    assert all(r["commit"] and r["command"] and math.isfinite(r["nr_db"]) for r in records)
+    labels = [label for label, _, _ in target_checks(records, 50.0, "int8")]
+    assert labels[0] == "lag 50 ms on int8 ≥ lag-free float32 − 0.5 dB" and "onnx within 0.3 dB of float32 torch" in labels

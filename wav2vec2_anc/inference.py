@@ -162,7 +162,8 @@ class StreamingCanceller:
         self.late_updates = 0  # updates not ready when their block began (live), the previous one played on
         self.live = live
         self.worker = concurrent.futures.ThreadPoolExecutor(1, "encoder") if worker or live else None
-        self.compute_seconds = 0.0
+        self.compute_seconds = 0.0  # in process(), the audio path (with the encoder where it has no worker)
+        self.encoder_seconds = 0.0  # in the encoder, wherever it ran
         # Each process() call's compute time, s (the deadlines it met or missed), for the newest BLOCK_HISTORY calls.
         self.block_seconds: collections.deque[float] = collections.deque(maxlen=BLOCK_HISTORY)
 
@@ -187,8 +188,13 @@ class StreamingCanceller:
 
     def _encode(self, window: torch.Tensor) -> torch.Tensor:
         """The encoder's features of one context window, ``(context,)`` → ``(hidden,)`` (on the worker, if any)."""
+        import time
+
+        started = time.perf_counter()
         with torch.no_grad():  # no_grad is per thread
-            return self.model.encoder_features(window[None])[0]
+            features = self.model.encoder_features(window[None])[0]
+        self.encoder_seconds += time.perf_counter() - started
+        return features
 
     def _submit_updates(self, buffer: torch.Tensor, buffer_start: int) -> None:
         """Start the encoder on every block whose update's input has now all arrived (and is still to be played)."""

@@ -1,0 +1,102 @@
+"""What real time costs in noise reduction: the encoder's update lag, and the backend it runs on.
+
+Usage:
+    python benchmarks/lag_backends.py [--suite test] [--scene none,room,bandpass] [--latency-ms 1]
+                                      [--lags-ms 0,50,100] [--only engine_lotus.wav,…] [--out lag_backends.json]
+
+For each clip and scene the shipped model is trained once per update lag (``update_lag_ms``: 0, one and two update
+periods by default; the lag is part of the model, so each is trained with its own), as ``ablation.py`` trains it,
+and judged on the held-out tail: the network alone and refined online (the canceller). The model at the shipped lag
+(``AdvancedSettings.update_lag_ms``) is also judged with its encoder on every other installed backend
+(``helpers.with_backend``: int8 dynamic quantization, ONNX Runtime). Each record carries ``update_lag_ms``,
+``backend``, ``refined``, ``nr_db``, ``worst_1s_db``, whether the validation gate kept the encoder (where it did not,
+neither the lag nor the backend changes anything), and the commit and command. ``python benchmarks/report.py FILE``
+prints each one's difference from the lag-free float32 torch model, per clip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ablation import judged  # noqa: E402
+from cancellation import HELDOUT_FRACTION, add_run_arguments, fine_tune, load_suite, only_clips, plant_record  # noqa: E402
+
+import helpers  # noqa: E402
+from wav2vec2_anc.evaluation import fxnlms_refined_anti_noise_at_ear, heldout_noise_at_ear  # noqa: E402
+from wav2vec2_anc.pairs import split_heldout  # noqa: E402
+
+
+def judge_model(model, clip, plant) -> list[dict]:
+    """The network alone and refined online, over the held-out tail."""
+    audio = np.concatenate([clip.train, clip.heldout])
+    noise = heldout_noise_at_ear(clip, plant)
+    drive = helpers.closed_loop_drive(model, audio, plant)
+    return [{"refined": False, **judged(noise, plant.anti_noise_at_ear(drive)[len(clip.train):])},
+            {"refined": True, **judged(noise, fxnlms_refined_anti_noise_at_ear(model, clip, plant, drive=drive))}]
+
+
+def run_clip(name: str, audio: np.ndarray, scene: str, args, work_dir: Path) -> list[dict]:
+    """Every lag's model, and the shipped lag's on every installed backend: one clip, one scene."""
+    train, heldout = split_heldout(audio, HELDOUT_FRACTION)
+    clip = helpers.Clip(name=name, train=train, heldout=heldout)
+    latency_ms = float(args.latency_ms)
+    plant, _ = helpers.make_plant(scene, args.loudspeaker, train, helpers.latency_samples(latency_ms), args.filter_taps,
+                                  args.rt60, args.identification_snr_db, 1.0, args.seed)
+    records = []
+    for lag_ms in (float(v) for v in args.lags_ms.split(",")):
+        torch.manual_seed(args.seed)
+        run_args = argparse.Namespace(**{**vars(args), "update_lag_ms": lag_ms})
+        run_dir = work_dir / f"{name}_{scene}_{lag_ms:g}ms".replace("/", "_")
+        model, _ = fine_tune([clip], latency_ms, run_args, run_dir, plant, stretches=args.stretch_bank)
+        backends = ["torch"]
+        if lag_ms == helpers.AdvancedSettings.update_lag_ms:
+            backends += [backend for backend in helpers.installed_backends() if backend != "torch"]
+        for backend in backends:
+            judged_model = model if backend == "torch" else helpers.with_backend(model, backend)
+            records += [{"update_lag_ms": lag_ms, "backend": backend, "encoder_correction": model.encoder_correction, **r}
+                        for r in judge_model(judged_model, clip, plant)]
+    where = {"clip": name, "scene": scene, "latency_ms": latency_ms, **plant_record(plant)}
+    return [{**where, **r} for r in records]
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", help="comma-separated clip names of the suite")
+    parser.add_argument("--out", default="lag_backends.json", help="JSON records (default: lag_backends.json)")
+    parser.add_argument("--lags-ms", default="0,50,100", help="the update lags to train with, ms (default: 0,50,100)")
+    parser.add_argument("--stretch-bank", type=int, default=16, help="the shipped model's stretch bank (default: 16)")
+    add_run_arguments(parser, max_steps=500, latency_ms="1", update_ms=50.0, context_seconds=0.25, safety_seconds=0.25,
+                      bank_error_ms=10.0)
+    parser.set_defaults(suite="test", scene="none,room,bandpass")
+    args = parser.parse_args(argv)
+    made_by = helpers.provenance()
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    suite = load_suite(None, args.seconds, args.suite)
+    if args.only:
+        suite = only_clips(suite, args.only)
+    records = []
+    with tempfile.TemporaryDirectory() as work_dir:
+        for scene in args.scene.split(","):
+            for name, audio in suite.items():
+                records += run_clip(name, audio, scene, args, Path(work_dir))
+                print(f"{scene} {name}: " + ", ".join(
+                    f"lag {r['update_lag_ms']:g} {r['backend']}{'+r' if r['refined'] else ''} {r['nr_db']:.2f}"
+                    for r in records if r["clip"] == name and r["scene"] == scene), flush=True)
+                # An interrupted run keeps what it finished.
+                Path(args.out).write_text(helpers.dumps_strict(helpers.with_provenance(records, made_by)))
+    return helpers.with_provenance(records, made_by)
+
+
+if __name__ == "__main__":
+    main()
