@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -129,7 +130,10 @@ def test_an_unknown_backend_or_a_second_backend_is_refused():
 def test_a_missing_package_is_named_with_the_install_command(monkeypatch):
     pytest.importorskip("onnxruntime")
     assert helpers.installed_backends() == ("torch", "int8", "onnx")  # CI installs the extras
-    assert helpers.fastest_backend() == "onnx"
+    assert helpers.fastest_backend() == "int8"
+    with monkeypatch.context() as patched:  # a torch without a quantized engine
+        patched.setattr(backends.torch.backends, "quantized", types.SimpleNamespace(supported_engines=["none"]))
+        assert helpers.installed_backends() == ("torch", "onnx") and helpers.fastest_backend() == "onnx"
     find_spec = backends.importlib.util.find_spec
     monkeypatch.setattr(backends.importlib.util, "find_spec", lambda name: None if name == "onnxruntime" else find_spec(name))
     assert helpers.installed_backends() == ("torch", "int8") and helpers.fastest_backend() == "int8"

@@ -314,11 +314,12 @@ def _done(value) -> Future:
     return future
 
 
-def stream_inverse(model, audio: np.ndarray, block_samples: int = 320, ear_noise: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, float]:
+def stream_inverse(model, audio: np.ndarray, block_samples: int = 320, ear_noise: np.ndarray | None = None,
+                   backend: str | None = None) -> tuple[np.ndarray, float]:
     """Run ``audio`` (and ``ear_noise``, see ``StreamingCanceller.process``) through a ``StreamingCanceller`` in
-    blocks; return ``(inverse, real_time_factor)``."""
-    canceller = StreamingCanceller(model)
+    blocks, its encoder on ``backend`` (``backends.BACKENDS``; None: the model's own); return
+    ``(inverse, real_time_factor)``, the real-time factor all compute (the encoder's too) over the audio's time."""
+    canceller = StreamingCanceller(model, backend=backend)
     ear = (lambda i: None) if ear_noise is None else (lambda i: ear_noise[i : i + block_samples])
     inverse = np.concatenate([canceller.process(audio[i : i + block_samples], ear(i))
                               for i in range(0, len(audio), block_samples)])
