@@ -341,16 +341,6 @@ def test_the_ablation_report_judges_each_mechanism_by_its_best_class_and_the_can
     assert checks[1] == ("room: canceller every 1-s segment ≥ −0.5 dB", "-0.20 dB (mains_hum_60hz)", True)
 
 
-def test_block_statistics_judge_the_worst_blocks_against_the_period():
-    import streaming
-
-    seconds = [0.002] * 98 + [0.030, 0.050]  # 100 blocks of 20 ms: two late
-    stats = streaming.block_statistics(seconds, 20.0)
-    assert (stats["blocks"], stats["block_ms_p50"], stats["block_ms_max"], stats["overruns"]) == (100, 2.0, 50.0, 2)
-    assert stats["block_ms_p99"] == pytest.approx(30.2)  # between the 99th and 100th sorted values, linearly
-    assert stats["max_of_period"] == 2.5
-
-
 def test_lag_backends_trains_one_model_per_lag_and_judges_the_shipped_lag_on_every_backend(tmp_path):
     import lag_backends
     from lag_backends_report import target_checks

@@ -124,6 +124,7 @@ def test_block_statistics():
     stats = live.block_statistics([0.001] * 99 + [0.030], block_ms=20.0)
     assert stats["blocks"] == 100 and stats["block_ms_p50"] == 1.0 and stats["block_ms_max"] == 30.0
     assert stats["deadline_misses"] == 1 and stats["max_of_period"] == 1.5
+    assert stats["block_ms_p99"] == pytest.approx(1.29)  # between the 99th and 100th sorted values, linearly
     assert live.block_statistics([], 20.0)["blocks"] == 0
 
 

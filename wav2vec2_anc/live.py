@@ -1,8 +1,8 @@
 """Run a canceller live on a sound card: the reference microphone in, the anti-noise out, timed block by block.
 
 Usage:
-    python -m wav2vec2_anc.live --model DIR [--backend torch|int8|onnx] [--block-ms 20]
-                                [--input DEVICE] [--output DEVICE] [--seconds N] [--list-devices]
+    python -m wav2vec2_anc.live --model DIR [--backend torch|int8|onnx] [--block-ms 20] [--input DEVICE]
+                                [--output DEVICE] [--seconds N] [--list-devices]
 
 DIR is a ``save_pretrained`` folder of a trained canceller (``scratch:tiny`` times the loop without one). The input
 device (``--reference`` is the same option) hears the noise; the output device plays the anti-noise; without
@@ -48,10 +48,8 @@ def block_statistics(block_seconds, block_ms: float) -> dict:
         ``max_of_period`` as fractions of the period); ``deadline_misses``. All zero for no blocks.
     """
     times_ms = 1e3 * np.asarray(list(block_seconds), dtype=np.float64)
-    if not times_ms.size:
-        return {"blocks": 0, "block_ms_p50": 0.0, "block_ms_p99": 0.0, "block_ms_max": 0.0, "p99_of_period": 0.0,
-                "max_of_period": 0.0, "deadline_misses": 0}
-    p50, p99, worst = float(np.percentile(times_ms, 50)), float(np.percentile(times_ms, 99)), float(times_ms.max())
+    some = times_ms if times_ms.size else np.zeros(1)  # no blocks: zeros, where numpy's percentile would raise
+    p50, p99, worst = float(np.percentile(some, 50)), float(np.percentile(some, 99)), float(some.max())
     return {"blocks": int(times_ms.size), "block_ms_p50": round(p50, 3), "block_ms_p99": round(p99, 3),
             "block_ms_max": round(worst, 3), "p99_of_period": round(p99 / block_ms, 3),
             "max_of_period": round(worst / block_ms, 3), "deadline_misses": int(np.sum(times_ms > block_ms))}
@@ -83,18 +81,14 @@ class LiveLoop:
         """sounddevice's callback: ``indata``, ``outdata`` of shape ``(frames, channels)``; channel 0 is the reference."""
         if status:
             self.device_flags += 1  # the driver's own over/underflows (sounddevice.CallbackFlags)
-        tick = self.ticks
-        self.ticks += 1
+        tick, self.ticks = self.ticks, self.ticks + 1
         try:
             self.inputs.put_nowait((tick, indata[:, 0].copy()))  # the driver reuses indata's memory
         except queue.Full:
             self.overruns += 1
         anti_noise = None
-        while True:  # take the newest finished block; older ones missed their tick
-            try:
-                done, block = self.outputs.get_nowait()
-            except queue.Empty:
-                break
+        while not self.outputs.empty():  # the newest finished block (older ones missed their tick); one reader
+            done, block = self.outputs.get_nowait()
             anti_noise = block if done == tick - 1 else None
         if anti_noise is not None and len(anti_noise) == frames:
             outdata[:] = anti_noise[:, None]
@@ -130,8 +124,8 @@ class LiveLoop:
         new = {name: count - self.reported.get(name, 0) for name, count in counts.items()}
         self.reported = counts
         return (f"{second:4d} s: {stats['blocks']} blocks, process() p50 {stats['block_ms_p50']:.2f} / p99 "
-                f"{stats['block_ms_p99']:.2f} / max {stats['block_ms_max']:.2f} ms of {block_ms:g} ms, "
-                f"{stats['deadline_misses']} deadline misses, " + ", ".join(f"{n} {name}" for name, n in new.items()))
+                f"{stats['block_ms_p99']:.2f} / max {stats['block_ms_max']:.2f} ms of {block_ms:g} ms; deadline misses "
+                f"{stats['deadline_misses']}, " + ", ".join(f"{name} {n}" for name, n in new.items()))
 
     def totals(self, block_ms: float) -> dict:
         """The whole run: ``block_statistics`` of every block and the counters."""
@@ -197,12 +191,8 @@ def sounddevice_streams(sounddevice, reference=None, output=None):
     return open_stream
 
 
-def device(text: str):
-    """A device as sounddevice takes it: its number, or a part of its name."""
-    return int(text) if text.strip().isdigit() else text
-
-
 def build_parser() -> argparse.ArgumentParser:
+    device = lambda text: int(text) if text.strip().isdigit() else text  # sounddevice's: a number or part of a name
     parser = argparse.ArgumentParser(prog="python -m wav2vec2_anc.live", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="a save_pretrained folder of the trained canceller (scratch:tiny: timing only)")
@@ -242,9 +232,8 @@ def main(argv=None) -> dict | None:
     except (OSError, ValueError, ImportError) as error:
         parser.error(str(error))
     print(HONEST_NOTE)
-    print(f"model {args.model}, encoder on {backend}, blocks of {block_samples} samples "
-          f"({1e3 * block_samples / SAMPLE_RATE:g} ms); the anti-noise plays one block after its input. "
-          + ("Ctrl-C stops." if args.seconds is None else f"{args.seconds:g} s."))
+    print(f"model {args.model}, encoder on {backend}, blocks of {block_samples} samples: each one's anti-noise plays "
+          f"one block after it was heard. " + ("Ctrl-C stops." if args.seconds is None else f"{args.seconds:g} s."))
     try:
         totals = run(canceller, sounddevice_streams(sounddevice, args.input, args.output), block_samples, args.seconds)
     except sounddevice.PortAudioError as error:
