@@ -4,13 +4,16 @@ Usage:
     python benchmarks/streaming.py [--model scratch:tiny] [--minutes 10] [--block-ms 20] [--latency-ms 1]
                                    [--update-ms 50] [--update-lag-ms 50] [--context-seconds 0.25]
                                    [--backend torch|int8|onnx] [--paced] [--load-cores 0] [--threads 1]
+                                   [--scene none|room|bandpass] [--bank 17]
                                    [--device cpu] [--out FILE]
 
 Generated pink noise arrives in blocks of ``--block-ms`` and goes through ``helpers.StreamingCanceller``. The model
 is untrained (its weights do not change the compute); its encoder is the one named by ``--model``, run on
-``--backend``. ``--update-ms``, ``--update-lag-ms`` and ``--context-seconds`` are the model's ``BLOCK_MS`` (how often
-the encoder updates the filter), ``update_lag_ms`` (how much older the input of an update is than its block's own
-past) and ``CONTEXT_SECONDS``.
+``--backend``. ``--scene room --bank 17`` gives it the shipped room model's audio path: a bank of 17 filters (the
+optimal controller and 16 stretches) whose own errors, judged at the ear through Ŝ, join every block's gains; the
+noise at the error microphone is fed beside the input. ``--update-ms``, ``--update-lag-ms`` and
+``--context-seconds`` are the model's ``BLOCK_MS`` (how often the encoder updates the filter), ``update_lag_ms``
+(how much older the input of an update is than its block's own past) and ``CONTEXT_SECONDS``.
 
 Two ways to run it:
 
@@ -64,8 +67,9 @@ def busy(stop) -> None:
         sum(range(10_000))
 
 
-def stream(canceller, audio, block: int, paced: bool) -> int:
-    """Feed ``audio`` to ``canceller`` in blocks of ``block`` samples; return the deadline misses.
+def stream(canceller, audio, block: int, paced: bool, ear=None) -> int:
+    """Feed ``audio`` (and ``ear``, the noise at the error microphone, where the model hears it) to ``canceller`` in
+    blocks of ``block`` samples; return the deadline misses.
 
     Paced, block ``i`` is handed over once it has all arrived, at ``(i + 1)`` periods from the start, and misses if
     its anti-noise is out after ``(i + 2)``.
@@ -76,7 +80,7 @@ def stream(canceller, audio, block: int, paced: bool) -> int:
         if paced:
             arrival = start + (i + 1) * period
             time.sleep(max(0.0, arrival - time.perf_counter()))
-        canceller.process(audio[first : first + block])
+        canceller.process(audio[first : first + block], None if ear is None else ear[first : first + block])
         if paced and time.perf_counter() > start + (i + 2) * period:
             misses += 1
     return misses
@@ -92,6 +96,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--update-lag-ms", type=float, default=helpers.AdvancedSettings.update_lag_ms,
                         help="the model's update_lag_ms (default: the shipped one)")
     parser.add_argument("--context-seconds", type=float, default=0.25, help="the model's CONTEXT_SECONDS")
+    parser.add_argument("--scene", default="none", choices=["none", "room", "bandpass"],
+                        help="an acoustic scene: the model is fed the noise at the error microphone too")
+    parser.add_argument("--bank", type=int, default=0,
+                        help="a filter bank of this many filters whose own errors join each block's gains (0: none)")
+    parser.add_argument("--bank-error-ms", type=float, default=helpers.AdvancedSettings.bank_error_ms,
+                        help="the newest ms on which the bank's errors are judged")
     parser.add_argument("--backend", default="torch", choices=BACKENDS, help="where the encoder runs")
     parser.add_argument("--paced", action="store_true", help="blocks at real-time pace, the encoder on a worker")
     parser.add_argument("--load-cores", type=int, default=0, help="other processes keeping this many cores busy")
@@ -106,11 +116,17 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     head = helpers.head_settings(args.latency_ms, args.update_ms, args.context_seconds, args.update_lag_ms)
-    model = helpers.build_model(args.model, **head).to(device)
+    minute = shaped_noise(60.0, 1.0, seed=0)  # one minute, looped: generating 10 minutes is not the point
+    plant, ear = None, None
+    if args.scene != "none":  # the model judges its bank at the ear, through Ŝ: the audio path's heaviest case
+        plant, _ = helpers.make_plant(args.scene, "linear", minute, head["latency_samples"], head.get("filter_taps", 512))
+        ear = plant.noise_at_ear(minute).astype("float32")
+    bank = {f"filter_{j}": None for j in range(args.bank)}
+    model = helpers.build_model(args.model, **head, **helpers.plant_settings(plant),
+                                **helpers.bank_settings(bank, args.bank_error_ms, plant)).to(device)
     canceller = helpers.StreamingCanceller(model, worker=args.paced, live=args.paced,
                                            backend=None if args.backend == "torch" else args.backend)
     block = helpers.latency_samples(args.block_ms)
-    minute = shaped_noise(60.0, 1.0, seed=0)  # one minute, looped: generating 10 minutes is not the point
     stop = multiprocessing.Event()
     load = [multiprocessing.Process(target=busy, args=(stop,), daemon=True) for _ in range(args.load_cores)]
     for process in load:
@@ -119,7 +135,7 @@ def main(argv=None) -> dict:
     try:
         for done in range(math.ceil(args.minutes)):
             audio = minute[: int(min(1.0, args.minutes - done) * len(minute))]
-            misses += stream(canceller, audio, block, args.paced)
+            misses += stream(canceller, audio, block, args.paced, None if ear is None else ear[: len(audio)])
             memory.append(resident_mb())
             print(f"minute {done + 1}: {block_statistics(canceller.block_seconds, args.block_ms)}", flush=True)
     finally:
@@ -132,6 +148,9 @@ def main(argv=None) -> dict:
     result = {
         "model": args.model,
         "backend": args.backend,
+        "scene": args.scene,
+        "bank": args.bank,
+        "bank_error_ms": args.bank_error_ms if model.config.bank_error_window_samples else 0.0,
         "paced": args.paced,
         "load_cores": args.load_cores,
         "threads": args.threads,
