@@ -223,6 +223,11 @@ def main(argv=None) -> dict | None:
     from .model import build_model
 
     block_samples = max(1, round(args.block_ms * SAMPLE_RATE / 1000))
+    import torch
+
+    # One thread each for the audio path and the encoder's worker: torch's default, a pool per core for each,
+    # would have them fight over the cores (benchmarks/streaming.py --threads).
+    torch.set_num_threads(1)
     try:
         model = build_model(args.model)
         if model.needs_ear_noise:
