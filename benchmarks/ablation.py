@@ -161,15 +161,10 @@ def run_clip(name: str, audio: np.ndarray, scene: str, latency_ms: float, args, 
     return [{**where, **r} for r in records]
 
 
-def main(argv=None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", help="comma-separated clip names of the suite")
-    parser.add_argument("--out", default="ablation.json", help="JSON records (default: ablation.json)")
-    parser.add_argument("--stretch-bank", type=int, default=16, help="the shipped model's stretch bank (default: 16)")
-    add_run_arguments(parser, max_steps=500, latency_ms="1", update_ms=50.0, context_seconds=0.25, safety_seconds=0.25,
-                      bank_error_ms=10.0)
-    parser.set_defaults(suite="test", scene="none,room,bandpass")
-    args = parser.parse_args(argv)
+def run_suite(args, run_clip, label) -> list[dict]:
+    """``run_clip(name, audio, scene, latency_ms, args, work_dir)`` over every scene, clip and latency of ``args``,
+    printing each clip's ``label(record)``s and writing the records (with provenance) to ``args.out`` after each
+    clip, so an interrupted run keeps what it finished."""
     made_by = helpers.provenance()
     from transformers.utils import logging as hf_logging
 
@@ -182,13 +177,23 @@ def main(argv=None) -> list[dict]:
         for scene in args.scene.split(","):
             for name, audio in suite.items():
                 for latency_ms in (float(v) for v in args.latency_ms.split(",")):
-                    records += run_clip(name, audio, scene, latency_ms, args, Path(work_dir))
-                    print(f"{scene} {name}: " + ", ".join(
-                        f"{r['variant']}{'+r' if r['refined'] else ''} {r['nr_db']:.1f}" for r in records
-                        if r["clip"] == name and r["scene"] == scene), flush=True)
-                # An interrupted run keeps what it finished.
+                    clip_records = run_clip(name, audio, scene, latency_ms, args, Path(work_dir))
+                    print(f"{scene} {name}: " + ", ".join(label(r) for r in clip_records), flush=True)
+                    records += clip_records
                 Path(args.out).write_text(helpers.dumps_strict(helpers.with_provenance(records, made_by)))
     return helpers.with_provenance(records, made_by)
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", help="comma-separated clip names of the suite")
+    parser.add_argument("--out", default="ablation.json", help="JSON records (default: ablation.json)")
+    parser.add_argument("--stretch-bank", type=int, default=16, help="the shipped model's stretch bank (default: 16)")
+    add_run_arguments(parser, max_steps=500, latency_ms="1", update_ms=50.0, context_seconds=0.25, safety_seconds=0.25,
+                      bank_error_ms=10.0)
+    parser.set_defaults(suite="test", scene="none,room,bandpass")
+    return run_suite(parser.parse_args(argv), run_clip,
+                     lambda r: f"{r['variant']}{'+r' if r['refined'] else ''} {r['nr_db']:.1f}")
 
 
 if __name__ == "__main__":

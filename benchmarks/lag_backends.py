@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +26,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ablation import judged  # noqa: E402
-from cancellation import HELDOUT_FRACTION, add_run_arguments, fine_tune, load_suite, only_clips, plant_record  # noqa: E402
+from ablation import judged, run_suite  # noqa: E402
+from cancellation import HELDOUT_FRACTION, add_run_arguments, fine_tune, plant_record  # noqa: E402
 
 import helpers  # noqa: E402
 from wav2vec2_anc.evaluation import fxnlms_refined_anti_noise_at_ear, heldout_noise_at_ear  # noqa: E402
@@ -44,11 +43,10 @@ def judge_model(model, clip, plant) -> list[dict]:
             {"refined": True, **judged(noise, fxnlms_refined_anti_noise_at_ear(model, clip, plant, drive=drive))}]
 
 
-def run_clip(name: str, audio: np.ndarray, scene: str, args, work_dir: Path) -> list[dict]:
+def run_clip(name: str, audio: np.ndarray, scene: str, latency_ms: float, args, work_dir: Path) -> list[dict]:
     """Every lag's model, and the shipped lag's on every installed backend: one clip, one scene."""
     train, heldout = split_heldout(audio, HELDOUT_FRACTION)
     clip = helpers.Clip(name=name, train=train, heldout=heldout)
-    latency_ms = float(args.latency_ms)
     plant, _ = helpers.make_plant(scene, args.loudspeaker, train, helpers.latency_samples(latency_ms), args.filter_taps,
                                   args.rt60, args.identification_snr_db, 1.0, args.seed)
     records = []
@@ -77,25 +75,8 @@ def main(argv=None) -> list[dict]:
     add_run_arguments(parser, max_steps=500, latency_ms="1", update_ms=50.0, context_seconds=0.25, safety_seconds=0.25,
                       bank_error_ms=10.0)
     parser.set_defaults(suite="test", scene="none,room,bandpass")
-    args = parser.parse_args(argv)
-    made_by = helpers.provenance()
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    suite = load_suite(None, args.seconds, args.suite)
-    if args.only:
-        suite = only_clips(suite, args.only)
-    records = []
-    with tempfile.TemporaryDirectory() as work_dir:
-        for scene in args.scene.split(","):
-            for name, audio in suite.items():
-                records += run_clip(name, audio, scene, args, Path(work_dir))
-                print(f"{scene} {name}: " + ", ".join(
-                    f"lag {r['update_lag_ms']:g} {r['backend']}{'+r' if r['refined'] else ''} {r['nr_db']:.2f}"
-                    for r in records if r["clip"] == name and r["scene"] == scene), flush=True)
-                # An interrupted run keeps what it finished.
-                Path(args.out).write_text(helpers.dumps_strict(helpers.with_provenance(records, made_by)))
-    return helpers.with_provenance(records, made_by)
+    return run_suite(parser.parse_args(argv), run_clip, lambda r: f"lag {r['update_lag_ms']:g} {r['backend']}"
+                     f"{'+r' if r['refined'] else ''} {r['nr_db']:.2f}")
 
 
 if __name__ == "__main__":
