@@ -17,6 +17,12 @@ for backend in torch onnx; do
   stream --model scratch:tiny --block-ms 8 --paced --backend $backend --minutes 2 --out $out/streaming_tiny_8ms_$backend.json
 done
 stream --model scratch:base --block-ms 4 --paced --backend int8 --minutes 2 --out $out/streaming_base_4ms_int8.json
+# The audio path of the shipped room model: a bank of 17 judged by its errors at the ear through Ŝ, every block.
+stream --model scratch:base --block-ms 20 --paced --backend int8 --minutes 2 --scene room --bank 17 \
+  --out $out/streaming_base_20ms_int8_room_bank17.json
+# A lag of two update periods: twice the worker's time.
+stream --model scratch:base --block-ms 20 --paced --backend int8 --minutes 2 --update-lag-ms 100 \
+  --out $out/streaming_base_20ms_int8_lag100.json
 # Less recompute: updates every 100 ms (the lag one period), or a context of 0.125 s.
 stream --model scratch:base --block-ms 20 --paced --backend int8 --minutes 2 --update-ms 100 --update-lag-ms 100 \
   --out $out/streaming_base_20ms_int8_update100.json
