@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # What real time costs in NR (benchmarks/README.md, "Real time"): benchmarks/lag_backends.py on the test set at 1 ms,
 # one model per update lag (0, 50, 100 ms) and the shipped lag on every backend, in two lanes of one core each:
-# every clip without a scene, and in the room the four clips where the encoder or the bank matters most (the hum,
-# the drifting engine, an engine recording, pink noise). About 45 min; RESUME=1 skips a finished lane's file.
+# without a scene and in the room, the four clips where the encoder or the bank matters most (pink noise, the hum,
+# the drifting engine, an engine recording). About 30 min alone; RESUME=1 skips a finished lane's file.
 source "$(dirname "$0")/lanes.sh"
-run benchmarks/lag_backends.py --scene none --out $out/lag_backends_none.json > "$logs/lag_backends_none.log" 2>&1 &
-run benchmarks/lag_backends.py --scene room --only pink_test,mains_hum_60hz,engine_fast_drift,engine_lotus.wav \
-  --out $out/lag_backends_room.json > "$logs/lag_backends_room.log" 2>&1 &
+clips=pink_test,mains_hum_60hz,engine_fast_drift,engine_lotus.wav
+run benchmarks/lag_backends.py --scene none --only $clips --out $out/lag_backends_none.json > "$logs/lag_backends_none.log" 2>&1 &
+run benchmarks/lag_backends.py --scene room --only $clips --out $out/lag_backends_room.json > "$logs/lag_backends_room.log" 2>&1 &
 wait
