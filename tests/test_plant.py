@@ -161,3 +161,26 @@ def test_records_carry_the_commit_and_the_command():
     stamped = with_provenance([{"clip": "a"}, {"clip": "b"}], made_by)
     assert all(r["commit"] == made_by["commit"] and r["command"] == made_by["command"] for r in stamped)
     assert [r["clip"] for r in stamped] == ["a", "b"]
+
+
+def test_a_changed_result_file_leaves_the_commit_clean_and_changed_code_does_not(tmp_path):
+    import importlib.util
+    import shutil
+
+    package = tmp_path / "wav2vec2_anc"
+    package.mkdir()
+    shutil.copy(REPO / "wav2vec2_anc" / "records.py", package / "records.py")
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "old.json").write_text("[]")
+    git = lambda *args: subprocess.run(["git", *args], cwd=tmp_path, capture_output=True, text=True, check=True)  # noqa: E731
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    spec = importlib.util.spec_from_file_location("copied_records", package / "records.py")
+    records = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(records)
+    head = git("rev-parse", "HEAD").stdout.strip()
+    (tmp_path / "benchmarks" / "results" / "old.json").write_text("[1]")
+    assert records.provenance([])["commit"] == head
+    (package / "records.py").write_text((package / "records.py").read_text() + "\n")
+    assert records.provenance([])["commit"] == head + "-dirty"

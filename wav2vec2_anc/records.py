@@ -48,10 +48,16 @@ def loads_strict(text: str):
     return restore(json.loads(text))
 
 
+# Where the benchmarks write their results, relative to the repository.
+RESULTS_DIR = "benchmarks/results"
+
+
 def provenance(argv: list[str] | None = None) -> dict:
     """What made a result: ``{"commit": git SHA (with ``-dirty`` for a changed tree), "command": argv}``.
 
-    The commit is the repository's that holds this package; "unknown" outside a git checkout.
+    The commit is the repository's that holds this package; "unknown" outside a git checkout. Result files being
+    written (``RESULTS_DIR``) do not make the tree dirty: a run that starts while another writes its results there
+    runs the same code.
     """
     repo = Path(__file__).resolve().parents[1]
 
@@ -60,7 +66,7 @@ def provenance(argv: list[str] | None = None) -> dict:
 
     try:
         commit = git("rev-parse", "HEAD")
-        if git("status", "--porcelain", "--untracked-files=no"):
+        if git("status", "--porcelain", "--untracked-files=no", "--", ".", f":(exclude){RESULTS_DIR}"):
             commit += "-dirty"
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
