@@ -55,11 +55,10 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_sizes, e
                 corrections[k, t] = own[k, t] - np.sum(base_drives[k, t])
             shares[t] = share
             fixed_shares[t] = fixed_share
-        # y = (1 − λ)·((1 − κ)·y₀ + κ·y₂) + λ·y₁, written so that λ = κ = 0 sends y₀ to the bit.
-        inner = own[0, t]
+        # y = (1 − κ)·((1 − λ)·y₀ + λ·y₁) + κ·y₂, written so that λ = κ = 0 sends y₀ to the bit.
+        drive[t] = own[0, t] if shares[t] == 0.0 else (1.0 - shares[t]) * own[0, t] + shares[t] * own[1, t]
         if controllers == 3 and fixed_shares[t] != 0.0:
-            inner = (1.0 - fixed_shares[t]) * own[0, t] + fixed_shares[t] * own[2, t]
-        drive[t] = inner if shares[t] == 0.0 else (1.0 - shares[t]) * inner + shares[t] * own[1, t]
+            drive[t] = (1.0 - fixed_shares[t]) * drive[t] + fixed_shares[t] * own[2, t]
         loudspeaker[t] = drive[t] if linear else scale * math.erf(drive[t] / (math.sqrt(2.0) * eta))
         at_ear = 0.0  # (S∗f(y))[t], with the true S and f
         for k in range(min(len(secondary), t + 1)):
@@ -99,15 +98,18 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_sizes, e
                 weights[k] -= normalised * then
                 base_gains[k] -= normalised * filtered_bases[k, t]
             if controllers >= 2:
-                # ∂e/∂λ = Ŝ∗(y₁ − z), z the inner mix; Ŝ∗(y₁ − yₖ) = gapsₖ − gaps₁, and κ moves slowly enough to
-                # be taken as constant over Ŝ's span.
+                # ∂e/∂λ = (1 − κ)·Ŝ∗(y₁ − y₀); Ŝ∗(yⱼ − yₖ) = gapsₖ − gapsⱼ, and κ moves slowly enough to be taken
+                # as constant over Ŝ's span.
                 slope = gaps_at_ear[0] - gaps_at_ear[1]
                 if controllers == 3:
-                    slope += fixed_share * (gaps_at_ear[2] - gaps_at_ear[0])
+                    slope *= 1.0 - fixed_share
                 logit, mix_power, share = _mix_update(logit, mix_power, mix_step * error, slope, mix_forget, eps,
                                                       low, high, mix_limit)
             if controllers == 3:
-                fixed_slope = (1.0 - share) * (gaps_at_ear[0] - gaps_at_ear[2])  # ∂e/∂κ = (1 − λ)·Ŝ∗(y₂ − y₀)
+                # ∂e/∂κ = Ŝ∗(y₂ − z), z the mix of the other two: the fixed drive against what adapting plays. (Mixed
+                # inside, against the refined drive alone, the slope was the refinement's small correction and its
+                # normalised step mostly noise: a fast-drifting engine lost 1.3 dB on the tuning set.)
+                fixed_slope = (gaps_at_ear[0] - gaps_at_ear[2]) - share * (gaps_at_ear[0] - gaps_at_ear[1])
                 fixed_logit, fixed_power, fixed_share = _mix_update(fixed_logit, fixed_power, mix_step * error,
                                                                     fixed_slope, mix_forget, eps, low, high, mix_limit)
         if delay > 0 and t + delay < samples:
@@ -201,12 +203,10 @@ def fxnlms_drive(
         companion_step: the companion's μ (``Plant.fxnlms_step``, tuned on the training audio); default the rule
             ``fxnlms_step_size``.
         fixed_member: with ``mix_step``, a third member: the ``base_drive`` as it came, never adapted. The
-            loudspeaker is then sent ``(1 − λ)·((1 − κ)·y₀ + κ·y₂) + λ·y₁``, ``κ`` a second convex mix of the
-            same form and step from this controller alone (``∂e/∂κ = (1 − λ)·Ŝ∗(y₂ − y₀)``): where adapting costs
-            more than it follows (brown noise, whose steady misadjustment cost the refinement 0.9 dB), the mix
-            can fall back on the fixed drive. A fixed drive that is only mis-scaled is collinear with the refined
-            one, so the mix has many settings that play nearly the same drive and leaves the one it found slowly
-            (tests/test_acoustics.py: 28 dB after 3 s where the refinement alone reaches 47).
+            loudspeaker is then sent ``(1 − κ)·z + κ·y₂``, ``z = (1 − λ)·y₀ + λ·y₁``, ``κ`` a second convex mix of
+            the same form and step from ``z`` alone (``∂e/∂κ = Ŝ∗(y₂ − z)``): where adapting costs more than it
+            follows (brown noise, whose steady misadjustment cost the refinement 0.9 dB), the mix can fall back on
+            the fixed drive.
 
     Returns:
         The drive ``y``, float64 of shape ``(samples,)``.
