@@ -23,6 +23,7 @@ import numpy as np
 
 from .audio_io import SAMPLE_RATE
 from .backends import BACKENDS
+from .config import latency_samples
 
 HONEST_NOTE = (
     "Note: a PC's audio path (driver buffers, ADC and DAC) adds 10-50 ms of latency, far more than any acoustic lead a\n"
@@ -222,7 +223,7 @@ def main(argv=None) -> dict | None:
     from .inference import StreamingCanceller
     from .model import build_model
 
-    block_samples = max(1, round(args.block_ms * SAMPLE_RATE / 1000))
+    block_samples = max(1, latency_samples(args.block_ms))
     import torch
 
     # One thread each for the audio path and the encoder's worker: torch's default, a pool per core for each,
