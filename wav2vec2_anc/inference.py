@@ -268,9 +268,12 @@ class StreamingCanceller:
         indices = [max(first - 1, 0)] + list(range(first, last + 1))
         per_block = torch.stack([self._block_gains(index, buffer, buffer_start, ear) for index in indices])
         x = buffer.to(self.raw_history.dtype)
-        outputs = model.filter_outputs(x[None])
-        parts = filter_parts(outputs, self._per_sample(per_block, first, len(buffer), len(new)))
-        raw = torch.cat([self.raw_history, torch.cat(parts)[:, -len(new) :]], dim=1)
+        # The new samples' outputs need only the filters' reach before them: filtering the whole warm-up each
+        # block would cost the audio path its length over again.
+        reach = len(new) + model.latency + model.filter_taps - 1
+        outputs = model.filter_outputs(x[None, len(x) - reach :])[..., -len(new) :]
+        parts = filter_parts(outputs, self._per_sample(per_block, first, len(new), len(new)))
+        raw = torch.cat([self.raw_history, torch.cat(parts)], dim=1)
         shared, correction = raw[:, -len(new) :]
         if model.safety_window:
             ends = window_ends(torch.tensor(indices), model.block, model.latency, buffer_start)
