@@ -157,7 +157,7 @@ def run_clip(name: str, audio: np.ndarray, scene: str, latency_ms: float, args, 
         without_bank, _ = fine_tune([clip], latency_ms, args, run_dir / "no_bank", plant, stretches=0)
         records += model_records(without_bank, clip, plant, ["shipped"], trained="no_bank")
     where = {"clip": name, "scene": scene, "latency_ms": latency_ms, "update_lag_ms": args.update_lag_ms,
-             "encoder_correction": gate, **plant_record(plant)}
+             "encoder_update_ms": args.encoder_update_ms, "encoder_correction": gate, **plant_record(plant)}
     return [{**where, **r} for r in records]
 
 

@@ -134,7 +134,7 @@ def run_clip(name: str, audio: np.ndarray, latencies_ms: list[float], args, work
         _, stream_rtf = helpers.stream_inverse(model, audio, block_samples=helpers.latency_samples(20), ear_noise=ear)
         for method, inverse in anti_noise.items():
             extra = dict(train_seconds=train_seconds, model_name=args.model, update_ms=args.update_ms,
-                         update_lag_ms=args.update_lag_ms,
+                         update_lag_ms=args.update_lag_ms, encoder_update_ms=args.encoder_update_ms,
                          context_seconds=args.context_seconds, learning_rate=args.learning_rate,
                          stretch_bank=helpers.stretch_count(args.stretch_bank, plant),
                          bank_error_ms=args.bank_error_ms if model.config.bank_error_window_samples else 0.0,
@@ -162,7 +162,7 @@ def fine_tune(clips, latency_ms: float, args, output_dir: Path, plant, file_bank
     Returns:
         ``(model, train_seconds)``.
     """
-    head = helpers.head_settings(latency_ms, args.update_ms, args.context_seconds, args.update_lag_ms,
+    head = helpers.head_settings(latency_ms, args.update_ms, args.context_seconds, args.update_lag_ms, args.encoder_update_ms,
                                  filter_taps=args.filter_taps,
                                  safety_window_samples=int(args.safety_seconds * helpers.SAMPLE_RATE))
     starts = helpers.start_filters(clips, plant, helpers.latency_samples(latency_ms), args.filter_taps,
@@ -253,7 +253,8 @@ def plot_bars(records: list[dict], path: Path, ceiling_db: float = 150.0):
 
 
 def add_run_arguments(parser, *, max_steps: int, latency_ms: str, update_ms: float, context_seconds: float,
-                      safety_seconds: float, bank_error_ms: float = 0.0) -> None:
+                      safety_seconds: float, bank_error_ms: float = 0.0,
+                      encoder_update_ms: float = helpers.AdvancedSettings.encoder_update_ms) -> None:
     """The options ``fine_tune`` and the scene loop read, shared with ``switching.py`` (their defaults differ)."""
     parser.add_argument("--model", default="scratch:tiny", help="MODEL_NAME for the model rows (default: scratch:tiny)")
     parser.add_argument("--max-steps", type=int, default=max_steps,
@@ -268,6 +269,9 @@ def add_run_arguments(parser, *, max_steps: int, latency_ms: str, update_ms: flo
                         help="taps of the model's filter, the Wiener filters and (Fx)NLMS (default: 512)")
     parser.add_argument("--update-ms", type=float, default=update_ms,
                         help=f"how often the encoder updates the filter (ADVANCED['block_ms']; default: {update_ms:g})")
+    parser.add_argument("--encoder-update-ms", type=float, default=encoder_update_ms,
+                        help="how often the encoder computes an update, a whole number of --update-ms; the blocks "
+                             f"between reuse it (ADVANCED['encoder_update_ms']; default: {encoder_update_ms:g})")
     parser.add_argument("--update-lag-ms", type=float, default=helpers.AdvancedSettings.update_lag_ms,
                         help="how much older the input each encoder update is computed from than its block's own past "
                              f"(ADVANCED['update_lag_ms']; default: {helpers.AdvancedSettings.update_lag_ms:g})")

@@ -307,7 +307,8 @@ def main(argv=None):
 
         print(lag_backend_tables(lags))
         print_checks("real time: the update lag and the backends, at the ear",
-                     lag_backend_checks(lags, helpers.AdvancedSettings.update_lag_ms, helpers.fastest_backend()))
+                     lag_backend_checks(lags, (helpers.AdvancedSettings.encoder_update_ms,
+                                               helpers.AdvancedSettings.update_lag_ms), helpers.fastest_backend()))
     if ablation:
         print(ablation_tables(ablation))
         print_checks("the ablation's clips, at the ear", ablation_checks(ablation))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What real time costs in NR (benchmarks/README.md, "Real time"): benchmarks/lag_backends.py on the test set at 1 ms,
-# one model per update lag (0, 50, 100 ms) and the shipped lag on every backend, in two lanes of one core each:
+# one model per timing (an update every 50 ms without lag, the reference; every 100 ms with a lag of 50 ms, the
+# shipped timing; every 100 ms with a lag of 100 ms) and the shipped one on every backend, in two lanes of one core each:
 # without a scene and in the room, the four clips where the encoder or the bank matters most (pink noise, the hum,
 # the drifting engine, an engine recording). About 30 min alone; RESUME=1 skips a finished lane's file.
 source "$(dirname "$0")/lanes.sh"

@@ -2,7 +2,8 @@
 
 Usage:
     python benchmarks/streaming.py [--model scratch:tiny] [--minutes 10] [--block-ms 20] [--latency-ms 1]
-                                   [--update-ms 50] [--update-lag-ms 50] [--context-seconds 0.25]
+                                   [--update-ms 50] [--encoder-update-ms 100] [--update-lag-ms 50]
+                                   [--context-seconds 0.25] [--worker process|thread]
                                    [--backend torch|int8|onnx] [--paced] [--load-cores 0] [--threads 1]
                                    [--scene none|room|bandpass] [--bank 17]
                                    [--device cpu] [--out FILE]
@@ -11,8 +12,9 @@ Generated pink noise arrives in blocks of ``--block-ms`` and goes through ``help
 is untrained (its weights do not change the compute); its encoder is the one named by ``--model``, run on
 ``--backend``. ``--scene room --bank 17`` gives it the shipped room model's audio path: a bank of 17 filters (the
 optimal controller and 16 stretches) whose own errors, judged at the ear through Ŝ, join every block's gains; the
-noise at the error microphone is fed beside the input. ``--update-ms``, ``--update-lag-ms`` and
-``--context-seconds`` are the model's ``BLOCK_MS`` (how often the encoder updates the filter), ``update_lag_ms``
+noise at the error microphone is fed beside the input. ``--update-ms``, ``--encoder-update-ms``, ``--update-lag-ms``
+and ``--context-seconds`` are the model's ``block_ms`` (how often each block's filter is set),
+``encoder_update_ms`` (how often the encoder computes an update), ``update_lag_ms``
 (how much older the input of an update is than its block's own past) and ``CONTEXT_SECONDS``.
 
 Two ways to run it:
@@ -20,7 +22,8 @@ Two ways to run it:
 - unpaced (default): blocks are fed as fast as they are processed, the encoder on the audio path, in one thread.
   A block's compute time includes the encoder's where an update falls in it.
 - ``--paced``: blocks arrive at real-time pace, as a sound card delivers them: block ``i`` is complete at
-  ``(i + 1)`` block periods and must be out by ``(i + 2)``. The encoder runs on a worker thread, live
+  ``(i + 1)`` block periods and must be out by ``(i + 2)``. The encoder runs on a worker (``--worker``: a process
+  of its own, the default, or a thread sharing the audio path's interpreter lock), live
   (``StreamingCanceller(live=True)``): an update not ready when its block begins is late (``late_updates``) and the
   previous filter plays on, so the worker competes with the audio path as it would live.
 
@@ -92,7 +95,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--block-ms", type=float, default=20.0)
     parser.add_argument("--latency-ms", type=float, default=1.0)
-    parser.add_argument("--update-ms", type=float, default=50.0, help="the model's BLOCK_MS")
+    parser.add_argument("--update-ms", type=float, default=helpers.AdvancedSettings.block_ms, help="the model's block_ms")
+    parser.add_argument("--encoder-update-ms", type=float, default=helpers.AdvancedSettings.encoder_update_ms,
+                        help="the model's encoder_update_ms (default: the shipped one)")
     parser.add_argument("--update-lag-ms", type=float, default=helpers.AdvancedSettings.update_lag_ms,
                         help="the model's update_lag_ms (default: the shipped one)")
     parser.add_argument("--context-seconds", type=float, default=0.25, help="the model's CONTEXT_SECONDS")
@@ -104,6 +109,8 @@ def main(argv=None) -> dict:
                         help="the newest ms on which the bank's errors are judged")
     parser.add_argument("--backend", default="torch", choices=BACKENDS, help="where the encoder runs")
     parser.add_argument("--paced", action="store_true", help="blocks at real-time pace, the encoder on a worker")
+    parser.add_argument("--worker", default="process", choices=["process", "thread"],
+                        help="paced: where the encoder's worker runs (default: process)")
     parser.add_argument("--load-cores", type=int, default=0, help="other processes keeping this many cores busy")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch's threads (default 1: the audio path and the worker each keep one core)")
@@ -115,7 +122,8 @@ def main(argv=None) -> dict:
 
     torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    head = helpers.head_settings(args.latency_ms, args.update_ms, args.context_seconds, args.update_lag_ms)
+    head = helpers.head_settings(args.latency_ms, args.update_ms, args.context_seconds, args.update_lag_ms,
+                                 args.encoder_update_ms)
     minute = shaped_noise(60.0, 1.0, seed=0)  # one minute, looped: generating 10 minutes is not the point
     plant, ear = None, None
     if args.scene != "none":  # the model judges its bank at the ear, through Ŝ: the audio path's heaviest case
@@ -124,7 +132,7 @@ def main(argv=None) -> dict:
     bank = {f"filter_{j}": None for j in range(args.bank)}
     model = helpers.build_model(args.model, **head, **helpers.plant_settings(plant),
                                 **helpers.bank_settings(bank, args.bank_error_ms, plant)).to(device)
-    canceller = helpers.StreamingCanceller(model, worker=args.paced, live=args.paced,
+    canceller = helpers.StreamingCanceller(model, worker=args.worker if args.paced else False, live=args.paced,
                                            backend=None if args.backend == "torch" else args.backend)
     block = helpers.latency_samples(args.block_ms)
     stop = multiprocessing.Event()
@@ -152,12 +160,14 @@ def main(argv=None) -> dict:
         "bank": args.bank,
         "bank_error_ms": args.bank_error_ms if model.config.bank_error_window_samples else 0.0,
         "paced": args.paced,
+        "worker": args.worker if args.paced else None,
         "load_cores": args.load_cores,
         "threads": args.threads,
         "minutes": args.minutes,
         "block_ms": args.block_ms,
         "latency_ms": args.latency_ms,
         "update_ms": args.update_ms,
+        "encoder_update_ms": args.encoder_update_ms,
         "update_lag_ms": args.update_lag_ms,
         "context_seconds": args.context_seconds,
         "device": torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else device,

@@ -156,7 +156,7 @@ def main(argv=None) -> list[dict]:
     # A change of noise must be heard, and acted on, within tens of ms: shorter updates, context and
     # safety window than the notebook's stationary defaults (benchmarks/README.md has the measurements).
     add_run_arguments(parser, max_steps=2000, latency_ms="1,5", update_ms=10.0, context_seconds=0.1, safety_seconds=0.01,
-                      bank_error_ms=10.0)
+                      bank_error_ms=10.0, encoder_update_ms=10.0)
     parser.add_argument("--switch-seconds", type=float, default=3.0, help="seconds between switches (default: 3)")
     parser.add_argument("--switches", type=int, help=f"how many switches (default: every clip twice, at least {MIN_SWITCHES})")
     parser.add_argument("--with-white", action="store_true", help="add white noise to the generated library")

@@ -42,11 +42,12 @@ def predictable_noise(samples: int, seed: int = 0) -> np.ndarray:
     return lfilter([1.0], [1.0, -0.99], np.random.default_rng(seed).standard_normal(samples)).astype(np.float32) * 0.1
 
 
-def predicting_model(latency: int, safety_window: int, audio: np.ndarray, update_lag: int = 0):
-    """A scratch:tiny model whose shared filter predicts ``audio`` and whose encoder steers a random basis."""
+def predicting_model(latency: int, safety_window: int, audio: np.ndarray, update_lag: int = 0, every: int = 1):
+    """A scratch:tiny model whose shared filter predicts ``audio`` and whose encoder steers a random basis, updated
+    every ``every`` blocks."""
 
     model = helpers.build_model("scratch:tiny", filter_taps=32, latency_samples=latency, safety_window_samples=safety_window,
-                                update_lag_samples=update_lag, seed=0).eval()
+                                update_lag_samples=update_lag, encoder_update_blocks=every, seed=0).eval()
     model.set_shared_filter(-helpers.fit_wiener_predictor(audio, latency, 32))
     set_random_basis(model, 0.02)
     return model

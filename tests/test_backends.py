@@ -45,8 +45,14 @@ def test_with_backend_copies_and_leaves_the_model_alone():
     assert copied is not model and copied.encoder_backend == "torch" and not copied.training
     windows = noise_windows(model)
     with torch.no_grad():
-        assert torch.equal(copied.encoder_features(windows), model.encoder_features(windows))
+        before = model.encoder_features(windows)
+        assert torch.equal(copied.encoder_features(windows), before)
     helpers.with_backend(model, "int8")
+    # The copy's positional convolution holds its weight norm folded; the model's keeps its g and v, and runs.
+    assert not hasattr(copied.wav2vec2.encoder.pos_conv_embed.conv, "parametrizations")
+    assert model.wav2vec2.encoder.pos_conv_embed.conv.parametrizations.weight.original0.requires_grad
+    with torch.no_grad():
+        assert torch.equal(model.encoder_features(windows), before)
     assert "encoder_features" not in vars(model) and isinstance(model.wav2vec2.encoder.layers[0].attention.q_proj,
                                                                 torch.nn.Linear)
 

@@ -341,17 +341,19 @@ def test_the_ablation_report_judges_each_mechanism_by_its_best_class_and_the_can
     assert checks[1] == ("room: canceller every 1-s segment ≥ −0.5 dB", "-0.20 dB (mains_hum_60hz)", True)
 
 
-def test_lag_backends_trains_one_model_per_lag_and_judges_the_shipped_lag_on_every_backend(tmp_path):
+def test_lag_backends_trains_one_model_per_timing_and_judges_the_shipped_one_on_every_backend(tmp_path):
     import lag_backends
     from lag_backends_report import target_checks
 
+    shipped = (helpers.AdvancedSettings.encoder_update_ms, helpers.AdvancedSettings.update_lag_ms)
     records = lag_backends.main(["--only", "white_test", "--seconds", "4", "--scene", "none", "--max-steps", "2",
-                                 "--filter-taps", "64", "--stretch-bank", "2", "--lags-ms", "0,50",
+                                 "--filter-taps", "64", "--stretch-bank", "2", "--timings", "50/0,{:g}/{:g}".format(*shipped),
                                  "--out", str(tmp_path / "lags.json")])
-    judged = {(r["update_lag_ms"], r["backend"], r["refined"]) for r in records}
+    judged = {(r["encoder_update_ms"], r["update_lag_ms"], r["backend"], r["refined"]) for r in records}
     backends = {"torch", *helpers.installed_backends()}
-    assert judged == {(0.0, "torch", refined) for refined in (False, True)} | {
-        (50.0, backend, refined) for backend in backends for refined in (False, True)}
+    assert judged == {(50.0, 0.0, "torch", refined) for refined in (False, True)} | {
+        (*shipped, backend, refined) for backend in backends for refined in (False, True)}
     assert all(r["commit"] and r["command"] and math.isfinite(r["nr_db"]) for r in records)
-    labels = [label for label, _, _ in target_checks(records, 50.0, "int8")]
-    assert labels[0] == "lag 50 ms on int8 ≥ lag-free float32 − 0.5 dB" and "onnx within 0.3 dB of float32 torch" in labels
+    labels = [label for label, _, _ in target_checks(records, shipped, "int8")]
+    assert labels[0] == "every {:g} ms, lag {:g} ms, int8 ≥ the reference − 0.5 dB".format(*shipped)
+    assert "onnx within 0.3 dB of float32 torch" in labels

@@ -34,20 +34,22 @@ def test_pairs_carry_warmup_before_the_labelled_segment():
     np.testing.assert_array_equal(labels, [[-2, -3, -4, -5], [-6, -7, -8, -9], [-8, -9, -10, -11]])
 
 
-@pytest.mark.parametrize("safety_window,update_lag", [(0, 0), (4000, 0), (0, 800), (4000, 1600)])
+@pytest.mark.parametrize("safety_window,update_lag,every", [(0, 0, 1), (4000, 0, 1), (0, 800, 1), (4000, 1600, 1),
+                                                            (0, 800, 2), (4000, 800, 3)])
 @pytest.mark.parametrize("latency", [0, 16, 80])
-def test_the_warmup_is_all_the_past_an_output_needs(latency, safety_window, update_lag):
-    """Run from ``warmup`` samples before a block edge, the model gives the samples after it exactly as one pass over
-    the whole signal does: the context, the filter's taps, the latency, the glide and the safety gains' window."""
+def test_the_warmup_is_all_the_past_an_output_needs(latency, safety_window, update_lag, every):
+    """Run from ``warmup`` samples before an update's block edge, the model gives the samples after it exactly as
+    one pass over the whole signal does: the context, the filter's taps, the latency, the glide, the safety gains'
+    window and the update that blocks reuse."""
     import torch
     from conftest import predictable_noise, predicting_model
 
     audio = predictable_noise(32_000, seed=4)
-    model = predicting_model(latency, safety_window, audio, update_lag)
+    model = predicting_model(latency, safety_window, audio, update_lag, every)
     x = torch.from_numpy(audio)[None]
     whole = model(x).inverse[0]
-    keep = 24_000  # a block edge, with more than the warm-up before it
-    assert keep % model.block == 0 and keep > model.warmup
+    keep = 24_000  # an update's block edge, with more than the warm-up before it
+    assert keep % model.update_period == 0 and keep > model.warmup and model.warmup % model.update_period == 0
     part = model(x[:, keep - model.warmup :]).inverse[0, model.warmup :]
     assert whole[keep:].abs().max() > 0.05  # the model makes anti-noise there
     torch.testing.assert_close(part, whole[keep:], atol=1e-5, rtol=0)
@@ -67,9 +69,13 @@ def test_dataset_holds_pairs_of_every_clip():
 
 def test_head_settings_convert_the_notebook_units_to_samples():
     assert helpers.head_settings(1.0, 50.0, 0.25, filter_taps=64) == dict(
-        latency_samples=16, block_samples=800, context_samples=4000, update_lag_samples=0, filter_taps=64
+        latency_samples=16, block_samples=800, context_samples=4000, update_lag_samples=0, encoder_update_blocks=1,
+        filter_taps=64
     )
     assert helpers.head_settings(1.0, 50.0, 0.25, update_lag_ms=50.0)["update_lag_samples"] == 800
+    assert helpers.head_settings(1.0, 20.0, 0.25, encoder_update_ms=100.0)["encoder_update_blocks"] == 5
+    with pytest.raises(ValueError, match="whole number of blocks"):
+        helpers.head_settings(1.0, 50.0, 0.25, encoder_update_ms=75.0)
 
 
 def ramp_clip(name, seconds, offset):

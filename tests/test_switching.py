@@ -196,6 +196,7 @@ def test_the_benchmark_records_every_method(tmp_path):
     out = tmp_path / "switching.json"
     records = switching.main(["--clips", str(clips), "--out", str(out), "--max-steps", "2", "--latency-ms", "1",
                               "--switch-seconds", "0.5", "--filter-taps", "64", "--update-ms", "100",
+                              "--encoder-update-ms", "100",
                               "--plot", str(tmp_path / "plot.png")])
 
     def no_bare_constants(name):

@@ -92,12 +92,37 @@ def with_backend(model, backend: str, onnx_path: str | Path | None = None):
         raise ValueError(f"this model's encoder already runs on {current}: pass the torch model")
     require(backend, exporting=onnx_path is None)
     copied = copy.deepcopy(model).cpu().eval()
+    fold_weight_norm(copied)
     if backend == "int8":
         quantize_encoder(copied)
     elif backend == "onnx":
         copied.encoder_features = onnx_encoder(copied, onnx_path)
     copied.encoder_backend = backend
     return copied
+
+
+def fold_weight_norm(model) -> None:
+    """Fold the positional convolution's weight norm into a plain weight, in place (inference only).
+
+    wav2vec2 parametrises that convolution's weight as ``g·v/‖v‖`` and recomputes it on every call: 4.7 M weights of
+    ``scratch:base`` each update, an eighth of its int8 encoder's time. Folded, the weight is the same to float32
+    round-off, and a model that trains no longer has ``weight_g``/``weight_v`` to learn.
+    """
+    from torch.nn.utils import parametrize
+
+    # A plain convolution in its place: remove_parametrizations would delete the weight from the parametrized
+    # class, which a deep copy shares with the model it was copied from.
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.Conv1d) and parametrize.is_parametrized(child, "weight"):
+                plain = torch.nn.Conv1d(child.in_channels, child.out_channels, child.kernel_size, child.stride,
+                                        child.padding, child.dilation, child.groups, child.bias is not None,
+                                        child.padding_mode, device=child.weight.device, dtype=child.weight.dtype)
+                with torch.no_grad():
+                    plain.weight.copy_(child.weight)
+                    if child.bias is not None:
+                        plain.bias.copy_(child.bias)
+                setattr(parent, name, plain)
 
 
 def quantize_encoder(model) -> None:

@@ -52,6 +52,11 @@ HEAD_DEFAULTS = dict(
     # computes it on a worker while the blocks between play (inference.StreamingCanceller). The bank's own errors
     # stay on the audio path, up to date. 0 (the encoder on the audio path) for checkpoints saved before it existed.
     update_lag_samples=0,
+    # How many blocks each encoder update serves: the encoder computes the update of every encoder_update_blocks-th
+    # block (counted from the signal's start), and the blocks between reuse it, their own gains still following the
+    # bank's errors each block. A live worker then has that many block periods per update. 1 for checkpoints saved
+    # before it existed.
+    encoder_update_blocks=1,
 )
 # Width of the learned output stage in front of a saturating loudspeaker.
 OUTPUT_STAGE_HIDDEN = 16
@@ -106,16 +111,26 @@ def latency_samples(latency_ms: float) -> int:
 
 
 def head_settings(latency_ms: float, block_ms: float, context_seconds: float, update_lag_ms: float = 0.0,
-                  **others) -> dict:
+                  encoder_update_ms: float | None = None, **others) -> dict:
     """The head's timing in samples from the notebook's units (ms, s): ``build_model(name, **head_settings(...))``.
 
+    ``encoder_update_ms`` (None: ``block_ms``, an update every block) must be a whole number of blocks.
     ``others`` (``filter_taps``, ``adaptive_rank``, …) pass through unchanged.
+
+    Raises:
+        ValueError: an encoder update period that is not a whole, positive number of blocks.
     """
+    block = latency_samples(block_ms)
+    period = block if encoder_update_ms is None else latency_samples(encoder_update_ms)
+    if block <= 0 or period <= 0 or period % block:
+        raise ValueError(f"the encoder's update period ({encoder_update_ms} ms) must be a whole number of blocks "
+                         f"of {block_ms} ms")
     return dict(
         latency_samples=latency_samples(latency_ms),
-        block_samples=latency_samples(block_ms),
+        block_samples=block,
         context_samples=int(context_seconds * SAMPLE_RATE),
         update_lag_samples=latency_samples(update_lag_ms),
+        encoder_update_blocks=period // block,
         **others,
     )
 
@@ -176,16 +191,19 @@ def hears_the_ear(bank_error_window_samples: int, filter_bank: bool, secondary_p
 
 def warmup_samples(
     filter_taps: int, latency_samples: int, block_samples: int, context_samples: int, safety_window_samples: int = 0,
-    update_lag_samples: int = 0, **_
+    update_lag_samples: int = 0, encoder_update_blocks: int = 1, **_
 ) -> int:
-    """Past samples the model needs before its first fully informed output, rounded up to whole blocks.
+    """Past samples the model needs before its first fully informed output, rounded up to whole encoder update
+    periods (``encoder_update_blocks`` blocks), so that a run starting that far back keeps the updates' phase.
 
     Takes the ``HEAD_DEFAULTS`` settings by name: ``warmup_samples(**head)``.
     """
     # The first kept block glides from the previous block's filter, whose window must be inside too.
-    need = block_samples + latency_samples + update_lag_samples + context_samples + filter_taps
+    # A block reuses the update of up to encoder_update_blocks − 1 blocks before it.
+    need = encoder_update_blocks * block_samples + latency_samples + update_lag_samples + context_samples + filter_taps
     if safety_window_samples:
         # The safety gains judge raw outputs up to D before its block (gliding from the block before),
         # and each of those outputs needed the warm-up above.
         need += safety_window_samples + latency_samples + 2 * block_samples
-    return -(-need // block_samples) * block_samples
+    period = encoder_update_blocks * block_samples
+    return -(-need // period) * period

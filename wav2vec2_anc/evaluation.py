@@ -24,7 +24,7 @@ def heldout_prediction(
     """The model's anti-noise (its drive) of ``clip.heldout`` and the ``before`` samples preceding it.
 
     The model runs over the tail and the warm-up of the training part before it, no further: the
-    start is rounded down to a block boundary of the whole clip, so the blocks, and the result, are
+    start is rounded down to an encoder update (`update_period`) of the whole clip, so the blocks, and the result, are
     those of one pass over the whole clip. A model that hears the error microphone runs in ``plant``'s
     closed loop (``closed_loop_drive``) from the clip's first sample, as FxNLMS does: what it heard
     depends on all it played before.
@@ -32,7 +32,8 @@ def heldout_prediction(
     Returns:
         shape ``(before + heldout samples,)``.
     """
-    start = 0 if model.needs_ear_noise else max(0, len(clip.train) - before - model.warmup) // model.block * model.block
+    period = model.update_period
+    start = 0 if model.needs_ear_noise else max(0, len(clip.train) - before - model.warmup) // period * period
     audio = np.concatenate([clip.train[start:], clip.heldout])
     return closed_loop_drive(model, audio, plant, chunk_seconds, use_encoder)[len(clip.train) - before - start :]
 

@@ -56,7 +56,9 @@ def streaming_settings(model) -> dict:
     config = model.config
     return {
         "sample_rate": SAMPLE_RATE,
-        "block_samples": model.block,  # the encoder runs once a block
+        "block_samples": model.block,  # each block's filter is set once
+        "encoder_update_samples": model.update_period,  # the encoder runs once every this many samples
+        "update_lag_samples": model.update_lag,
         "latency_samples": model.latency,
         "context_samples": model.context,
         "warmup_samples": model.warmup,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import collections
-import concurrent.futures
+import time
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -12,6 +12,7 @@ import torch
 
 from .acoustics import causal_filter
 from .audio_io import SAMPLE_RATE, load_audio, save_audio
+from .encoder_worker import start_worker
 from .model import Wav2Vec2ForNoiseCancellation
 from .signal_path import filter_parts, mix_parts, past_windows, ramp_blocks, waveform_dtype, window_ends
 
@@ -37,8 +38,8 @@ def predict_inverse(
     """Predict the anti-noise of a clip of any length, one chunk at a time.
 
     The model is causal, so a chunk only needs the past: each is run with the model's warm-up of
-    audio before it, and chunk and warm-up are whole blocks, so the result equals one pass over the
-    whole file while memory stays bounded by the chunk.
+    audio before it, and chunk and warm-up are whole update periods (``update_period``), so the result equals one
+    pass over the whole file while memory stays bounded by the chunk.
 
     Args:
         audio: shape ``(samples,)`` at 16 kHz.
@@ -53,7 +54,7 @@ def predict_inverse(
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    chunk = max(1, int(chunk_seconds * SAMPLE_RATE) // model.block) * model.block
+    chunk = max(1, int(chunk_seconds * SAMPLE_RATE) // model.update_period) * model.update_period
     inverse = np.zeros(len(audio), dtype=np.float32)
     try:
         for start, keep_start, keep_stop in chunk_spans(len(audio), chunk, model.warmup):
@@ -128,11 +129,11 @@ class StreamingCanceller:
     ``model(whole_stream).inverse``.
 
     The encoder's part of each update (``update_features``) reads input that ends ``update_lag`` before the block's
-    own past. With ``worker=True`` it runs on a worker thread, submitted as soon as that input has arrived, while
-    the audio path (the FIR filters, the bank's own errors, the safety gains) runs in ``process``. ``live=True``
-    never waits for it: an update not ready when its block begins is late (``late_updates``), and the newest
-    finished one plays on, so a slow encoder never stalls the audio. Otherwise ``process`` waits, and the output
-    is the offline one.
+    own past. With ``worker="thread"`` (or True) it runs on a worker thread, with ``"process"`` in a worker process
+    (``encoder_worker``), submitted as soon as that input has arrived, while the audio path (the FIR filters, the
+    bank's own errors, the safety gains) runs in ``process``. ``live=True`` never waits for it: an update not ready
+    when its block begins is late (``late_updates``), and the newest finished one plays on, so a slow encoder never
+    stalls the audio. Otherwise ``process`` waits, and the output is the offline one.
 
     Example:
         >>> canceller = StreamingCanceller(model)
@@ -140,9 +141,10 @@ class StreamingCanceller:
         ...     anti_noise = canceller.process(block)
     """
 
-    def __init__(self, model: Wav2Vec2ForNoiseCancellation, use_encoder: bool = True, worker: bool = False,
+    def __init__(self, model: Wav2Vec2ForNoiseCancellation, use_encoder: bool = True, worker: bool | str = False,
                  live: bool = False, backend: str | None = None):
-        if backend is not None:
+        kind = "thread" if worker is True or (live and not worker) else worker or None
+        if backend is not None and kind != "process":  # a worker process puts its own encoder on the backend
             from .backends import with_backend
 
             model = with_backend(model, backend)
@@ -161,20 +163,29 @@ class StreamingCanceller:
         self.updates = 0  # encoder updates computed
         self.late_updates = 0  # updates not ready when their block began (live), the previous one played on
         self.live = live
-        self.worker = concurrent.futures.ThreadPoolExecutor(1, "encoder") if worker or live else None
+        self.worker = start_worker(kind, model, backend) if kind and self.encoder_runs else None
         self.compute_seconds = 0.0  # in process(), the audio path (with the encoder where it has no worker)
-        self.encoder_seconds = 0.0  # in the encoder, wherever it ran
+        self.inline_encoder_seconds = 0.0  # in the encoder, on the audio path
         # Each process() call's compute time, s (the deadlines it met or missed), for the newest BLOCK_HISTORY calls.
         self.block_seconds: collections.deque[float] = collections.deque(maxlen=BLOCK_HISTORY)
+        if self.encoder_runs:  # the first updates hear only the silence before the stream: ready before it starts
+            self._submit_updates(self.history, -len(self.history))
+            for update in self.features.values():
+                update.result()
 
     @property
     def encoder_runs(self) -> bool:
         return self.use_encoder and self.model.encoder_correction
 
+    @property
+    def encoder_seconds(self) -> float:
+        """The encoder's compute time so far, s, wherever it ran."""
+        return self.inline_encoder_seconds + (self.worker.encoder_seconds if self.worker is not None else 0.0)
+
     def close(self) -> None:
         """Stop the worker (if any) once its current update is done."""
         if self.worker is not None:
-            self.worker.shutdown(wait=True, cancel_futures=True)
+            self.worker.close()
 
     def hear(self, ear_noise: np.ndarray) -> None:
         """Set what the microphone heard over the newest ``len(ear_noise)`` samples processed (≤ the warm-up).
@@ -187,24 +198,27 @@ class StreamingCanceller:
         self.ear_history[len(self.ear_history) - len(values) :] = values
 
     def _encode(self, window: torch.Tensor) -> torch.Tensor:
-        """The encoder's features of one context window, ``(context,)`` → ``(hidden,)`` (on the worker, if any)."""
-        import time
-
+        """The encoder's features of one context window on the audio path, ``(context,)`` → ``(hidden,)``."""
         started = time.perf_counter()
-        with torch.no_grad():  # no_grad is per thread
-            features = self.model.encoder_features(window[None])[0]
-        self.encoder_seconds += time.perf_counter() - started
+        features = self.model.encoder_features(window[None])[0]
+        self.inline_encoder_seconds += time.perf_counter() - started
         return features
 
+    def _update_of(self, index: int) -> int:
+        """The block whose encoder update block ``index`` uses (``model.update_features``)."""
+        every = self.model.update_period // self.model.block
+        return index - index % every
+
     def _submit_updates(self, buffer: torch.Tensor, buffer_start: int) -> None:
-        """Start the encoder on every block whose update's input has now all arrived (and is still to be played)."""
-        index = max(self.position // self.model.block - 1, max(self.features, default=-1) + 1, 0)
+        """Start the encoder on every update whose input has now all arrived (and is still to be played)."""
+        every = self.model.update_period // self.model.block
+        index = max(self._update_of(self.position // self.model.block - 1), max(self.features, default=-every) + every, 0)
         while self._update_input_end(index) <= self.position:
             self._submit(index, buffer, buffer_start)
-            index += 1
+            index += every
 
     def _update_input_end(self, index: int) -> int:
-        """Where the input of block ``index``'s update ends (exclusive), absolute samples."""
+        """Where the input of update ``index`` (a block that starts one) ends (exclusive), absolute samples."""
         model = self.model
         return int(window_ends(torch.tensor(index), model.block, model.latency)) - model.update_lag
 
@@ -212,11 +226,12 @@ class StreamingCanceller:
         """Compute block ``index``'s update from ``buffer`` (starting at absolute ``buffer_start``): on the worker, if any."""
         end = torch.tensor([self._update_input_end(index) - buffer_start])
         window = past_windows(buffer[None], end, self.model.context)[0, 0].clone()
-        self.features[index] = self.worker.submit(self._encode, window) if self.worker else _done(self._encode(window))
+        self.features[index] = self.worker.submit(window) if self.worker else _done(self._encode(window))
         self.updates += 1
 
     def _update_features(self, index: int, buffer: torch.Tensor, buffer_start: int) -> torch.Tensor:
         """Block ``index``'s encoder features, ``(hidden,)``: its update if ready (or waited for), else the newest one."""
+        index = self._update_of(index)
         if index not in self.features:  # the stream began after its input ended
             self._submit(index, buffer, buffer_start)
         update = self.features[index]
@@ -252,8 +267,6 @@ class StreamingCanceller:
         hears the samples only as their anti-noise plays, passes a stand-in and then ``hear``s them
         (``closed_loop_drive``).
         """
-        import time
-
         started = time.perf_counter()
         model = self.model
         new = torch.as_tensor(np.asarray(block, dtype=np.float32), device=self.device)
@@ -289,7 +302,8 @@ class StreamingCanceller:
             self.ear_history = ear[len(ear) - model.warmup :]
         self.raw_history = raw[:, raw.shape[1] - model.warmup :]
         self.gains = {i: g for i, g in self.gains.items() if i >= self.position // model.block - 1}
-        self.features = {i: f for i, f in self.features.items() if i >= self.position // model.block - 1}
+        oldest = self._update_of(self.position // model.block - 1)
+        self.features = {i: f for i, f in self.features.items() if i >= oldest}
         if self.encoder_runs:
             self._submit_updates(buffer, buffer_start)
         result = inverse.float().cpu().numpy()

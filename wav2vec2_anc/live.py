@@ -1,7 +1,7 @@
 """Run a canceller live on a sound card: the reference microphone in, the anti-noise out, timed block by block.
 
 Usage:
-    python -m wav2vec2_anc.live --model DIR [--backend torch|int8|onnx] [--block-ms 20] [--input DEVICE]
+    python -m wav2vec2_anc.live --model DIR [--backend torch|int8|onnx] [--worker process|thread] [--block-ms 20] [--input DEVICE]
                                 [--output DEVICE] [--seconds N] [--list-devices]
 
 DIR is a ``save_pretrained`` folder of a trained canceller (``scratch:tiny`` times the loop without one). The input
@@ -24,6 +24,7 @@ import numpy as np
 from .audio_io import SAMPLE_RATE
 from .backends import BACKENDS
 from .config import latency_samples
+from .encoder_worker import WORKERS
 
 HONEST_NOTE = (
     "Note: a PC's audio path (driver buffers, ADC and DAC) adds 10-50 ms of latency, far more than any acoustic lead a\n"
@@ -198,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="a save_pretrained folder of the trained canceller (scratch:tiny: timing only)")
     parser.add_argument("--backend", choices=BACKENDS, help="where the encoder runs (default: the fastest installed)")
+    parser.add_argument("--worker", choices=WORKERS, default="process",
+                        help="where the encoder's updates run: a process of their own (default), so the audio path "
+                             "never waits for the encoder's interpreter lock, or a thread")
     parser.add_argument("--block-ms", type=float, default=20.0, help="the sound card's block, ms (default: 20)")
     parser.add_argument("--input", "--reference", dest="input", type=device, help="the reference microphone's device")
     parser.add_argument("--output", type=device, help="the device that plays the anti-noise")
@@ -234,7 +238,7 @@ def main(argv=None) -> dict | None:
         if model.needs_ear_noise:
             raise ValueError(EAR_REFUSAL)
         backend = args.backend or fastest_backend()
-        canceller = StreamingCanceller(model, live=True, backend=backend)
+        canceller = StreamingCanceller(model, worker=args.worker, live=True, backend=backend)
     except (OSError, ValueError, ImportError) as error:
         parser.error(str(error))
     print(HONEST_NOTE)

@@ -11,14 +11,7 @@ from transformers import Wav2Vec2Model, Wav2Vec2PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from .config import (
-    HEAD_DEFAULTS,
-    REGRESSION_OVERRIDES,
-    SCRATCH_CONFIGS,
-    NoiseCancellationConfig,
-    hears_the_ear,
-    warmup_samples,
-)
+from .config import HEAD_DEFAULTS, REGRESSION_OVERRIDES, SCRATCH_CONFIGS, NoiseCancellationConfig, hears_the_ear, warmup_samples
 from .head import BANK_ERROR_SHARPNESS, FIRFilterHead, OutputStage, normalised_mse
 from .signal_path import (
     bank_error_logits,
@@ -51,9 +44,9 @@ class NoiseCancellationOutput(ModelOutput):
 class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
     """wav2vec2 encoder with a regression head that outputs the anti-noise waveform, causally.
 
-    Every ``block_samples`` (50 ms by default) the encoder hears the last ``context_samples`` of
+    Every ``encoder_update_blocks`` blocks of ``block_samples`` the encoder hears the last ``context_samples`` of
     input that are at least ``latency_samples`` (D) plus ``update_lag_samples`` old (time for a live system to
-    compute the update on a worker), and the head turns its mean-pooled features, with the bank's own up-to-date
+    compute the update on a worker), and each block the head turns its mean-pooled features, with the bank's own up-to-date
     errors where it has a bank, into a FIR control filter. The filter runs sample by sample on the input delayed by D:
     ``y[n] = Σₖ hₙ[k]·x[n−D−k]``. At inference two safety gains, judged on the last
     ``safety_window_samples`` (``safety_gains``), scale each block: one keeps the encoder's correction
@@ -110,20 +103,24 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         return int(getattr(self.config, "update_lag_samples", 0))
 
     @property
-    def safety_window(self) -> int:
-        """Samples of its own recent past the model judges its output by (0: no safety gains)."""
+    def update_period(self) -> int:  # encoder_update_blocks blocks, counted from the signal's start
+        return int(getattr(self.config, "encoder_update_blocks", 1)) * self.block
+
+    @property
+    def safety_window(self) -> int:  # samples of its own recent past the model judges its output by (0: none)
         return int(self.config.safety_window_samples)
 
     @property
     def warmup(self) -> int:
         """Past samples needed before the first fully informed output at inference (whole blocks)."""
         return warmup_samples(self.filter_taps, self.latency, self.block, self.context, self.safety_window,
-                              self.update_lag)
+                              self.update_lag, self.update_period // self.block)
 
     @property
     def training_warmup(self) -> int:
         """Past samples each training pair carries: the safety gains are not used in training."""
-        return warmup_samples(self.filter_taps, self.latency, self.block, self.context, update_lag_samples=self.update_lag)
+        return warmup_samples(self.filter_taps, self.latency, self.block, self.context, 0, self.update_lag,
+                              self.update_period // self.block)
 
     @property
     def receptive_field(self) -> int:
@@ -189,11 +186,15 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         return self.gains_from(self.update_features(signal, ends), signal, ends, ear_noise)
 
     def update_features(self, signal: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
-        """The encoder's part of each update (the heavy part: a worker's, live), from the ``context`` samples ending
-        ``update_lag`` before each of ``ends``: ``(batch, samples)`` → ``(batch, blocks, hidden)``."""
-        windows = past_windows(signal, ends - self.update_lag, self.context)
-        batch, blocks, context = windows.shape
-        return self.encoder_features(windows.reshape(batch * blocks, context)).reshape(batch, blocks, -1)
+        """The encoder's part of each update (the heavy part: a worker's, live): ``(batch, samples)`` → ``(batch,
+        blocks, hidden)``. Block b's is the update of block ``u = b − b mod encoder_update_blocks``, from the
+        ``context`` samples ending ``update_lag`` before u's window end; ``signal`` starts at an update (``ends``
+        are ``block_ends``'), and each update is computed once."""
+        update_ends = ends - (ends + self.latency - 1) % self.update_period - self.update_lag  # (b mod m)·block back
+        update_ends, which = torch.unique(update_ends, return_inverse=True)
+        windows = past_windows(signal, update_ends, self.context)
+        batch, updates, context = windows.shape
+        return self.encoder_features(windows.reshape(batch * updates, context)).reshape(batch, updates, -1)[:, which]
 
     def gains_from(self, features: torch.Tensor, signal: torch.Tensor, ends: torch.Tensor,
                    ear_noise: torch.Tensor | None = None) -> torch.Tensor:
@@ -344,9 +345,8 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
 
         The model must have been built for one (``config.bank_settings``). Basis filter j becomes
         ``bank[j] − shared``, the gains softmax weights (``FIRFilterHead.gains``) and the projection zero: the
-        model starts at the bank's mean filter, and weights of one-hot ``j`` give ``bank[j]`` exactly. Fine-tuning
-        then teaches the encoder which filter the noise it hears calls for (and adjusts the filters); without the
-        encoder (``use_encoder=False``) the model is its shared filter alone. Call it after ``start_shared_filter``.
+        model starts at the bank's mean filter, and weights of one-hot ``j`` give ``bank[j]`` exactly; fine-tuning
+        teaches the encoder which filter the noise calls for. Call it after ``start_shared_filter``.
 
         Args:
             bank: shape ``(adaptive_rank, filter_taps)``, or ``fit_filter_bank``'s ``{name: taps}``.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from .baselines import BANK_SIZE
-from .config import HEAD_DEFAULTS
+from .config import HEAD_DEFAULTS, head_settings
 from .plant import IDENTIFICATION_SNR_DB
 from .training import TrainSettings
 
@@ -25,9 +25,12 @@ class AdvancedSettings:
         batch_size, learning_rate, head_learning_rate, freeze_feature_encoder: the fine-tuning's (``TrainSettings``).
         save_steps: checkpoint interval; a rerun on the same audio and settings resumes from the newest checkpoint.
         filter_taps: length of the control filter (512: 32 ms; low tones need long filters to be predicted).
-        block_ms: how often the encoder updates the filter, ms.
+        block_ms: how often each block's filter is set, ms: the encoder's update glides in and the bank's own errors
+            (with a bank) steer it afresh each block.
+        encoder_update_ms: how often the encoder computes an update, ms (a whole number of blocks); the blocks
+            between reuse it. Twice ``block_ms``, so the base-size encoder keeps up on two CPU cores.
         update_lag_ms: how much older the input each update is computed from than the block's own past, ms: the
-            time a live system has to compute it on a worker while the audio plays (one update period).
+            time a live system has to compute it on a worker while the audio plays.
         context_seconds: how much past the encoder hears for each update, s.
         safety_seconds: how much of its own past output the safety gains judge it by, s (no scene only).
         adaptive_rank: how many filters the encoder can steer on top of the shared one.
@@ -55,6 +58,7 @@ class AdvancedSettings:
     save_steps: int = 100
     filter_taps: int = HEAD_DEFAULTS["filter_taps"]
     block_ms: float = 50.0
+    encoder_update_ms: float = 100.0
     update_lag_ms: float = 50.0
     context_seconds: float = 0.25
     safety_seconds: float = 0.25
@@ -68,6 +72,12 @@ class AdvancedSettings:
     switch_seconds: float = 2.0
     chunk_seconds: float = 10.0
     preview_seconds: float = 30.0
+
+
+    def head(self, latency_ms: float) -> dict:
+        """The model's head settings (``config.head_settings``) at ``latency_ms``, from these."""
+        return head_settings(latency_ms, self.block_ms, self.context_seconds, self.update_lag_ms, self.encoder_update_ms,
+                             filter_taps=self.filter_taps, adaptive_rank=self.adaptive_rank)
 
 
 def advanced_settings(overrides: dict | None = None) -> AdvancedSettings:

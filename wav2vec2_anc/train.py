@@ -20,7 +20,7 @@ import dataclasses
 from pathlib import Path
 
 from .audio_io import SAMPLE_RATE
-from .config import head_settings, latency_samples, warmup_samples
+from .config import latency_samples, warmup_samples
 from .evaluation import format_comparison, headline, heldout_inverses, heldout_model_nr_db, run_metrics, write_outputs
 from .pairs import load_clips, training_audio
 from .plant import make_plant
@@ -80,9 +80,7 @@ def main(argv=None) -> dict | None:
                                   if getattr(args, field.name) is not None})
     transformers.set_seed(args.seed)
     out = Path(args.out)
-    head = head_settings(args.latency_ms, advanced.block_ms, advanced.context_seconds, advanced.update_lag_ms,
-                         filter_taps=advanced.filter_taps,
-                         adaptive_rank=advanced.adaptive_rank)
+    head = advanced.head(args.latency_ms)
     warmup = warmup_samples(**head)
     segment_samples = int(advanced.segment_seconds * SAMPLE_RATE)
     hop_samples = int(advanced.segment_hop_seconds * SAMPLE_RATE)
