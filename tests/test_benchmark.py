@@ -357,3 +357,41 @@ def test_lag_backends_trains_one_model_per_timing_and_judges_the_shipped_one_on_
     labels = [label for label, _, _ in target_checks(records, shipped, "int8")]
     assert labels[0] == "every {:g} ms, lag {:g} ms, int8 ≥ the reference − 0.5 dB".format(*shipped)
     assert "onnx within 0.3 dB of float32 torch" in labels
+
+
+def streaming_result(model="scratch:base", block_ms=20.0, backend="int8", minutes=10.0, rtf=0.45, audio=0.07,
+                     misses=0, late=0, updates=6001, worker="process", load_cores=0, encoder_update_ms=100.0, woke=0):
+    """A result of streaming.py, by hand, with the fields the report reads."""
+    return {"model": model, "block_ms": block_ms, "backend": backend, "minutes": minutes, "paced": True,
+            "worker": worker, "scene": "none", "bank": 0, "load_cores": load_cores, "context_seconds": 0.25,
+            "update_ms": 50.0, "encoder_update_ms": encoder_update_ms, "real_time_factor": rtf,
+            "audio_path_real_time_factor": audio, "block_ms_p50": 1.2, "block_ms_p99": 2.3, "block_ms_max": 5.0,
+            "encoder_ms_mean": 38.0, "deadline_misses": misses, "misses_at_wake_up": woke,
+            "blocks": int(minutes * 60_000 / block_ms),
+            "late_updates": late, "updates": updates}
+
+
+def test_streaming_report_judges_each_target_on_its_own_run():
+    from streaming_report import row, target_checks
+
+    results = [
+        streaming_result(),  # base: all three hold
+        streaming_result(backend="onnx", rtf=0.6, minutes=1.0),  # slower: not the one judged
+        streaming_result(worker="thread", rtf=0.3, minutes=1.0),  # a thread: never a target's run
+        streaming_result(encoder_update_ms=50.0, rtf=0.2),  # another timing: neither
+        streaming_result("scratch:tiny", 8.0, rtf=0.3, minutes=3.0, misses=2, late=7, updates=1801, woke=1),
+        streaming_result("scratch:tiny", 8.0, rtf=0.3, minutes=1.0, load_cores=1),
+    ]
+    checks = {target: (found, holds) for target, found, holds in target_checks(results, 100.0)}
+    assert checks["`scratch:base`, 20-ms blocks: real-time factor ≤ 0.5"] == ("0.45 (int8, 10 min)", True)
+    assert checks["`scratch:base`, 20-ms blocks: no deadline miss over 10 minutes"][1]
+    # tiny: 2 misses, in a run too short anyway, and 7 late of 1801 (0.39 %).
+    assert checks["`scratch:tiny`, 8-ms blocks: no deadline miss over 10 minutes"] == (
+        "2 in 3 min, 1 of them at the wake-up (int8, 3 min)", False)
+    assert checks["`scratch:tiny`, 8-ms blocks: every miss the machine's (woken past the deadline), none the canceller's "
+                  "compute"] == ("1 not at the wake-up", False)
+    assert checks["`scratch:tiny`, 8-ms blocks: late updates ≤ 0.1 %"] == ("7 of 1801 (int8, 3 min)", False)
+    assert checks["under load: `scratch:tiny`, 8-ms blocks, one core busy: no deadline miss"] == (
+        "0 in 1 min, 0 at the wake-up (int8)", True)
+    assert checks["goal beyond: `scratch:base`, 4-ms blocks: no deadline miss"] == ("no run", False)
+    assert "| 0.45 (0.07 + 0.38) |" in row(results[0]) and "| 0 of 30000 | 0 of 6001 (0.00 %) |" in row(results[0])

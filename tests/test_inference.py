@@ -241,3 +241,11 @@ def test_a_new_file_is_compared_with_the_training_audios_wiener_filter_and_nlms_
     np.testing.assert_allclose(methods["wiener"], helpers.wiener_inverse(tone, coefficients, delay=8), atol=1e-6)
     np.testing.assert_array_equal(methods["nlms"], helpers.nlms_inverse(tone, delay=8, taps=32))
     np.testing.assert_array_equal(methods["negation"], helpers.delayed_negation(tone, 8))
+
+
+def test_a_worker_process_refuses_a_model_whose_encoder_runs_elsewhere():
+    """A worker process rebuilds the encoder from the weights: a quantized copy would silently run in float there."""
+    audio = predictable_noise(8_000, seed=5)
+    quantized = helpers.with_backend(predicting_model(16, 0, audio), "int8")
+    with pytest.raises(ValueError, match="worker process rebuilds the model"):
+        helpers.StreamingCanceller(quantized, worker="process")

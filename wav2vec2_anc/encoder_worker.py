@@ -73,9 +73,16 @@ class ProcessEncoder:
 
     The model is sent as its config and weights (a weight-normed convolution does not pickle otherwise). The
     constructor waits until the worker has computed one update, so a stream starts with the worker ready.
+
+    Raises:
+        ValueError: a model whose encoder already runs elsewhere (a backend's copy, ``load_exported``'s, or one whose
+            ``encoder_features`` was replaced): its weights alone would rebuild the torch encoder.
     """
 
     def __init__(self, model, backend: str = "torch", threads: int | None = None):
+        if "encoder_features" in vars(model) or getattr(model, "encoder_backend", "torch") != "torch":
+            raise ValueError("a worker process rebuilds the model from its weights: pass the torch model, and the "
+                             "backend by name (StreamingCanceller(model, worker='process', backend=...))")
         state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
         self.pool = concurrent.futures.ProcessPoolExecutor(
             1, mp_context=multiprocessing.get_context("spawn"), initializer=_load,
