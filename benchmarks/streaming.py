@@ -31,7 +31,8 @@ Per block the audio path's compute time (``process``) is recorded: median, 99th 
 as a fraction of the block period, and ``deadline_misses``: blocks not out within their period (paced: finished
 after their deadline, counting the wait behind a late block before them; unpaced: compute longer than the
 period). Paced, ``misses_at_wake_up`` counts those of them where the loop was already past the deadline before the
-block's compute began (woken late from its sleep by the machine): a loop with nothing to compute misses those too.
+block's compute began (woken late from its sleep by the machine): a loop with nothing to compute misses those too;
+``other_missed_blocks_wall_cpu_ms`` gives each other miss's wall and CPU time in ``process``.
 ``real_time_factor`` is all compute, audio path and encoder, over the audio's time.
 ``--load-cores N`` keeps N other processes busy meanwhile (a real device runs other work too). The process's
 resident memory after each minute shows that the canceller keeps only the past it needs. ``--out`` writes the
@@ -72,25 +73,31 @@ def busy(stop) -> None:
         sum(range(10_000))
 
 
-def stream(canceller, audio, block: int, paced: bool, ear=None) -> tuple[int, int]:
+def stream(canceller, audio, block: int, paced: bool, ear=None) -> tuple[int, int, list]:
     """Feed ``audio`` (and ``ear``, the noise at the error microphone, where the model hears it) to ``canceller`` in
-    blocks of ``block`` samples; return ``(deadline misses, misses at the wake-up)``.
+    blocks of ``block`` samples; return ``(deadline misses, misses at the wake-up, missed blocks)``.
 
     Paced, block ``i`` is handed over once it has all arrived, at ``(i + 1)`` periods from the start, and misses if
     its anti-noise is out after ``(i + 2)``. A miss at the wake-up is one where the loop woke from its sleep (or
-    finished the block before) already past that deadline: it would have missed with nothing to compute.
+    finished the block before) already past that deadline: it would have missed with nothing to compute. Each
+    other missed block is ``(wall ms, CPU ms)`` of its ``process``: CPU time far below the wall time is time the
+    thread was off the processor.
     """
     period = block / helpers.SAMPLE_RATE
-    misses, woke_late, start = 0, 0, time.perf_counter()
+    misses, woke_late, missed, start = 0, 0, [], time.perf_counter()
     for i, first in enumerate(range(0, len(audio), block)):
         deadline = start + (i + 2) * period
         if paced:
             time.sleep(max(0.0, start + (i + 1) * period - time.perf_counter()))
-            woke_late += time.perf_counter() > deadline
+        woke, cpu = time.perf_counter(), time.thread_time()
         canceller.process(audio[first : first + block], None if ear is None else ear[first : first + block])
         if paced and time.perf_counter() > deadline:
             misses += 1
-    return misses, woke_late
+            if woke > deadline:
+                woke_late += 1
+            else:
+                missed.append((round(1e3 * (time.perf_counter() - woke), 2), round(1e3 * (time.thread_time() - cpu), 2)))
+    return misses, woke_late, missed
 
 
 def main(argv=None) -> dict:
@@ -143,12 +150,12 @@ def main(argv=None) -> dict:
     load = [multiprocessing.Process(target=busy, args=(stop,), daemon=True) for _ in range(args.load_cores)]
     for process in load:
         process.start()
-    memory, misses, woke_late = [resident_mb()], 0, 0
+    memory, misses, woke_late, missed = [resident_mb()], 0, 0, []
     try:
         for done in range(math.ceil(args.minutes)):
             audio = minute[: int(min(1.0, args.minutes - done) * len(minute))]
-            more, late = stream(canceller, audio, block, args.paced, None if ear is None else ear[: len(audio)])
-            misses, woke_late = misses + more, woke_late + late
+            more, late, blocks = stream(canceller, audio, block, args.paced, None if ear is None else ear[: len(audio)])
+            misses, woke_late, missed = misses + more, woke_late + late, missed + blocks
             memory.append(resident_mb())
             print(f"minute {done + 1}: {block_statistics(canceller.block_seconds, args.block_ms)}", flush=True)
     finally:
@@ -184,6 +191,7 @@ def main(argv=None) -> dict:
         "slow_blocks": statistics["deadline_misses"],  # compute longer than the period
         "deadline_misses": misses if args.paced else statistics["deadline_misses"],
         "misses_at_wake_up": woke_late,
+        "other_missed_blocks_wall_cpu_ms": missed,
         "updates": canceller.updates,
         "late_updates": canceller.late_updates,
         "late_update_fraction": canceller.late_updates / max(canceller.updates, 1),
