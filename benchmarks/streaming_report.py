@@ -81,7 +81,8 @@ def target_checks(results: list[dict], shipped_update_ms: float) -> list[tuple[s
         if not candidates:
             checks.append((f"{name}: a paced run", "none", False))
             continue
-        best = min(candidates, key=lambda r: r["real_time_factor"])
+        # Judged on a run as long as the targets ask, where there is one: a minute's run says less.
+        best = min(candidates, key=lambda r: (r["minutes"] < TARGET_MINUTES, r["real_time_factor"]))
         where = f"{best['backend']}, {best['minutes']:g} min"
         checks.append((f"{name}: real-time factor ≤ {TARGET_REAL_TIME_FACTOR}",
                        f"{best['real_time_factor']:.2f} ({where})", best["real_time_factor"] <= TARGET_REAL_TIME_FACTOR))

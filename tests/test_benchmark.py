@@ -376,7 +376,7 @@ def test_streaming_report_judges_each_target_on_its_own_run():
 
     results = [
         streaming_result(),  # base: all three hold
-        streaming_result(backend="onnx", rtf=0.6, minutes=1.0),  # slower: not the one judged
+        streaming_result(backend="onnx", rtf=0.4, minutes=1.0),  # faster, but too short to be judged
         streaming_result(worker="thread", rtf=0.3, minutes=1.0),  # a thread: never a target's run
         streaming_result(encoder_update_ms=50.0, rtf=0.2),  # another timing: neither
         streaming_result("scratch:tiny", 8.0, rtf=0.3, minutes=3.0, misses=2, late=7, updates=1801, woke=1),

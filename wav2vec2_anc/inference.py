@@ -161,7 +161,8 @@ class StreamingCanceller:
         self.features: dict[int, Future] = {}  # block index → its update's encoder features, (hidden,), when ready
         self.newest_features: tuple[int, torch.Tensor] | None = None  # the newest update that was ready
         self.updates = 0  # encoder updates computed
-        self.late_updates = 0  # updates not ready when their block began (live), the previous one played on
+        self.late_updates = 0  # updates not ready when their first block began (live), the previous one played on
+        self.late: set[int] = set()  # those updates, while blocks may still use them (each is counted once)
         self.live = live
         self.worker = start_worker(kind, model, backend) if kind and self.encoder_runs else None
         self.compute_seconds = 0.0  # in process(), the audio path (with the encoder where it has no worker)
@@ -236,7 +237,8 @@ class StreamingCanceller:
             self._submit(index, buffer, buffer_start)
         update = self.features[index]
         if self.live and not update.done():
-            self.late_updates += 1
+            self.late_updates += index not in self.late
+            self.late.add(index)
             if self.newest_features is not None:
                 return self.newest_features[1]
             return torch.zeros(self.model.config.hidden_size, device=self.device)  # before any: the shared filter
@@ -304,6 +306,7 @@ class StreamingCanceller:
         self.gains = {i: g for i, g in self.gains.items() if i >= self.position // model.block - 1}
         oldest = self._update_of(self.position // model.block - 1)
         self.features = {i: f for i, f in self.features.items() if i >= oldest}
+        self.late = {i for i in self.late if i >= oldest}
         if self.encoder_runs:
             self._submit_updates(buffer, buffer_start)
         result = inverse.float().cpu().numpy()
