@@ -26,3 +26,7 @@ stream --model scratch:base --block-ms 4 --paced --backend int8 --minutes 1 --ou
 # The audio path of the shipped room model: a bank of 17 judged by its errors at the ear through Ŝ, every block.
 stream --model scratch:base --block-ms 20 --paced --backend int8 --minutes 1 --scene room --bank 17 \
   --out $out/streaming_base_20ms_int8_room_bank17.json
+# The machine's own misses: the same paced loop with nothing to compute.
+for block in 8 20; do
+  run benchmarks/wake_up.py --block-ms $block --minutes 3 --out $out/wake_up_${block}ms.json
+done

@@ -395,3 +395,10 @@ def test_streaming_report_judges_each_target_on_its_own_run():
         "0 in 1 min, 0 at the wake-up (int8)", True)
     assert checks["goal beyond: `scratch:base`, 4-ms blocks: no deadline miss"] == ("no run", False)
     assert "| 0.45 (0.07 + 0.38) |" in row(results[0]) and "| 0 of 30000 | 0 of 6001 (0.00 %) |" in row(results[0])
+
+
+def test_wake_up_measures_how_late_a_paced_loop_wakes():
+    import wake_up
+
+    late = wake_up.wake_up_lateness(block_ms=5.0, minutes=0.005)  # 60 blocks of 5 ms
+    assert len(late) == 60 and late.min() >= 0.0 and np.median(late) < 5.0
