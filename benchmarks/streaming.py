@@ -199,9 +199,14 @@ def main(argv=None) -> dict:
         "cpu_count": len(os.sched_getaffinity(0)),
         **made_by,
     }
+    return emit(result, args.out)
+
+
+def emit(result: dict, out: str | None) -> dict:
+    """Print ``result`` and write it as JSON to ``out`` (if given); return it."""
     print(result)
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=1))
+    if out:
+        Path(out).write_text(json.dumps(result, indent=1))
     return result
 
 

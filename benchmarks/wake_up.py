@@ -13,7 +13,6 @@ as JSON, with ``commit`` and ``command``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from streaming import emit  # noqa: E402
 
 import helpers  # noqa: E402
 
@@ -51,10 +52,7 @@ def main(argv=None) -> dict:
               "wake_up_late_ms_p50": float(np.median(late)), "wake_up_late_ms_p99": float(np.percentile(late, 99)),
               "wake_up_late_ms_max": float(late.max()), "deadline_misses": int((late > args.block_ms).sum()),
               **made_by}
-    print(result)
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=1))
-    return result
+    return emit(result, args.out)
 
 
 if __name__ == "__main__":
