@@ -1,11 +1,12 @@
-"""Where a streaming canceller's encoder updates run beside the audio path: a thread, or a process of their own.
+"""Where a streaming canceller's encoder updates run: inline on the audio path, or beside it on a thread or in a
+process of their own.
 
 A thread shares the audio path's interpreter lock: the encoder's Python between its operators (hundreds of module
 calls an update) then delays the audio path's own small operators, doubling its time per block with the
 base-size encoder (``benchmarks/README.md``, "Real time"). A process has its own lock and core; it costs a start
 of a few seconds (torch and the model loaded there) and a copy of each context window there and its features back.
 
-Both take a window, ``(context_samples,)`` float32, and return a ``concurrent.futures.Future`` of its features,
+Each takes a window, ``(context_samples,)`` float32, and returns a ``concurrent.futures.Future`` of its features,
 ``(hidden,)``; ``encoder_seconds`` adds up the encoder's compute time wherever it ran.
 """
 
@@ -18,17 +19,16 @@ from concurrent.futures import Future
 
 import torch
 
-WORKERS = ("thread", "process")
+WORKERS = ("inline", "thread", "process")
 
 _MODEL = None  # in a process worker: the model whose encoder it runs
 
 
-class ThreadEncoder:
-    """The encoder's updates on one worker thread of this process."""
+class InlineEncoder:
+    """The encoder's updates computed where they are asked for, on the audio path: a future already done."""
 
     def __init__(self, model):
         self.model = model
-        self.pool = concurrent.futures.ThreadPoolExecutor(1, "encoder")
         self.encoder_seconds = 0.0
 
     def encode(self, window: torch.Tensor) -> torch.Tensor:
@@ -38,6 +38,22 @@ class ThreadEncoder:
             features = self.model.encoder_features(window[None])[0]
         self.encoder_seconds += time.perf_counter() - started
         return features
+
+    def submit(self, window: torch.Tensor) -> Future:
+        done = Future()
+        done.set_result(self.encode(window))
+        return done
+
+    def close(self) -> None:
+        pass
+
+
+class ThreadEncoder(InlineEncoder):
+    """The encoder's updates on one worker thread of this process."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, "encoder")
 
     def submit(self, window: torch.Tensor) -> Future:
         return self.pool.submit(self.encode, window)
@@ -111,8 +127,10 @@ class ProcessEncoder:
 
 
 def start_worker(kind: str, model, backend: str | None = None):
-    """A ``ThreadEncoder`` or ``ProcessEncoder`` for ``model`` (a process runs its encoder on ``backend``, default
-    torch; a thread runs the model as given)."""
+    """An ``InlineEncoder``, ``ThreadEncoder`` or ``ProcessEncoder`` for ``model`` (a process runs its encoder on
+    ``backend``, default torch; inline and a thread run the model as given)."""
     if kind not in WORKERS:
         raise ValueError(f"unknown encoder worker {kind!r}; choose from {', '.join(WORKERS)}")
-    return ThreadEncoder(model) if kind == "thread" else ProcessEncoder(model, backend or "torch")
+    if kind == "process":
+        return ProcessEncoder(model, backend or "torch")
+    return ThreadEncoder(model) if kind == "thread" else InlineEncoder(model)

@@ -143,7 +143,7 @@ class StreamingCanceller:
 
     def __init__(self, model: Wav2Vec2ForNoiseCancellation, use_encoder: bool = True, worker: bool | str = False,
                  live: bool = False, backend: str | None = None):
-        kind = "thread" if worker is True or (live and not worker) else worker or None
+        kind = "thread" if worker is True or (live and not worker) else worker or "inline"
         if backend is not None and kind != "process":  # a worker process puts its own encoder on the backend
             from .backends import with_backend
 
@@ -164,9 +164,9 @@ class StreamingCanceller:
         self.late_updates = 0  # updates not ready when their first block began (live), the previous one played on
         self.late: set[int] = set()  # those updates, while blocks may still use them (each is counted once)
         self.live = live
-        self.worker = start_worker(kind, model, backend) if kind and self.encoder_runs else None
-        self.compute_seconds = 0.0  # in process(), the audio path (with the encoder where it has no worker)
-        self.inline_encoder_seconds = 0.0  # in the encoder, on the audio path
+        # Where the encoder's updates run: no worker to start for an encoder that never runs.
+        self.worker = start_worker(kind if self.encoder_runs else "inline", model, backend)
+        self.compute_seconds = 0.0  # in process(), the audio path (with the encoder where it runs inline)
         # Each process() call's compute time, s (the deadlines it met or missed), for the newest BLOCK_HISTORY calls.
         self.block_seconds: collections.deque[float] = collections.deque(maxlen=BLOCK_HISTORY)
         if self.encoder_runs:  # the first updates hear only the silence before the stream: ready before it starts
@@ -181,12 +181,11 @@ class StreamingCanceller:
     @property
     def encoder_seconds(self) -> float:
         """The encoder's compute time so far, s, wherever it ran."""
-        return self.inline_encoder_seconds + (self.worker.encoder_seconds if self.worker is not None else 0.0)
+        return self.worker.encoder_seconds
 
     def close(self) -> None:
         """Stop the worker (if any) once its current update is done."""
-        if self.worker is not None:
-            self.worker.close()
+        self.worker.close()
 
     def hear(self, ear_noise: np.ndarray) -> None:
         """Set what the microphone heard over the newest ``len(ear_noise)`` samples processed (≤ the warm-up).
@@ -197,13 +196,6 @@ class StreamingCanceller:
         """
         values = torch.as_tensor(np.asarray(ear_noise, dtype=np.float32), device=self.device)
         self.ear_history[len(self.ear_history) - len(values) :] = values
-
-    def _encode(self, window: torch.Tensor) -> torch.Tensor:
-        """The encoder's features of one context window on the audio path, ``(context,)`` → ``(hidden,)``."""
-        started = time.perf_counter()
-        features = self.model.encoder_features(window[None])[0]
-        self.inline_encoder_seconds += time.perf_counter() - started
-        return features
 
     def _update_of(self, index: int) -> int:
         """The block whose encoder update block ``index`` uses (``model.update_features``)."""
@@ -227,7 +219,7 @@ class StreamingCanceller:
         """Compute block ``index``'s update from ``buffer`` (starting at absolute ``buffer_start``): on the worker, if any."""
         end = torch.tensor([self._update_input_end(index) - buffer_start])
         window = past_windows(buffer[None], end, self.model.context)[0, 0].clone()
-        self.features[index] = self.worker.submit(window) if self.worker else _done(self._encode(window))
+        self.features[index] = self.worker.submit(window)
         self.updates += 1
 
     def _update_features(self, index: int, buffer: torch.Tensor, buffer_start: int) -> torch.Tensor:
@@ -325,13 +317,6 @@ class StreamingCanceller:
     def real_time_factor(self) -> float:
         """Compute time over audio time so far; below 1 keeps up with real time."""
         return self.compute_seconds / max(self.position / SAMPLE_RATE, 1e-12)
-
-
-def _done(value) -> Future:
-    """A future that already holds ``value``."""
-    future = Future()
-    future.set_result(value)
-    return future
 
 
 def stream_inverse(model, audio: np.ndarray, block_samples: int = 320, ear_noise: np.ndarray | None = None,
