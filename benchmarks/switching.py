@@ -6,6 +6,7 @@ Usage:
                                    [--model scratch:tiny] [--max-steps 2000] [--with-white]
                                    [--filter-bank files] [--update-ms 10] [--context-seconds 0.1]
                                    [--bank-error-ms 10] [--safety-seconds 0.01]
+                                   [--encoder-update-ms 10] [--update-lag-ms 50] [--backends int8,onnx]
                                    [--plot switching.png] [--seed 0]
 
 The library is the files of ``--clips``, or by default the switching suite (``suite.switching_suite``:
@@ -22,9 +23,10 @@ Each bank filter's own errors over the newest 10 ms of every context join the en
 (``--bank-error-ms``, ``signal_path.bank_error_logits``): they tell a change of noise within milliseconds,
 where the encoder needs its context to fill. In a scene with a linear loudspeaker they are judged at the
 ear: the model then hears the error microphone and runs in the scene's closed loop.
-The encoder updates every 10 ms on 0.1 s of context and the safety gains judge the last 0.01 s, the span the
-bank's errors judge: a change of noise has to be acted on within ms (the notebook's stationary defaults are
-50 ms, 0.25 s, 0.25 s). Two more safety mechanisms, a significance test on the gains and a safety memory of
+The encoder updates every 10 ms on 0.1 s of context (ending ``--update-lag-ms`` before its block, the shipped 50
+unless told) and the safety gains judge the last 0.01 s, the span the bank's errors judge: a change of noise
+has to be acted on within ms (the notebook's stationary defaults are 50 ms, 0.25 s, 0.25 s).
+Two more safety mechanisms, a significance test on the gains and a safety memory of
 the block's own filter, were measured here and removed (benchmarks/README.md, "Ablation"): at worst they kept
 the recordings' worst segment at +0.001 dB where it is −0.06 dB without them, and cost 0.2–1.0 dB elsewhere.
 
@@ -48,7 +50,8 @@ segment is a cold start for every method alike. Methods, at the same latency and
   (``fit_filter_bank``: the same fits with a white floor 30 dB down, ``BANK_LOADING``, so that a filter still
   playing after a switch cannot boost the new noise much) mixed by its filters' own recent errors alone, on the
   model's schedule (``bank_error_drive``), no network: what the model's mix would be with a silent encoder;
-- ``model`` and ``model_no_encoder`` (its shared filter alone): the model's drive over the whole sequence.
+- ``model`` and ``model_no_encoder`` (its shared filter alone): the model's drive over the whole sequence;
+  ``model_int8`` (with ``--backends int8``): the same model, its encoder on another backend.
 
 Every figure is at the ear (``Plant.noise_at_ear``, ``Plant.anti_noise_at_ear``), as in
 ``evaluation.heldout_inverses``. Records (strict JSON, ``helpers.dumps_strict``), one per method ×
@@ -137,6 +140,8 @@ def run_setting(clips: list[helpers.Clip], sequence: np.ndarray, segments: list[
     filter_bank = helpers.start_filters(clips, plant, delay, args.filter_taps, file_bank=True).bank
     drives = method_drives(sequence, segments, plant, library_filter, filter_bank, delay, args.filter_taps, model,
                            optimal_bank(clips, plant.scene, delay, args.filter_taps))
+    for backend in args.backends:  # the same trained model, its encoder on another backend
+        drives[f"model_{backend}"] = helpers.closed_loop_drive(helpers.with_backend(model, backend), sequence, plant)
     anti_noise = {method: plant.anti_noise_at_ear(drive) for method, drive in drives.items()}
     records = switching_records(plant.noise_at_ear(sequence), anti_noise, segments, latency_ms=latency_ms,
                                 **plant_record(plant),
@@ -145,7 +150,9 @@ def run_setting(clips: list[helpers.Clip], sequence: np.ndarray, segments: list[
     for r in records:
         trained = r["method"].startswith("model")
         r.update(train_seconds=train_seconds if trained else 0.0, model_name=args.model if trained else None,
-                 learning_rate=args.learning_rate if trained else None)
+                 learning_rate=args.learning_rate if trained else None,
+                 encoder_update_ms=args.encoder_update_ms if trained else None,
+                 update_lag_ms=args.update_lag_ms if trained else None)
     return records
 
 
@@ -163,7 +170,13 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--filter-bank", default="files", choices=["files", "none"],
                         help="the encoder's basis: start at one optimal filter per file (files) or learn rank 8 from zero")
     parser.add_argument("--plot", help="also save NR against time across the switches here (PNG)")
+    parser.add_argument("--backends", default="", help="comma-separated: also judge the trained model with its encoder "
+                        "on each of these backends (int8, onnx), as model_<backend>")
     args = parser.parse_args(argv)
+    args.backends = [backend for backend in args.backends.split(",") if backend]
+    for backend in args.backends:
+        if backend not in helpers.installed_backends():
+            parser.error(f"--backends: {backend!r} is not an installed backend ({', '.join(helpers.installed_backends())})")
     made_by = helpers.provenance()  # the code this run ran, before anything can change it
     from transformers.utils import logging as hf_logging
 

@@ -196,7 +196,7 @@ def test_the_benchmark_records_every_method(tmp_path):
     out = tmp_path / "switching.json"
     records = switching.main(["--clips", str(clips), "--out", str(out), "--max-steps", "2", "--latency-ms", "1",
                               "--switch-seconds", "0.5", "--filter-taps", "64", "--update-ms", "100",
-                              "--encoder-update-ms", "100",
+                              "--encoder-update-ms", "100", "--backends", "int8",
                               "--plot", str(tmp_path / "plot.png")])
 
     def no_bare_constants(name):
@@ -205,13 +205,16 @@ def test_the_benchmark_records_every_method(tmp_path):
     json.loads(out.read_text(), parse_constant=no_bare_constants)
     assert helpers.loads_strict(out.read_text()) == records
     assert [r["method"] for r in records] == ["wiener_library", "nlms", "wiener_oracle", "wiener_oracle_blocks",
-                                              "bank_by_errors", "model", "model_no_encoder"]
+                                              "bank_by_errors", "model", "model_no_encoder", "model_int8"]
     assert {r["safety_seconds"] for r in records} == {0.01}
     assert all(KEYS <= set(r) for r in records)
     assert all(len(r["segment_nr_db"]) == 9 and len(r["segments"]) == 9 for r in records)  # 8 switches
     by = {r["method"]: r for r in records}
     assert by["model"]["model_name"] == "scratch:tiny" and by["model"]["train_seconds"] > 0
     assert by["wiener_library"]["model_name"] is None and by["nlms"]["train_seconds"] == 0.0
+    assert by["model_int8"]["update_lag_ms"] == helpers.AdvancedSettings.update_lag_ms
+    assert by["model_int8"]["encoder_update_ms"] == 100 and by["nlms"]["update_lag_ms"] is None
+    assert abs(by["model_int8"]["nr_db"] - by["model"]["nr_db"]) < 0.5  # quantization moves the encoder's features
     assert all(np.isfinite(r["nr_db"]) for r in records)
     assert by["wiener_oracle"]["nr_db"] > by["wiener_library"]["nr_db"]
     assert (tmp_path / "plot.png").stat().st_size > 0
