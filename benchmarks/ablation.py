@@ -20,8 +20,9 @@ the drive, mixed with plain FxNLMS; without a scene S = Ŝ = 1 and it is NLMS). 
   they are on), one, the other, both, set to 1.
 - (at commit 24db5da, before their removal: ``with_significance`` and ``with_safety_memory``, the two safety
   mechanisms that were off as shipped, switched on at z = 2 and a 0.25-s memory.)
-- ``no_output_stage``: with a saturating loudspeaker (``--loudspeaker sat:2``), the drive without the learned
-  output stage that pre-distorts it.
+- ``no_predistortion``: with a saturating loudspeaker (``--loudspeaker sat:2``), the drive sent as it is, not
+  through the identified curve's inverse (``model.shape_drive``). (Before commit of this change, ``no_output_stage``:
+  without the learned output stage, a 16-unit pointwise MLP that the inverse replaced.)
 - ``no_refinement_mix``: the refinement without its mix (``refined: true`` only).
 - ``no_fixed_member``: the refinement's mix without its third member, the drive as it came (``refined: true`` only).
 
@@ -64,8 +65,7 @@ from wav2vec2_anc.pairs import split_heldout  # noqa: E402
 def switched_off(model, mechanism: str):
     """``model`` with one mechanism changed at inference, restored on exit (see the module's list)."""
     config, gate = model.config, model.encoder_correction
-    saved = {key: getattr(config, key) for key in ("bank_error_window_samples", "safety_window_samples",
-                                                    "output_stage_hidden")}
+    saved = {key: getattr(config, key) for key in ("bank_error_window_samples", "safety_window_samples")}
     try:
         if mechanism in ("no_encoder", "no_gate"):
             model.set_encoder_correction(True)
@@ -75,8 +75,8 @@ def switched_off(model, mechanism: str):
             config.bank_error_window_samples = 0
         elif mechanism == "no_safety_gains":
             config.safety_window_samples = 0
-        elif mechanism == "no_output_stage":
-            config.output_stage_hidden = 0
+        elif mechanism == "no_predistortion":
+            model.shape_drive = lambda drive: drive
         elif mechanism in ("no_correction_gain", "no_output_gain"):
             column = 0 if mechanism == "no_correction_gain" else 1
             guard = type(model).guard_gains.__get__(model)
@@ -91,7 +91,7 @@ def switched_off(model, mechanism: str):
     finally:
         for key, value in saved.items():
             setattr(config, key, value)
-        for patched in ("encoder_features", "guard_gains"):
+        for patched in ("encoder_features", "guard_gains", "shape_drive"):
             model.__dict__.pop(patched, None)
         model.set_encoder_correction(gate)
 
@@ -105,8 +105,8 @@ def variants(plant, model) -> list[str]:
             names.append("no_bank_errors")
     if model.safety_window:
         names += ["no_correction_gain", "no_output_gain", "no_safety_gains"]
-    if model.config.output_stage_hidden:
-        names.append("no_output_stage")
+    if model.loudspeaker_eta is not None:
+        names.append("no_predistortion")
     return names
 
 

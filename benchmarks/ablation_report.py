@@ -39,6 +39,8 @@ COMPARISONS = (
     ("the safety gain on the output", "shipped", "no_output_gain"),
     ("both safety gains", "shipped", "no_safety_gains"),
     ("the learned output stage (a saturating loudspeaker)", "shipped", "no_output_stage"),
+    ("the pre-distortion through the identified curve's inverse (a saturating loudspeaker)", "shipped",
+     "no_predistortion"),
 )
 
 

@@ -6,7 +6,7 @@ import torch
 from conftest import predictable_noise, set_random_basis
 
 import helpers
-from wav2vec2_anc.acoustics import bandpass_scene, inverse_sef, none_scene, sef
+from wav2vec2_anc.acoustics import bandpass_scene, none_scene, sef
 from wav2vec2_anc.pairs import split_heldout
 from wav2vec2_anc.plant import Plant
 
@@ -28,8 +28,8 @@ def test_plant_settings_of_each_kind():
     assert linear["safety_window_samples"] == 0 and linear["secondary_path"] == list(plant.secondary_estimate)
     assert "loudspeaker_eta" not in linear
     saturating = helpers.plant_settings(bandpass_plant(eta=0.05))
-    assert saturating["loudspeaker_eta"] == pytest.approx(0.06) and saturating["output_stage_hidden"] > 0
-    # A loudspeaker that saturates but that the level sweep found linear gets no output stage: the model knows
+    assert saturating["loudspeaker_eta"] == pytest.approx(0.06)
+    # A loudspeaker that saturates but that the level sweep found linear is not pre-distorted: the model knows
     # only what was measured.
     unmeasured = Plant(bandpass_scene(), 0.05, bandpass_scene().secondary, "sat:2", None)
     assert "loudspeaker_eta" not in helpers.plant_settings(unmeasured)
@@ -37,22 +37,21 @@ def test_plant_settings_of_each_kind():
 
 @pytest.mark.parametrize("eta", [None, 0.05])
 def test_model_in_a_scene_is_causal(eta):
-    """The perturbation test of the plain model, with the plant's settings and a non-identity output stage."""
+    """The perturbation test of the plain model, with the plant's settings (and the pre-distortion of a saturating one)."""
     latency = 16
     x = torch.from_numpy(predictable_noise(12_000))[None]
     model = helpers.build_model("scratch:tiny", filter_taps=32, latency_samples=latency, seed=0,
                                 **helpers.plant_settings(bandpass_plant(eta))).eval()
     model.set_shared_filter(-helpers.fit_wiener_predictor(x[0].numpy(), latency, 32))
     set_random_basis(model, 0.02)
-    if eta is not None:
-        with torch.no_grad():
-            model.output_stage.outer.weight.normal_(0, 0.3)
     y = model(x).inverse
     for n in (latency, 800, 5_000, 11_900):
         perturbed = x.clone()
         perturbed[:, n - latency + 1 :] += 0.1 * torch.randn(1, x.shape[1] - (n - latency + 1))
         y_perturbed = model(perturbed).inverse
-        assert (y_perturbed[:, : n + 1] - y[:, : n + 1]).abs().max() < 1e-6
+        # The inverse's slope near its cap magnifies the float32 rounding of the FFT filters, which every sample
+        # shares: still three orders below what the perturbation moves.
+        assert (y_perturbed[:, : n + 1] - y[:, : n + 1]).abs().max() < (1e-6 if eta is None else 1e-5)
         assert (y_perturbed[:, n + 1 :] - y[:, n + 1 :]).abs().max() > 1e-3
 
 
@@ -142,26 +141,23 @@ def test_training_through_the_plant_learns_at_the_ear(tmp_path):
     assert after > 6.0
 
 
-def test_output_stage_learns_to_undo_saturation():
-    """Alone, on Gaussian drives: f(g(y)) ≈ y, so the loudspeaker's error falls well below the plain f(y)'s."""
-    from wav2vec2_anc.head import OutputStage
-
-    torch.manual_seed(0)
-    eta = 0.5
-    stage = OutputStage(16)
-    helpers.build_model("scratch:tiny")._init_weights(stage)
-    optimizer = torch.optim.Adam(stage.parameters(), lr=1e-2)
-    for _ in range(400):
-        y = 0.25 * torch.randn(4096, dtype=torch.float64)
-        loss = (sef(stage(y, eta), eta) - y).pow(2).mean() / y.pow(2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    y = 0.25 * torch.randn(20_000, dtype=torch.float64)
-    plain = helpers.noise_reduction_db(y.numpy(), -sef(y, eta).numpy())
-    staged = helpers.noise_reduction_db(y.numpy(), -sef(stage(y, eta), eta).detach().numpy())
-    informed = helpers.noise_reduction_db(y.numpy(), -sef(inverse_sef(y, eta), eta).numpy())  # the exact inverse, capped
-    assert staged > plain + 5.0 and staged > informed - 2.0, (plain, staged, informed)
+def test_a_saturating_loudspeaker_plays_the_pre_distorted_drive_as_made():
+    """Through the identified curve, the pre-distorted drive comes out as the filters made it, up to the curve's
+    reach; sent as it is, the loudspeaker compresses its peaks. The model trains through that curve, so the filters
+    see a linear loudspeaker wherever it can reach."""
+    eta = 0.05
+    model = helpers.build_model("scratch:tiny", filter_taps=32, **helpers.plant_settings(bandpass_plant(eta)))
+    eta_estimate = 1.2 * eta  # bandpass_plant's level sweep found η 20 % high
+    reach = eta_estimate * (np.pi / 2) ** 0.5  # the curve's largest output
+    drive = torch.linspace(-0.95 * reach, 0.95 * reach, 601, dtype=torch.float64)
+    played = sef(model.shape_drive(drive), eta_estimate)
+    torch.testing.assert_close(played, drive, rtol=1e-9, atol=1e-12)
+    # Beyond the curve's largest output η̂·√(π/2) it plays its (capped) top.
+    beyond = sef(model.shape_drive(torch.tensor([2.0, -2.0], dtype=torch.float64)), eta_estimate)
+    assert torch.allclose(beyond.abs(), torch.full((2,), reach, dtype=torch.float64), rtol=1e-5)
+    assert (sef(drive, eta_estimate) - drive).abs().max() > 0.2 * eta  # what the pre-distortion undoes
+    linear = helpers.build_model("scratch:tiny", filter_taps=32, **helpers.plant_settings(bandpass_plant()))
+    assert linear.shape_drive(drive) is drive
 
 
 def test_validation_split_keeps_the_heldout_tails_out():

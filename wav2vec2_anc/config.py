@@ -37,9 +37,8 @@ HEAD_DEFAULTS = dict(
     safety_window_samples=4000,
     # The plant the loss is taken through (an acoustic scene): None is today's task, the anti-noise
     # added straight to the input. secondary_path is the estimate Ŝ (a list of taps); loudspeaker_eta
-    # the η of a saturating loudspeaker (SEF); output_stage_hidden the width of the learned pointwise
-    # stage before it (0: none).
-    secondary_path=None, loudspeaker_eta=None, output_stage_hidden=0,
+    # the identified η of a saturating loudspeaker (SEF), whose inverse pre-distorts the drive (model.shape_drive).
+    secondary_path=None, loudspeaker_eta=None,
     # A basis that starts at a bank of filters (start_filter_bank; bank_settings sets it): the encoder then mixes
     # them with softmax weights, a classifier's output, instead of adding free multiples of each.
     filter_bank=False,
@@ -58,8 +57,6 @@ HEAD_DEFAULTS = dict(
     # before it existed.
     encoder_update_blocks=1,
 )
-# Width of the learned output stage in front of a saturating loudspeaker.
-OUTPUT_STAGE_HIDDEN = 16
 
 
 class NoiseCancellationConfig(Wav2Vec2Config):
@@ -141,15 +138,15 @@ def plant_settings(plant) -> dict:
     """The head settings that train a model through an acoustic plant (``acoustics.Plant``): ``build_model(**…)``.
 
     None for today's task (the plant is the identity). In a scene the loss goes through what the system
-    measured, never the true plant: the identified Ŝ and the loudspeaker's identified curve (``eta_estimate``);
-    a loudspeaker found saturating gets a learned output stage, and the safety gains are off: they judge
+    measured, never the true plant: the identified Ŝ and the loudspeaker's identified curve (``eta_estimate``),
+    whose inverse pre-distorts the drive of a loudspeaker found saturating; and the safety gains are off: they judge
     the output against the input, which is not what reaches the ear.
     """
     if plant is None or plant.is_identity:
         return {}
     settings = dict(secondary_path=[float(tap) for tap in plant.secondary_estimate], safety_window_samples=0)
     if plant.eta_estimate is not None:
-        settings.update(loudspeaker_eta=float(plant.eta_estimate), output_stage_hidden=OUTPUT_STAGE_HIDDEN)
+        settings.update(loudspeaker_eta=float(plant.eta_estimate))
     return settings
 
 

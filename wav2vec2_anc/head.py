@@ -1,4 +1,4 @@
-"""The model's head: the FIR control filter each block plays, the output stage before a saturating loudspeaker, the loss."""
+"""The model's head: the FIR control filter each block plays, and the loss."""
 
 from __future__ import annotations
 
@@ -52,25 +52,6 @@ class FIRFilterHead(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """The filter taps themselves: ``(..., hidden)`` → ``(..., filter_taps)``."""
         return self.shared + self.gains(features) @ self.basis.T
-
-
-class OutputStage(nn.Module):
-    """A learned pointwise map of the drive before a saturating loudspeaker: ``y + η·MLP(y/η)``.
-
-    It starts as the identity (the outer layer at zero) and can learn to pre-distort the drive so
-    that the loudspeaker's output follows the linear anti-noise, which a linear filter cannot.
-    """
-
-    def __init__(self, hidden: int):
-        super().__init__()
-        self.inner = nn.Linear(1, hidden)
-        self.outer = nn.Linear(hidden, 1)
-
-    def forward(self, drive: torch.Tensor, eta: float) -> torch.Tensor:
-        """``drive``: any shape, any float dtype; the same shape back."""
-        scaled = (drive / eta)[..., None]
-        inner = torch.tanh(scaled * self.inner.weight[:, 0].to(drive.dtype) + self.inner.bias.to(drive.dtype))
-        return drive + eta * (inner @ self.outer.weight[0].to(drive.dtype) + self.outer.bias.to(drive.dtype))
 
 
 def normalised_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .config import HEAD_DEFAULTS, REGRESSION_OVERRIDES, SCRATCH_CONFIGS, NoiseCancellationConfig, hears_the_ear, warmup_samples
-from .head import BANK_ERROR_SHARPNESS, FIRFilterHead, OutputStage, normalised_mse
+from .head import BANK_ERROR_SHARPNESS, FIRFilterHead, normalised_mse
 from .signal_path import (
     bank_error_logits,
     block_ends,
@@ -76,8 +76,6 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         self.register_buffer("encoder_gate", torch.ones(()))  # the validation gate's verdict: 1 keeps the correction
         self.filter_head = FIRFilterHead(config.hidden_size, config.filter_taps, config.adaptive_rank, config.filter_bank,
                                          bank_errors=config.bank_error_window_samples > 0)
-        if config.output_stage_hidden:
-            self.output_stage = OutputStage(config.output_stage_hidden)
         self.post_init()
 
     @property
@@ -141,12 +139,6 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
                 init.constant_(module.error_sharpness, BANK_ERROR_SHARPNESS)
         if module is self:  # a checkpoint saved before the verdict was the model's state holds it in its config
             init.constant_(self.encoder_gate, float(getattr(self.config, "encoder_correction", True)))
-        if isinstance(module, OutputStage):
-            # Units spread over the drive's range (a few η), and an identity start.
-            init.normal_(module.inner.weight, std=1.0)
-            init.uniform_(module.inner.bias, -2.0, 2.0)
-            init.zeros_(module.outer.weight)
-            init.zeros_(module.outer.bias)
 
     def freeze_feature_encoder(self):
         """Stop gradient updates of the convolutional feature encoder."""
@@ -290,10 +282,14 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         return None if self.config.loudspeaker_eta is None else float(self.config.loudspeaker_eta)
 
     def shape_drive(self, drive: torch.Tensor) -> torch.Tensor:
-        """The learned output stage, if the model has one (pointwise, so streaming applies it the same way)."""
-        if self.config.output_stage_hidden and self.loudspeaker_eta:
-            return self.output_stage(drive, self.loudspeaker_eta)
-        return drive
+        """Before a saturating loudspeaker, the drive through the identified curve's inverse (``acoustics.inverse_sef``
+        at η̂), so that the loudspeaker plays, as far as its identified curve knows, the linear anti-noise the filters
+        made; pointwise, so streaming applies it the same way. Without one, the drive itself."""
+        if self.loudspeaker_eta is None:
+            return drive
+        from .acoustics import inverse_sef
+
+        return inverse_sef(drive, self.loudspeaker_eta)
 
     def through_plant(self, drive: torch.Tensor) -> torch.Tensor:
         """What the drive becomes at the ear as the model believes it: ``Ŝ∗f(drive)``; the drive itself with no scene.

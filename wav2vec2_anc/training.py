@@ -30,13 +30,11 @@ class TrainSettings:
 
 
 def make_optimizer(model: Wav2Vec2ForNoiseCancellation, settings: TrainSettings) -> torch.optim.Optimizer:
-    """AdamW with two learning rates: a fast one for the shared filter (0 when it is held fixed), the
-    output stage and, after a filter bank start, the projection (unless the bank's errors at the ear
-    steer it); a gentle one for the rest, which depends on the encoder (the basis, the projection
-    otherwise, and the encoder)."""
+    """AdamW with two learning rates: a fast one for the shared filter (0 when it is held fixed) and, after a
+    filter bank start, the projection (unless the bank's errors at the ear steer it); a gentle one for the rest,
+    which depends on the encoder (the basis, the projection otherwise, and the encoder)."""
     shared, projection = model.filter_head.shared, model.filter_head.projection
-    stage = list(model.output_stage.parameters()) if hasattr(model, "output_stage") else []
-    own_rate = {id(p) for p in [shared, projection, *stage]}
+    own_rate = {id(shared), id(projection)}
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in own_rate]
     shared_rate = settings.head_learning_rate if settings.train_shared_filter else 0.0
     # A filter bank start (``start_filter_bank``) zeroes the encoder's readout, which must then learn
@@ -48,8 +46,6 @@ def make_optimizer(model: Wav2Vec2ForNoiseCancellation, settings: TrainSettings)
     # The encoder's group first: the Trainer logs the first group's learning rate.
     groups = [{"params": rest, "lr": settings.learning_rate}, {"params": [shared], "lr": shared_rate},
               {"params": [projection], "lr": projection_rate}]
-    if stage:
-        groups.append({"params": stage, "lr": settings.head_learning_rate})
     return torch.optim.AdamW(groups, weight_decay=0.0)
 
 
