@@ -5,6 +5,7 @@ Usage:
                                    [--update-ms 50] [--encoder-update-ms 100] [--update-lag-ms 50]
                                    [--context-seconds 0.25] [--worker process|thread]
                                    [--backend torch|int8|onnx] [--paced] [--load-cores 0] [--threads 1]
+                                   [--priority normal|fifo]
                                    [--scene none|room|bandpass] [--bank 17]
                                    [--device cpu] [--out FILE]
 
@@ -34,7 +35,10 @@ period). Paced, ``misses_at_wake_up`` counts those of them where the loop was al
 block's compute began (woken late from its sleep by the machine): a loop with nothing to compute misses those too;
 ``other_missed_blocks_wall_cpu_ms`` gives each other miss's wall and CPU time in ``process``.
 ``real_time_factor`` is all compute, audio path and encoder, over the audio's time.
-``--load-cores N`` keeps N other processes busy meanwhile (a real device runs other work too). The process's
+``--load-cores N`` keeps N other processes busy meanwhile (a real device runs other work too). ``--priority fifo``
+runs the audio path's thread at real-time priority where the OS permits (``live.request_real_time_priority``; the
+record's ``priority`` says what it got), as a deployed canceller's audio thread runs: a busy process then cannot take
+its core while it has a block to compute. The process's
 resident memory after each minute shows that the canceller keeps only the past it needs. ``--out`` writes the
 result as JSON, with ``commit`` and ``command``.
 """
@@ -58,7 +62,7 @@ from suite import shaped_noise  # noqa: E402
 
 import helpers  # noqa: E402
 from wav2vec2_anc.backends import BACKENDS  # noqa: E402
-from wav2vec2_anc.live import block_statistics  # noqa: E402
+from wav2vec2_anc.live import block_statistics, request_real_time_priority  # noqa: E402
 
 
 def resident_mb() -> float:
@@ -123,6 +127,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--worker", default="process", choices=["process", "thread"],
                         help="paced: where the encoder's worker runs (default: process)")
     parser.add_argument("--load-cores", type=int, default=0, help="other processes keeping this many cores busy")
+    parser.add_argument("--priority", choices=["normal", "fifo"], default="normal",
+                        help="the audio path's thread: an ordinary one (default), or real-time (SCHED_FIFO) where the "
+                             "OS permits, as a deployed canceller's (the worker and the load stay ordinary)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch's threads (default 1: the audio path and the worker each keep one core)")
     parser.add_argument("--device", default=None, help="torch device; default cuda when available, else cpu")
@@ -150,6 +157,8 @@ def main(argv=None) -> dict:
     load = [multiprocessing.Process(target=busy, args=(stop,), daemon=True) for _ in range(args.load_cores)]
     for process in load:
         process.start()
+    # After the worker and the load have started: what they start from this thread inherits its priority.
+    priority = request_real_time_priority() if args.priority == "fifo" else "normal"
     memory, misses, woke_late, missed = [resident_mb()], 0, 0, []
     try:
         for done in range(math.ceil(args.minutes)):
@@ -174,6 +183,7 @@ def main(argv=None) -> dict:
         "paced": args.paced,
         "worker": args.worker if args.paced else None,
         "load_cores": args.load_cores,
+        "priority": priority,
         "threads": args.threads,
         "minutes": args.minutes,
         "block_ms": args.block_ms,

@@ -1,6 +1,7 @@
 """python -m wav2vec2_anc.live without a sound card: a stand-in stream calls the callback at real-time pace."""
 
 import builtins
+import os
 import re
 import sys
 import threading
@@ -71,7 +72,7 @@ def test_live_output_is_the_offline_output_one_block_later():
     lines = []
     try:
         totals = live.run(canceller, lambda callback, blocksize: PacedStream(callback, blocksize, audio), BLOCK,
-                          seconds=2.5, report=lines.append)
+                          seconds=2.5, report=lines.append, real_time=True)
     finally:
         canceller.close()
     stream = PacedStream.opened[-1]
@@ -179,3 +180,29 @@ def test_missing_sounddevice_or_portaudio_says_how_to_install(monkeypatch, capsy
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "pip install -r requirements-extras.txt" in err and "apt-get install libportaudio2" in err and str(failure) in err
+
+
+def test_real_time_priority_is_what_the_thread_got(monkeypatch):
+    """The calling thread alone runs at SCHED_FIFO when the OS grants it (here: root); refused, it runs on as it was."""
+    seen = {}
+
+    def ask():
+        seen["answer"] = live.request_real_time_priority()
+        seen["policy"] = os.sched_getscheduler(0)
+        seen["priority"] = os.sched_getparam(0).sched_priority
+
+    thread = threading.Thread(target=ask)
+    thread.start()
+    thread.join()
+    assert seen["answer"] in ("fifo", "normal")
+    assert (seen["policy"] == os.SCHED_FIFO) == (seen["answer"] == "fifo")
+    if seen["answer"] == "fifo":
+        assert seen["priority"] == live.REAL_TIME_PRIORITY
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # this thread, which did not ask, is as it was
+
+    def refuse(*args):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    assert live.request_real_time_priority() == "normal"
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import queue
 import threading
 import time
@@ -36,6 +37,26 @@ EAR_REFUSAL = ("this model judges its filter bank at the error microphone of an 
                "this demo hears only the reference microphone and does not wire an error microphone")
 # Blocks each queue holds: a few periods of slack for the processing thread; more would only hide a backlog.
 QUEUE_BLOCKS = 4
+# The audio path's real-time priority (SCHED_FIFO, 1–99): above every ordinary thread, so a busy process cannot take
+# its core while it has a block to compute; below the kernel's own real-time threads (99).
+REAL_TIME_PRIORITY = 50
+
+
+def request_real_time_priority(priority: int = REAL_TIME_PRIORITY) -> str:
+    """Ask the OS to run the calling thread ahead of ordinary ones, as audio servers run their audio threads.
+
+    Linux's ``SCHED_FIFO`` at ``priority``, for this thread only (threads and processes it starts later inherit it,
+    so start the encoder's worker first: it must stay an ordinary process). It needs the permission: root,
+    ``CAP_SYS_NICE`` or an ``rtprio`` limit (``/etc/security/limits.conf``).
+
+    Returns:
+        ``"fifo"`` if granted, else ``"normal"`` (no permission, or not Linux): the thread runs on as it was.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (AttributeError, OSError):
+        return "normal"
+    return "fifo"
 
 
 def block_statistics(block_seconds, block_ms: float) -> dict:
@@ -68,8 +89,10 @@ class LiveLoop:
     (an ``overrun``) rather than block the callback.
     """
 
-    def __init__(self, canceller, queue_blocks: int = QUEUE_BLOCKS):
+    def __init__(self, canceller, queue_blocks: int = QUEUE_BLOCKS, real_time: bool = False):
         self.canceller = canceller
+        self.real_time = real_time  # the processing thread asks for real-time priority
+        self.priority = "normal"  # what it got
         self.inputs: queue.Queue = queue.Queue(queue_blocks)  # (tick, reference block (samples,)) to process
         self.outputs: queue.Queue = queue.Queue(queue_blocks)  # (tick, its anti-noise (samples,)) to play
         self.ticks = self.underruns = self.overruns = self.device_flags = 0
@@ -100,6 +123,8 @@ class LiveLoop:
 
     def process_blocks(self) -> None:
         """The processing thread: each input block through ``canceller.process``, in order, until ``stop``."""
+        if self.real_time:
+            self.priority = request_real_time_priority()
         try:
             while not self.stop.is_set():
                 try:
@@ -134,11 +159,11 @@ class LiveLoop:
         canceller = self.canceller
         return {**block_statistics(canceller.block_seconds, block_ms), "ticks": self.ticks, "underruns": self.underruns,
                 "overruns": self.overruns, "device_flags": self.device_flags, "updates": canceller.updates,
-                "late_updates": canceller.late_updates}
+                "late_updates": canceller.late_updates, "priority": self.priority}
 
 
 def run(canceller, stream_factory, block_samples: int, seconds: float | None = None, report=print,
-        queue_blocks: int = QUEUE_BLOCKS) -> dict:
+        queue_blocks: int = QUEUE_BLOCKS, real_time: bool = False) -> dict:
     """Run ``canceller`` on a stream for ``seconds`` (None: until Ctrl-C), reporting one line a second.
 
     Args:
@@ -148,11 +173,12 @@ def run(canceller, stream_factory, block_samples: int, seconds: float | None = N
             like ``sounddevice.Stream``. The anti-noise of tick ``j``'s input fills tick ``j + 1``'s ``outdata``.
         block_samples: the stream's block, samples; its period is the deadline of each ``process`` call.
         report: takes each line of statistics.
+        real_time: the processing thread asks for real-time priority (``request_real_time_priority``).
 
     Returns:
         ``LiveLoop.totals``. An error on the processing thread is raised here.
     """
-    loop = LiveLoop(canceller, queue_blocks)
+    loop = LiveLoop(canceller, queue_blocks, real_time)
     block_ms = 1e3 * block_samples / SAMPLE_RATE
     worker = threading.Thread(target=loop.process_blocks, name="live-processing", daemon=True)
     worker.start()
@@ -206,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", "--reference", dest="input", type=device, help="the reference microphone's device")
     parser.add_argument("--output", type=device, help="the device that plays the anti-noise")
     parser.add_argument("--seconds", type=float, help="how long to run (default: until Ctrl-C)")
+    parser.add_argument("--priority", choices=["fifo", "normal"], default="fifo",
+                        help="the processing thread's: real-time (SCHED_FIFO) where the OS permits (default), or "
+                             "an ordinary thread's")
     parser.add_argument("--list-devices", action="store_true", help="print the sound devices and exit")
     return parser
 
@@ -245,14 +274,16 @@ def main(argv=None) -> dict | None:
     print(f"model {args.model}, encoder on {backend}, blocks of {block_samples} samples: each one's anti-noise plays "
           f"one block after it was heard. " + ("Ctrl-C stops." if args.seconds is None else f"{args.seconds:g} s."))
     try:
-        totals = run(canceller, sounddevice_streams(sounddevice, args.input, args.output), block_samples, args.seconds)
+        totals = run(canceller, sounddevice_streams(sounddevice, args.input, args.output), block_samples, args.seconds,
+                     real_time=args.priority == "fifo")
     except sounddevice.PortAudioError as error:
         parser.error(f"the sound device refused the stream ({error}); see --list-devices")
     finally:
         canceller.close()
     print(f"total: {totals['blocks']} blocks, p99 {totals['block_ms_p99']:.2f} ms, {totals['deadline_misses']} deadline "
           f"misses, {totals['late_updates']} of {totals['updates']} updates late, {totals['underruns']} underruns, "
-          f"{totals['overruns']} overruns, {totals['device_flags']} driver over/underflows")
+          f"{totals['overruns']} overruns, {totals['device_flags']} driver over/underflows; processing thread "
+          f"priority {totals['priority']}")
     return totals
 
 
