@@ -10,6 +10,11 @@ stream --model scratch:base --block-ms 20 --paced --backend int8 --minutes 10 --
 stream --model scratch:tiny --block-ms 8 --paced --backend int8 --minutes 10 --out $out/streaming_tiny_8ms_int8.json
 stream --model scratch:tiny --block-ms 8 --paced --backend int8 --minutes 3 --load-cores 1 \
   --out $out/streaming_tiny_8ms_int8_load1.json
+# The same with the audio path's thread at real-time priority, as a deployed canceller's (where the OS permits).
+stream --model scratch:tiny --block-ms 8 --paced --backend int8 --minutes 10 --priority fifo \
+  --out $out/streaming_tiny_8ms_int8_fifo.json
+stream --model scratch:tiny --block-ms 8 --paced --backend int8 --minutes 3 --load-cores 1 --priority fifo \
+  --out $out/streaming_tiny_8ms_int8_load1_fifo.json
 # Before: the encoder on the audio path, in one thread, as fast as blocks are processed (updates every 50 ms).
 stream --model scratch:base --block-ms 20 --minutes 1 --encoder-update-ms 50 --out $out/streaming_base_20ms_unpaced_torch.json
 # What each step gained: a worker thread instead of a process; updates every 50 ms (the earlier timing).

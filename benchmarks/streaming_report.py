@@ -36,6 +36,8 @@ def describe(result: dict) -> str:
         words.append(f"{result['scene']} model's audio path (bank of {result['bank']} at the ear)")
     if result.get("load_cores"):
         words.append(f"{result['load_cores']} core kept busy by another process")
+    if result.get("priority") == "fifo":
+        words.append("audio path at real-time priority")
     if result.get("context_seconds", 0.25) != 0.25:
         words.append(f"context {result['context_seconds']:g} s")
     return ", ".join(words)
@@ -67,6 +69,11 @@ def plain(result: dict, model: str, block_ms: float, load_cores: int = 0) -> boo
             and result.get("load_cores", 0) == load_cores and result.get("context_seconds", 0.25) == 0.25)
 
 
+def deployed(result: dict) -> bool:
+    """Whether the run's audio path ran at real-time priority, as a deployed canceller's does."""
+    return result.get("priority") == "fifo"
+
+
 def target_checks(results: list[dict], shipped_update_ms: float) -> list[tuple[str, str, bool]]:
     """``(target, found, holds)``; a target with no run to judge it says so, and fails."""
     checks = []
@@ -81,9 +88,10 @@ def target_checks(results: list[dict], shipped_update_ms: float) -> list[tuple[s
         if not candidates:
             checks.append((f"{name}: a paced run", "none", False))
             continue
-        # Judged on a run as long as the targets ask, where there is one: a minute's run says less.
-        best = min(candidates, key=lambda r: (r["minutes"] < TARGET_MINUTES, r["real_time_factor"]))
-        where = f"{best['backend']}, {best['minutes']:g} min"
+        # Judged on a run as long as the targets ask, where there is one (a minute's run says less), and as a
+        # canceller is deployed, its audio path at real-time priority, where a run has it.
+        best = min(candidates, key=lambda r: (r["minutes"] < TARGET_MINUTES, not deployed(r), r["real_time_factor"]))
+        where = f"{best['backend']}, {best['minutes']:g} min{', real-time priority' if deployed(best) else ''}"
         checks.append((f"{name}: real-time factor ≤ {TARGET_REAL_TIME_FACTOR}",
                        f"{best['real_time_factor']:.2f} ({where})", best["real_time_factor"] <= TARGET_REAL_TIME_FACTOR))
         woke = best.get("misses_at_wake_up", 0)
@@ -101,9 +109,10 @@ def target_checks(results: list[dict], shipped_update_ms: float) -> list[tuple[s
         if not candidates:
             checks.append((f"{label}: no deadline miss", "no run", False))
             continue
-        best = min(candidates, key=lambda r: r["deadline_misses"])
+        best = min(candidates, key=lambda r: (not deployed(r), r["deadline_misses"]))
         checks.append((f"{label}: no deadline miss", f"{best['deadline_misses']} in {best['minutes']:g} min, "
-                       f"{best.get('misses_at_wake_up', 0)} at the wake-up ({best['backend']})",
+                       f"{best.get('misses_at_wake_up', 0)} at the wake-up ({best['backend']}"
+                       f"{', real-time priority' if deployed(best) else ''})",
                        best["deadline_misses"] == 0))
     return checks
 

@@ -360,7 +360,8 @@ def test_lag_backends_trains_one_model_per_timing_and_judges_the_shipped_one_on_
 
 
 def streaming_result(model="scratch:base", block_ms=20.0, backend="int8", minutes=10.0, rtf=0.45, audio=0.07,
-                     misses=0, late=0, updates=6001, worker="process", load_cores=0, encoder_update_ms=100.0, woke=0):
+                     misses=0, late=0, updates=6001, worker="process", load_cores=0, encoder_update_ms=100.0, woke=0,
+                     priority="normal"):
     """A result of streaming.py, by hand, with the fields the report reads."""
     return {"model": model, "block_ms": block_ms, "backend": backend, "minutes": minutes, "paced": True,
             "worker": worker, "scene": "none", "bank": 0, "load_cores": load_cores, "context_seconds": 0.25,
@@ -368,7 +369,7 @@ def streaming_result(model="scratch:base", block_ms=20.0, backend="int8", minute
             "audio_path_real_time_factor": audio, "block_ms_p50": 1.2, "block_ms_p99": 2.3, "block_ms_max": 5.0,
             "encoder_ms_mean": 38.0, "deadline_misses": misses, "misses_at_wake_up": woke,
             "blocks": int(minutes * 60_000 / block_ms),
-            "late_updates": late, "updates": updates}
+            "late_updates": late, "updates": updates, "priority": priority}
 
 
 def test_streaming_report_judges_each_target_on_its_own_run():
@@ -380,7 +381,9 @@ def test_streaming_report_judges_each_target_on_its_own_run():
         streaming_result(worker="thread", rtf=0.3, minutes=1.0),  # a thread: never a target's run
         streaming_result(encoder_update_ms=50.0, rtf=0.2),  # another timing: neither
         streaming_result("scratch:tiny", 8.0, rtf=0.3, minutes=3.0, misses=2, late=7, updates=1801, woke=1),
-        streaming_result("scratch:tiny", 8.0, rtf=0.3, minutes=1.0, load_cores=1),
+        streaming_result("scratch:tiny", 8.0, rtf=0.3, minutes=1.0, load_cores=1, misses=40, woke=30),
+        # The deployed configuration, the audio path at real-time priority: judged on it where there is one.
+        streaming_result("scratch:tiny", 8.0, rtf=0.35, minutes=1.0, load_cores=1, misses=3, priority="fifo"),
     ]
     checks = {target: (found, holds) for target, found, holds in target_checks(results, 100.0)}
     assert checks["`scratch:base`, 20-ms blocks: real-time factor ≤ 0.5"] == ("0.45 (int8, 10 min)", True)
@@ -392,7 +395,8 @@ def test_streaming_report_judges_each_target_on_its_own_run():
                   "compute"] == ("1 not at the wake-up", False)
     assert checks["`scratch:tiny`, 8-ms blocks: late updates ≤ 0.1 %"] == ("7 of 1801 (int8, 3 min)", False)
     assert checks["under load: `scratch:tiny`, 8-ms blocks, one core busy: no deadline miss"] == (
-        "0 in 1 min, 0 at the wake-up (int8)", True)
+        "3 in 1 min, 0 at the wake-up (int8, real-time priority)", False)
+    assert "audio path at real-time priority" in row(results[-1]) and "priority" not in row(results[-2])
     assert checks["goal beyond: `scratch:base`, 4-ms blocks: no deadline miss"] == ("no run", False)
     assert "| 0.45 (0.07 + 0.38) |" in row(results[0]) and "| 0 of 30000 | 0 of 6001 (0.00 %) |" in row(results[0])
 
