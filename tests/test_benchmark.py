@@ -406,3 +406,15 @@ def test_wake_up_measures_how_late_a_paced_loop_wakes():
 
     late = wake_up.wake_up_lateness(block_ms=5.0, minutes=0.005)  # 60 blocks of 5 ms
     assert len(late) == 60 and late.min() >= 0.0 and np.median(late) < 5.0
+
+
+def test_wake_up_times_the_same_work_every_block():
+    import wake_up
+
+    work = wake_up.FixedWork(0.2)
+    late, wall, cpu = wake_up.paced_loop(block_ms=5.0, minutes=0.002, work=work)  # 24 blocks of 5 ms
+    assert len(late) == len(wall) == len(cpu) == 24 and wall.min() > 0.0 and cpu.min() > 0.0
+    assert work.repeats >= 1 and work.out.shape == (wake_up.WORK_SIZE, wake_up.WORK_SIZE)
+    stats = wake_up.work_statistics(np.array([1.0, 1.1, 0.9, 6.0, 1.0]), np.array([1.0, 1.1, 0.9, 5.8, 1.0]), 4.0)
+    assert stats["work_ms_p50"] == 1.0 and stats["work_ms_max"] == 6.0 and stats["work_over_period"] == 1
+    assert stats["stretched_work_blocks"] == 1 and stats["stretched_work_wall_cpu_ms"] == [(6.0, 5.8)]
