@@ -199,12 +199,11 @@ class StreamingCanceller:
 
     def _update_of(self, index: int) -> int:
         """The block whose encoder update block ``index`` uses (``model.update_features``)."""
-        every = self.model.update_period // self.model.block
-        return index - index % every
+        return index - index % self.model.update_blocks
 
     def _submit_updates(self, buffer: torch.Tensor, buffer_start: int) -> None:
         """Start the encoder on every update whose input has now all arrived (and is still to be played)."""
-        every = self.model.update_period // self.model.block
+        every = self.model.update_blocks
         index = max(self._update_of(self.position // self.model.block - 1), max(self.features, default=-every) + every, 0)
         while self._update_input_end(index) <= self.position:
             self._submit(index, buffer, buffer_start)

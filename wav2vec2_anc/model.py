@@ -101,8 +101,12 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
         return int(getattr(self.config, "update_lag_samples", 0))
 
     @property
-    def update_period(self) -> int:  # encoder_update_blocks blocks, counted from the signal's start
-        return int(getattr(self.config, "encoder_update_blocks", 1)) * self.block
+    def update_blocks(self) -> int:  # how many blocks each encoder update serves (encoder_update_blocks)
+        return int(getattr(self.config, "encoder_update_blocks", 1))
+
+    @property
+    def update_period(self) -> int:  # update_blocks blocks, samples, counted from the signal's start
+        return self.update_blocks * self.block
 
     @property
     def safety_window(self) -> int:  # samples of its own recent past the model judges its output by (0: none)
@@ -112,13 +116,13 @@ class Wav2Vec2ForNoiseCancellation(Wav2Vec2PreTrainedModel):
     def warmup(self) -> int:
         """Past samples needed before the first fully informed output at inference (whole blocks)."""
         return warmup_samples(self.filter_taps, self.latency, self.block, self.context, self.safety_window,
-                              self.update_lag, self.update_period // self.block)
+                              self.update_lag, self.update_blocks)
 
     @property
     def training_warmup(self) -> int:
         """Past samples each training pair carries: the safety gains are not used in training."""
         return warmup_samples(self.filter_taps, self.latency, self.block, self.context, 0, self.update_lag,
-                              self.update_period // self.block)
+                              self.update_blocks)
 
     @property
     def receptive_field(self) -> int:
