@@ -17,7 +17,7 @@ import numpy as np
 
 
 def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_sizes, eps, eta, adapt_samples, base_drives,
-                 filtered_bases, secondary_estimate, guard_samples, mix_step, mix_samples, mix_limit):
+                 filtered_bases, secondary_estimate, guard_samples, mix_step, mix_samples, mix_limit, fixed_mix_step):
     controllers, samples = base_drives.shape[0], len(noise)
     padded = np.concatenate((np.zeros(taps - 1 + delay), noise))  # noise[i] is padded[i + taps − 1 + delay]
     filtered_padded = np.concatenate((np.zeros(taps - 1 + delay), filtered))  # the same for x′ = Ŝ∗x
@@ -110,7 +110,7 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_sizes, e
                 # inside, against the refined drive alone, the slope was the refinement's small correction and its
                 # normalised step mostly noise: a fast-drifting engine lost 1.3 dB on the tuning set.)
                 fixed_slope = (gaps_at_ear[0] - gaps_at_ear[2]) - share * (gaps_at_ear[0] - gaps_at_ear[1])
-                fixed_logit, fixed_power, fixed_share = _mix_update(fixed_logit, fixed_power, mix_step * error,
+                fixed_logit, fixed_power, fixed_share = _mix_update(fixed_logit, fixed_power, fixed_mix_step * error,
                                                                     fixed_slope, mix_forget, eps, low, high, mix_limit)
         if delay > 0 and t + delay < samples:
             for k in range(controllers):  # made at t, emitted at t + D
@@ -204,9 +204,9 @@ def fxnlms_drive(
             ``fxnlms_step_size``.
         fixed_member: with ``mix_step``, a third member: the ``base_drive`` as it came, never adapted. The
             loudspeaker is then sent ``(1 − κ)·z + κ·y₂``, ``z = (1 − λ)·y₀ + λ·y₁``, ``κ`` a second convex mix of
-            the same form and step from ``z`` alone (``∂e/∂κ = Ŝ∗(y₂ − z)``): where adapting costs more than it
-            follows (brown noise, whose steady misadjustment cost the refinement 0.9 dB), the mix can fall back on
-            the fixed drive.
+            the same form from ``z`` alone (``∂e/∂κ = Ŝ∗(y₂ − z)``), its step ``FIXED_MIX_STEP_SCALE`` × μₐ: where
+            adapting costs more than it follows (brown noise, whose steady misadjustment cost the refinement
+            0.9 dB), the mix can fall back on the fixed drive.
 
     Returns:
         The drive ``y``, float64 of shape ``(samples,)``.
@@ -249,6 +249,7 @@ def fxnlms_drive(
         float(mix_step),
         MIX_POWER_SAMPLES,
         MIX_LIMIT,
+        FIXED_MIX_STEP_SCALE * float(mix_step),
     )
 
 
@@ -327,6 +328,12 @@ REFINEMENT_GUARD_SAMPLES = 4000
 MIX_STEP_SCALE = 1.0
 MIX_POWER_SAMPLES = 1600
 MIX_LIMIT = 2.0
+# κ, the fixed drive's share, moves at a quarter of λ's step. At λ's own step it wandered up while the network's
+# drive fell behind an engine drifting fast and cost the room's canceller 1.1 dB there (a tuning-seed engine drifting
+# 25 → 70 Hz twice, trained network: −0.44 dB against FxNLMS, 0.69 with two members, 0.66 at a quarter, 0.55 at
+# half); with the optimal controller's drive as the fixed part a quarter was within 0.06 dB of the full step or
+# better on every clip of the tuning suite, without a scene and in the room (benchmarks/refinement_mix.py).
+FIXED_MIX_STEP_SCALE = 0.25
 
 
 def fxnlms_refined_drive(noise: np.ndarray, base_drive: np.ndarray, scene, secondary_estimate: np.ndarray,
