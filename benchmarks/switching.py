@@ -51,7 +51,9 @@ segment is a cold start for every method alike. Methods, at the same latency and
   playing after a switch cannot boost the new noise much) mixed by its filters' own recent errors alone, on the
   model's schedule (``bank_error_drive``), no network: what the model's mix would be with a silent encoder;
 - ``model`` and ``model_no_encoder`` (its shared filter alone): the model's drive over the whole sequence;
-  ``model_int8`` (with ``--backends int8``): the same model, its encoder on another backend.
+  ``model_int8`` (with ``--backends int8``): the same model, its encoder on another backend; without a scene, where
+  the safety gains play, ``model_no_output_gain``: the same model with the gain on its output held at 1
+  (``ablation.switched_off``), to judge that gain where its job is, after a switch of noise.
 
 Every figure is at the ear (``Plant.noise_at_ear``, ``Plant.anti_noise_at_ear``), as in
 ``evaluation.heldout_inverses``. Records (strict JSON, ``helpers.dumps_strict``), one per method ×
@@ -75,6 +77,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from ablation import switched_off  # noqa: E402
 from cancellation import TEST_AUDIO_DIR, add_run_arguments, fine_tune, plant_record  # noqa: E402
 from report import switching_tables  # noqa: E402
 from suite import TEST_SWITCHING_RECORDING, switching_suite, test_switching_suite  # noqa: E402
@@ -142,6 +145,9 @@ def run_setting(clips: list[helpers.Clip], sequence: np.ndarray, segments: list[
                            optimal_bank(clips, plant.scene, delay, args.filter_taps))
     for backend in args.backends:  # the same trained model, its encoder on another backend
         drives[f"model_{backend}"] = helpers.closed_loop_drive(helpers.with_backend(model, backend), sequence, plant)
+    if model.safety_window:  # the output's safety gain is for a noise the filters were not fitted for: after a switch
+        with switched_off(model, "no_output_gain"):
+            drives["model_no_output_gain"] = helpers.closed_loop_drive(model, sequence, plant)
     anti_noise = {method: plant.anti_noise_at_ear(drive) for method, drive in drives.items()}
     records = switching_records(plant.noise_at_ear(sequence), anti_noise, segments, latency_ms=latency_ms,
                                 **plant_record(plant),

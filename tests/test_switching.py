@@ -205,7 +205,8 @@ def test_the_benchmark_records_every_method(tmp_path):
     json.loads(out.read_text(), parse_constant=no_bare_constants)
     assert helpers.loads_strict(out.read_text()) == records
     assert [r["method"] for r in records] == ["wiener_library", "nlms", "wiener_oracle", "wiener_oracle_blocks",
-                                              "bank_by_errors", "model", "model_no_encoder", "model_int8"]
+                                              "bank_by_errors", "model", "model_no_encoder", "model_int8",
+                                              "model_no_output_gain"]
     assert {r["safety_seconds"] for r in records} == {0.01}
     assert all(KEYS <= set(r) for r in records)
     assert all(len(r["segment_nr_db"]) == 9 and len(r["segments"]) == 9 for r in records)  # 8 switches
