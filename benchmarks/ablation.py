@@ -21,7 +21,7 @@ the drive, mixed with plain FxNLMS; without a scene S = Ŝ = 1 and it is NLMS). 
 - (at commit 24db5da, before their removal: ``with_significance`` and ``with_safety_memory``, the two safety
   mechanisms that were off as shipped, switched on at z = 2 and a 0.25-s memory.)
 - ``no_predistortion``: with a saturating loudspeaker (``--loudspeaker sat:2``), the drive sent as it is, not
-  through the identified curve's inverse (``model.shape_drive``). (Before commit of this change, ``no_output_stage``:
+  through the identified curve's inverse (``model.shape_drive``). (Before commit c3c9ab5, ``no_output_stage``:
   without the learned output stage, a 16-unit pointwise MLP that the inverse replaced.)
 - ``no_refinement_mix``: the refinement without its mix (``refined: true`` only).
 - ``no_fixed_member``: the refinement's mix without its third member, the drive as it came (``refined: true`` only).

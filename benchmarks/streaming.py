@@ -62,7 +62,7 @@ from suite import shaped_noise  # noqa: E402
 
 import helpers  # noqa: E402
 from wav2vec2_anc.backends import BACKENDS  # noqa: E402
-from wav2vec2_anc.live import block_statistics, request_real_time_priority  # noqa: E402
+from wav2vec2_anc.live import PRIORITIES, block_statistics, request_real_time_priority  # noqa: E402
 
 
 def resident_mb() -> float:
@@ -127,7 +127,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--worker", default="process", choices=["process", "thread"],
                         help="paced: where the encoder's worker runs (default: process)")
     parser.add_argument("--load-cores", type=int, default=0, help="other processes keeping this many cores busy")
-    parser.add_argument("--priority", choices=["normal", "fifo"], default="normal",
+    parser.add_argument("--priority", choices=PRIORITIES, default="normal",
                         help="the audio path's thread: an ordinary one (default), or real-time (SCHED_FIFO) where the "
                              "OS permits, as a deployed canceller's (the worker and the load stay ordinary)")
     parser.add_argument("--threads", type=int, default=1,

@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from streaming import emit  # noqa: E402
 
 import helpers  # noqa: E402
-from wav2vec2_anc.live import request_real_time_priority  # noqa: E402
+from wav2vec2_anc.live import PRIORITIES, request_real_time_priority  # noqa: E402
 
 WORK_SIZE = 64  # the work's matrices: small, so it stays in cache and allocates nothing
 
@@ -97,7 +97,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--block-ms", type=float, default=8.0)
     parser.add_argument("--minutes", type=float, default=1.0)
     parser.add_argument("--work-ms", type=float, default=0.0, help="fixed numpy work each block, about this many ms")
-    parser.add_argument("--priority", choices=["normal", "fifo"], default="normal",
+    parser.add_argument("--priority", choices=PRIORITIES, default="normal",
                         help="the loop's thread: an ordinary one, or real-time (SCHED_FIFO) where the OS permits")
     parser.add_argument("--out", help="write the result as JSON")
     args = parser.parse_args(argv)

@@ -40,6 +40,8 @@ QUEUE_BLOCKS = 4
 # The audio path's real-time priority (SCHED_FIFO, 1–99): above every ordinary thread, so a busy process cannot take
 # its core while it has a block to compute; below the kernel's own real-time threads (99).
 REAL_TIME_PRIORITY = 50
+# The command lines' --priority: what ``request_real_time_priority`` returns.
+PRIORITIES = ("fifo", "normal")
 
 
 def request_real_time_priority(priority: int = REAL_TIME_PRIORITY) -> str:
@@ -232,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", "--reference", dest="input", type=device, help="the reference microphone's device")
     parser.add_argument("--output", type=device, help="the device that plays the anti-noise")
     parser.add_argument("--seconds", type=float, help="how long to run (default: until Ctrl-C)")
-    parser.add_argument("--priority", choices=["fifo", "normal"], default="fifo",
+    parser.add_argument("--priority", choices=PRIORITIES, default="fifo",
                         help="the processing thread's: real-time (SCHED_FIFO) where the OS permits (default), or "
                              "an ordinary thread's")
     parser.add_argument("--list-devices", action="store_true", help="print the sound devices and exit")
