@@ -5,7 +5,7 @@ A mechanism "adds" the NR with it less the NR without it, on the same clip, as t
 (``COMPARISONS`` says which variants each row compares); each noise class's mean of that is given, and the class where
 it adds most. The rule of
 the ablation: a mechanism stays where it adds at least ``KEEP_DB`` on some class of noise, or where it is what keeps
-every 1-s segment of the shipped canceller above ``NEVER_AMPLIFIES_DB``.
+every 1-s segment above ``NEVER_AMPLIFIES_DB``, of the shipped canceller or of the network alone (the notebook shows both).
 """
 
 from __future__ import annotations
@@ -53,10 +53,15 @@ def class_of(clip: str) -> str:
 
 
 def setting(record: dict) -> str:
-    """The scene, the loudspeaker where it is not linear, and the latency where it is not 1 ms: ``"bandpass, sat:2"``."""
+    """The scene, the loudspeaker where it is not linear, the latency where it is not 1 ms, and the run's suite and
+    start where they are not the test set's and the closed form's: ``"bandpass, sat:2"``, ``"none, tuning set,
+    learned start"``."""
     loudspeaker, latency_ms = record.get("loudspeaker", "linear"), record.get("latency_ms", 1.0)
+    command = " ".join(record.get("command", []))
     return ", ".join([record["scene"], *([loudspeaker] if loudspeaker != "linear" else []),
-                      *([f"{latency_ms:g} ms"] if latency_ms != 1.0 else [])])
+                      *([f"{latency_ms:g} ms"] if latency_ms != 1.0 else []),
+                      *(["tuning set"] if "--suite tuning" in command else []),
+                      *(["learned start"] if "--shared-filter learned" in command else [])])
 
 
 def by_clip(records: list[dict], scene: str) -> dict[str, dict[tuple[str, bool], dict]]:
@@ -108,11 +113,12 @@ def signed(value: float) -> str:
 
 def mechanism_table(records: list[dict], setting_name: str) -> str:
     """One row per mechanism the setting ran: what it adds, its best class's mean (network alone, refined) and its mean
-    over clips, and the worst 1-s segment without it (refined)."""
+    over clips, and the worst 1-s segment without it (network alone / refined)."""
     clips = by_clip(records, setting_name)
     lines = ["| mechanism | adds, network alone: best class | adds, refined: best class | refined, mean over clips "
-             "| worst 1-s segment without it, refined | pays |", "|---|---|---|---|---|---|"]
-    shipped_worst = min(rows[("shipped", True)]["worst_1s_db"] for rows in clips.values())
+             "| worst 1-s segment without it, alone / refined | pays |", "|---|---|---|---|---|---|"]
+    shipped_worst = {refined: min(rows[("shipped", refined)]["worst_1s_db"] for rows in clips.values())
+                     for refined in (False, True)}
     for label, with_, without in COMPARISONS:
         cells, best_any, all_refined = [], float("-inf"), []
         for refined in (False, True):
@@ -127,13 +133,15 @@ def mechanism_table(records: list[dict], setting_name: str) -> str:
                 all_refined = [g for values in adds(clips, with_, without, True).values() for g in values]
         if not any(cells):
             continue
-        worsts = [found[1]["worst_1s_db"] for rows in clips.values()
-                  if (found := pair(rows, with_, without, True))]
-        worst = min(worsts) if worsts else float("nan")
-        keeps_segments = worst < NEVER_AMPLIFIES_DB <= shipped_worst and with_ == "shipped"
+        worst, keeps_segments = {}, False
+        for refined in (False, True):
+            worsts = [found[1]["worst_1s_db"] for rows in clips.values() if (found := pair(rows, with_, without, refined))]
+            worst[refined] = min(worsts) if worsts else float("nan")
+            keeps_segments |= worst[refined] < NEVER_AMPLIFIES_DB <= shipped_worst[refined] and with_ == "shipped"
         pays = best_any >= KEEP_DB or keeps_segments
+        worst_cells = " / ".join("–" if worst[r] != worst[r] else f"{worst[r]:.2f}" for r in (False, True))
         lines.append(f"| {label} | {cells[0]} | {cells[1]} | {signed(mean(all_refined)) if all_refined else ''} | "
-                     f"{worst:.2f} | {'yes' if pays else 'no'} |")
+                     f"{worst_cells} | {'yes' if pays else 'no'} |")
     return "\n".join(lines)
 
 

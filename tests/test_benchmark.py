@@ -326,14 +326,19 @@ def test_the_ablation_report_judges_each_mechanism_by_its_best_class_and_the_can
         row("mains_hum_60hz", "wiener", False, 6.0), row("mains_hum_60hz", "fxnlms", False, 30.0),
         row("mains_hum_60hz", "shipped", False, 8.0), row("mains_hum_60hz", "shipped", True, 29.0, worst=-0.2),
         row("mains_hum_60hz", "no_encoder", False, 6.5), row("mains_hum_60hz", "no_encoder", True, 28.8, worst=-0.7),
+        # Held at 1, the output's gain changes no NR by 0.5 dB, but the network alone then amplifies a second.
+        *(row(clip, "no_output_gain", refined, nr_db) for clip, nr_db in (("white_test", 5.0), ("pink_test", 4.0))
+          for refined in (False, True)),
+        row("mains_hum_60hz", "no_output_gain", False, 7.9, worst=-3.0), row("mains_hum_60hz", "no_output_gain", True, 29.0),
     ]
     tables = ablation_tables(records)
     # Stationary: (0 + 0) / 2 alone, (0.1 + 0.2) / 2 refined; hum: 1.5 alone, 0.2 refined. The worst segment without
     # the encoder falls below −0.5 dB where the shipped canceller's does not: it pays that way too.
     assert ("| the encoder, the gate bypassed (over `bank_by_errors` where there is a bank) | +1.50 (hum) | +0.20 (hum) | "
-            "+0.17 | -0.70 | yes |") in tables
+            "+0.17 | 1.00 / -0.70 | yes |") in tables
+    assert "| the safety gain on the output | +0.10 (hum) | +0.05 (stationary) | +0.03 | -3.00 / 1.00 | yes |" in tables
     # The refinement: refined against the network alone, 0, 0.1 and 21 dB on the three clips.
-    assert "| the online refinement at the error microphone |  | +21.00 (hum) | +7.03 | 1.00 | yes |" in tables
+    assert "| the online refinement at the error microphone |  | +21.00 (hum) | +7.03 | – / 1.00 | yes |" in tables
     assert "significance" not in tables  # rows of mechanisms the records did not run are left out
     checks = target_checks(records)
     assert checks[0] == ("room: canceller ≥ the better baseline − 0.5 dB, every clip", "−1.00 dB (mains_hum_60hz)",
