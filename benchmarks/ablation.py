@@ -25,6 +25,8 @@ the drive, mixed with plain FxNLMS; without a scene S = Ŝ = 1 and it is NLMS). 
   without the learned output stage, a 16-unit pointwise MLP that the inverse replaced.)
 - ``no_refinement_mix``: the refinement without its mix (``refined: true`` only).
 - ``no_fixed_member``: the refinement's mix without its third member, the drive as it came (``refined: true`` only).
+- ``no_refinement_predistortion``: with a saturating loudspeaker, the refinement's correction added to the drive as
+  sent, not before the identified curve's inverse (``refined: true`` only).
 
 The baselines (``wiener``, fitted with Ŝ; ``nlms`` or ``fxnlms`` at the plant's step; ``wiener_true_s``, a bound)
 run on the same clip. Each record carries ``nr_db`` and ``worst_1s_db``, the held-out tail's worst 1-s segment
@@ -130,7 +132,10 @@ def model_records(model, clip, plant, names: list[str], trained: str = "shipped"
         records.append({"variant": variant, "refined": True,
                         **judged(noise, fxnlms_refined_anti_noise_at_ear(model, clip, plant, drive=drive))})
         if name == "shipped" and trained == "shipped":
-            for variant, members in (("no_refinement_mix", {"mix": False}), ("no_fixed_member", {"fixed_member": False})):
+            options = [("no_refinement_mix", {"mix": False}), ("no_fixed_member", {"fixed_member": False})]
+            if model.loudspeaker_eta is not None:
+                options.append(("no_refinement_predistortion", {"predistort": False}))
+            for variant, members in options:
                 records.append({"variant": variant, "refined": True,
                                 **judged(noise, fxnlms_refined_anti_noise_at_ear(model, clip, plant, drive=drive, **members))})
     return records

@@ -41,6 +41,8 @@ COMPARISONS = (
     ("the learned output stage (a saturating loudspeaker)", "shipped", "no_output_stage"),
     ("the pre-distortion through the identified curve's inverse (a saturating loudspeaker)", "shipped",
      "no_predistortion"),
+    ("the refinement's correction through that inverse too (a saturating loudspeaker)", ("shipped", True),
+     ("no_refinement_predistortion", True)),
 )
 
 

@@ -74,9 +74,8 @@ def inside_loop():
         if shipped not in source:
             raise RuntimeError("fxnlms._fxnlms_loop changed: update refinement_mix.OUTSIDE")
         source = source.replace(shipped, other)
-    namespace = dict(fxnlms.__dict__)
+    namespace = fxnlms.loop_namespace(fxnlms.__dict__)
     exec(source, namespace)  # noqa: S102 - the shipped function's own source, two lines swapped
-    namespace["_mix_update"] = numba.njit(fxnlms._mix_update)
     return numba.njit(types.FunctionType(namespace["_fxnlms_loop"].__code__, namespace))
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .acoustics import none_scene
+from .acoustics import none_scene, sef
 from .audio_io import SAMPLE_RATE, save_audio
 from .baselines import controller_drive, delayed_negation, fit_wiener_controller, nlms_inverse, predistorted_drive
 from .fxnlms import fxnlms_drive, fxnlms_refined_drive
@@ -67,7 +67,7 @@ def heldout_model_nr_db(
 
 def fxnlms_refined_anti_noise_at_ear(
     model, clip: Clip, plant: Plant, chunk_seconds: float = 10.0, drive: np.ndarray | None = None, mix: bool = True,
-    fixed_member: bool = True,
+    fixed_member: bool = True, predistort: bool = True,
 ) -> np.ndarray:
     """The model's drive refined online by FxNLMS at the error microphone, at the ear over ``clip.heldout``.
 
@@ -75,18 +75,24 @@ def fxnlms_refined_anti_noise_at_ear(
     tuned step, ``Plant.fxnlms_step``, and with the drive as it came) runs from
     the clip's first sample, as FxNLMS does, on the model's drive over the whole clip. A model that hears
     the error microphone gives the drive of its own loop (``closed_loop_drive``), as if it played alone:
-    what the refinement changes at the microphone is not fed back to it.
+    what the refinement changes at the microphone is not fed back to it. Before a saturating loudspeaker the
+    refinement works on the drive before the identified curve's inverse (``acoustics.sef(drive, η̂)``, the
+    network's linear anti-noise) and sends the whole refined drive through that inverse, as the model sends its
+    own (``model.shape_drive``): its correction then meets a loudspeaker that is linear as far as η̂ is right.
 
     Args:
         drive: the model's drive over the whole clip, if already run (``closed_loop_drive``).
         mix: False leaves out the mix (the refined drive alone; the ablation's variant).
         fixed_member: False leaves the drive as it came out of the mix (the ablation's variant).
+        predistort: False adds the refinement's correction to the drive as sent, after the inverse (the ablation's
+            variant ``no_refinement_predistortion``).
     """
     audio = np.concatenate([clip.train, clip.heldout])
     drive = closed_loop_drive(model, audio, plant, chunk_seconds) if drive is None else drive
-    refined = fxnlms_refined_drive(audio, drive, plant.scene, plant.secondary_estimate, model.latency, model.filter_taps,
-                                   plant.eta, mix_step=None if mix else 0.0, companion_step=plant.fxnlms_step,
-                                   fixed_member=fixed_member)
+    eta_estimate = model.loudspeaker_eta if predistort else None
+    refined = fxnlms_refined_drive(audio, sef(drive, eta_estimate), plant.scene, plant.secondary_estimate, model.latency,
+                                   model.filter_taps, plant.eta, mix_step=None if mix else 0.0,
+                                   companion_step=plant.fxnlms_step, fixed_member=fixed_member, eta_estimate=eta_estimate)
     return plant.anti_noise_at_ear(refined)[len(clip.train) :]
 
 

@@ -17,7 +17,8 @@ import numpy as np
 
 
 def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_sizes, eps, eta, adapt_samples, base_drives,
-                 filtered_bases, secondary_estimate, guard_samples, mix_step, mix_samples, mix_limit, fixed_mix_step):
+                 filtered_bases, secondary_estimate, guard_samples, mix_step, mix_samples, mix_limit, fixed_mix_step,
+                 eta_estimate, sef_cap):
     controllers, samples = base_drives.shape[0], len(noise)
     padded = np.concatenate((np.zeros(taps - 1 + delay), noise))  # noise[i] is padded[i + taps − 1 + delay]
     filtered_padded = np.concatenate((np.zeros(taps - 1 + delay), filtered))  # the same for x′ = Ŝ∗x
@@ -25,7 +26,8 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_sizes, e
     corrections = np.zeros((controllers, samples + delay))  # each adaptive filter's part of its own drive
     shares = np.zeros(samples + delay)  # λ: controller 1's share of what is sent, fixed when the drives were made
     fixed_shares = np.zeros(samples + delay)  # κ: controller 2's (the fixed drive's) share of the rest, likewise
-    drive = np.zeros(samples)  # what the loudspeaker is sent
+    drive = np.zeros(samples)  # what the controllers make: the anti-noise, as far as the identified curve knows
+    sent = drive if math.isinf(eta_estimate) else np.zeros(samples)  # what the loudspeaker is sent: f̂⁻¹(y), or y
     loudspeaker = np.zeros(samples)  # f(y), what S hears
     weights = np.zeros((controllers, taps))
     base_gains = np.ones((controllers, base_drives.shape[2]))
@@ -59,7 +61,9 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_sizes, e
         drive[t] = own[0, t] if shares[t] == 0.0 else (1.0 - shares[t]) * own[0, t] + shares[t] * own[1, t]
         if controllers == 3 and fixed_shares[t] != 0.0:
             drive[t] = (1.0 - fixed_shares[t]) * drive[t] + fixed_shares[t] * own[2, t]
-        loudspeaker[t] = drive[t] if linear else scale * math.erf(drive[t] / (math.sqrt(2.0) * eta))
+        if not math.isinf(eta_estimate):
+            sent[t] = _inverse_sef_sample(drive[t], eta_estimate, sef_cap)
+        loudspeaker[t] = sent[t] if linear else scale * math.erf(sent[t] / (math.sqrt(2.0) * eta))
         at_ear = 0.0  # (S∗f(y))[t], with the true S and f
         for k in range(min(len(secondary), t + 1)):
             at_ear += secondary[k] * loudspeaker[t - k]
@@ -118,7 +122,32 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_sizes, e
                 corrections[k, t + delay] = own[k, t + delay] - np.sum(base_drives[k, t + delay])
             shares[t + delay] = share
             fixed_shares[t + delay] = fixed_share
-    return drive
+    return sent
+
+
+def _inverse_sef_sample(u, eta, cap):
+    """``acoustics.inverse_sef`` of one sample, for the compiled loop (numba has no erfinv): ``u`` capped to
+    ``±cap·η·√(π/2)``, M. Giles' erfinv approximation ("Approximating the erfinv function", GPU Computing Gems, 2011),
+    then three Newton steps on erf, which leave it within a few units of float64 rounding of scipy's erfinv."""
+    reach = eta * math.sqrt(math.pi / 2)
+    p = min(max(u, -cap * reach), cap * reach) / reach
+    w = -math.log((1.0 - p) * (1.0 + p))
+    if w < 5.0:
+        w -= 2.5
+        c = 2.81022636e-08
+        for a in (3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503, -0.00417768164,
+                  0.246640727, 1.50140941):
+            c = a + c * w
+    else:
+        w = math.sqrt(w) - 3.0
+        c = -0.000200214257
+        for a in (0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613, 0.00943887047,
+                  1.00167406, 2.83297682):
+            c = a + c * w
+    z = c * p
+    for _ in range(3):
+        z -= (math.erf(z) - p) / (2.0 / math.sqrt(math.pi) * math.exp(-z * z))
+    return math.sqrt(2.0) * eta * z
 
 
 def _mix_update(logit, power, step_error, slope, forget, eps, low, high, limit):
@@ -150,6 +179,7 @@ def fxnlms_drive(
     mix_step: float = 0.0,
     companion_step: float | None = None,
     fixed_member: bool = False,
+    eta_estimate: float | None = None,
 ) -> np.ndarray:
     """Filtered-x NLMS, run online from zero weights, sample by sample, as a feedforward controller runs.
 
@@ -207,11 +237,17 @@ def fxnlms_drive(
             the same form from ``z`` alone (``∂e/∂κ = Ŝ∗(y₂ − z)``), its step ``FIXED_MIX_STEP_SCALE`` × μₐ: where
             adapting costs more than it follows (brown noise, whose steady misadjustment cost the refinement
             0.9 dB), the mix can fall back on the fixed drive.
+        eta_estimate: the identified loudspeaker's η̂ (None: no pre-distortion): the loudspeaker is then sent what
+            the controllers make through the identified curve's inverse, ``f̂⁻¹(y)`` (``acoustics.inverse_sef``, as
+            ``model.shape_drive``), so that they adapt on a loudspeaker that is linear as far as f̂ is right. A
+            ``base_drive`` is then the drive before that inverse (``acoustics.sef(shaped, η̂)``).
 
     Returns:
-        The drive ``y``, float64 of shape ``(samples,)``.
+        What the loudspeaker is sent, float64 of shape ``(samples,)``: ``y``, or ``f̂⁻¹(y)`` with ``eta_estimate``.
     """
     from scipy.signal import lfilter
+
+    from .acoustics import SEF_CAP
 
     secondary_estimate = np.asarray(secondary_estimate, dtype=np.float64)
     if step_size is None:
@@ -250,6 +286,8 @@ def fxnlms_drive(
         MIX_POWER_SAMPLES,
         MIX_LIMIT,
         FIXED_MIX_STEP_SCALE * float(mix_step),
+        math.inf if eta_estimate is None else float(eta_estimate),
+        SEF_CAP,
     )
 
 
@@ -339,7 +377,8 @@ FIXED_MIX_STEP_SCALE = 0.25
 def fxnlms_refined_drive(noise: np.ndarray, base_drive: np.ndarray, scene, secondary_estimate: np.ndarray,
                          delay: int = 0, taps: int = 64, eta: float | None = None,
                          step_scale: float = REFINEMENT_STEP_SCALE, mix_step: float | None = None,
-                         companion_step: float | None = None, fixed_member: bool = True) -> np.ndarray:
+                         companion_step: float | None = None, fixed_member: bool = True,
+                         eta_estimate: float | None = None) -> np.ndarray:
     """A fixed controller's drive refined online by FxNLMS at the error microphone: the hybrid of NTU's SFANC-FxNLMS.
 
     The fixed part (a model's drive) answers at once; the adaptive filter, from zero, follows what the
@@ -358,22 +397,30 @@ def fxnlms_refined_drive(noise: np.ndarray, base_drive: np.ndarray, scene, secon
         companion_step: plain FxNLMS's μ in the mix: the step it plays alone with (``Plant.fxnlms_step``); default
             the rule ``fxnlms_step_size``.
         fixed_member: with the mix, the fixed drive as its third member (``fxnlms_drive``).
+        eta_estimate: η̂, to send the whole drive through the identified curve's inverse (``fxnlms_drive``); the
+            ``base_drive`` is then the drive before it.
 
     Returns:
-        The drive ``y``, float64 of shape ``(samples,)``.
+        What the loudspeaker is sent, float64 of shape ``(samples,)``.
     """
     step_size = step_scale * fxnlms_step_size(secondary_estimate, delay)
     if mix_step is None:
         mix_step = MIX_STEP_SCALE / loop_delay(secondary_estimate, delay)
     return fxnlms_drive(noise, scene, secondary_estimate, delay, taps, step_size, eta, base_drive=base_drive,
                         guard_samples=REFINEMENT_GUARD_SAMPLES, mix_step=mix_step, companion_step=companion_step,
-                        fixed_member=fixed_member)
+                        fixed_member=fixed_member, eta_estimate=eta_estimate)
 
 
 @functools.cache
 def _compiled_fxnlms():
     import numba
 
-    # The loop calls _mix_update by its global name: numba compiles what that name holds, so it must be compiled too.
-    namespace = {**_fxnlms_loop.__globals__, "_mix_update": numba.njit(_mix_update)}
-    return numba.njit(types.FunctionType(_fxnlms_loop.__code__, namespace))
+    return numba.njit(types.FunctionType(_fxnlms_loop.__code__, loop_namespace(_fxnlms_loop.__globals__)))
+
+
+def loop_namespace(namespace: dict) -> dict:
+    """``namespace`` with the loop's helpers compiled: the loop calls them by their global names, and numba compiles
+    what those names hold."""
+    import numba
+
+    return {**namespace, "_mix_update": numba.njit(_mix_update), "_inverse_sef_sample": numba.njit(_inverse_sef_sample)}
