@@ -5,11 +5,12 @@ Usage:
 
 For every clip of the tuning set as the place's noise, in the room and the band-pass scene, the loudspeaker plays
 the shipped excitation (``plant.identify_secondary_path``: 10 s of white noise, the place's noise ``--snr-db`` below it
-at the error microphone) and Ŝ is estimated twice from that one recording: by the shipped NLMS (μ =
-``IDENTIFICATION_STEP``), and by least squares over the whole recording (the Wiener–Hopf equations of the
-excitation's autocorrelation and its cross-correlation with the microphone, ``scipy.linalg.solve_toeplitz``), which
-an installer can compute once the recording ends. Each record gives both misalignments (``plant.misalignment_db``)
-and carries the commit and the command.
+at the error microphone) and the microphone records on for S's length after it stops. Ŝ is estimated twice from
+that one recording: by the shipped NLMS (μ = ``IDENTIFICATION_STEP``, over the excitation's 10 s), and by least
+squares over the whole recording (the Wiener–Hopf equations of the excitation's autocorrelation and its
+cross-correlation with the microphone, ``scipy.linalg.solve_toeplitz``; exact, not windowed, because the recording
+holds S's whole response to the last excitation sample), which an installer can compute once the recording ends.
+Each record gives both misalignments (``plant.misalignment_db``) and carries the commit and the command.
 """
 
 from __future__ import annotations
@@ -31,13 +32,14 @@ from wav2vec2_anc.acoustics import make_scene  # noqa: E402
 
 
 def least_squares_path(excitation: np.ndarray, measured: np.ndarray, taps: int) -> np.ndarray:
-    """The FIR ``h`` of ``taps`` taps minimising ``Σ(measured − h∗excitation)²``, shape ``(taps,)``."""
+    """The FIR ``h`` of ``taps`` taps minimising ``Σ(measured − h∗excitation)²``, shape ``(taps,)``; ``measured`` is
+    ``taps − 1`` samples longer than ``excitation``, the tail of its response."""
     from scipy.linalg import solve_toeplitz
     from scipy.signal import fftconvolve
 
     start = len(excitation) - 1
     autocorrelation = fftconvolve(excitation, excitation[::-1])[start : start + taps]
-    cross = fftconvolve(measured, excitation[::-1])[start : start + taps]
+    cross = fftconvolve(measured, excitation[::-1])[start : start + taps]  # Σₙ m[n]·v[n − k], k = 0 … taps − 1
     return solve_toeplitz(autocorrelation, cross)
 
 
@@ -47,9 +49,11 @@ def clip_record(scene, place_noise: np.ndarray, snr_db: float) -> dict:
     rng = plants._excitation_rng(0)
     level = plants.excitation_rms(place_noise)
     excitation = level * rng.standard_normal(int(plants.IDENTIFICATION_SECONDS * helpers.SAMPLE_RATE))
-    measured = plants.recorded_with_anc_off(scene, excitation, None,
+    recording = np.concatenate([excitation, np.zeros(taps - 1)])  # the loudspeaker stops; the microphone records on
+    measured = plants.recorded_with_anc_off(scene, recording, None,
                                             plants.identification_noise_rms(scene, place_noise, snr_db), place_noise, rng)
-    nlms = plants._compiled_identification()(excitation / level, measured / level, taps, plants.IDENTIFICATION_STEP, 1e-6)
+    nlms = plants._compiled_identification()(excitation / level, measured[: len(excitation)] / level, taps,
+                                             plants.IDENTIFICATION_STEP, 1e-6)
     return {"nlms_misalignment_db": plants.misalignment_db(nlms, scene.secondary),
             "least_squares_misalignment_db": plants.misalignment_db(
                 least_squares_path(excitation / level, measured / level, taps), scene.secondary)}

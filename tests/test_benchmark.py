@@ -423,3 +423,15 @@ def test_wake_up_times_the_same_work_every_block():
     stats = wake_up.work_statistics(np.array([1.0, 1.1, 0.9, 6.0, 1.0]), np.array([1.0, 1.1, 0.9, 5.8, 1.0]), 4.0)
     assert stats["work_ms_p50"] == 1.0 and stats["work_ms_max"] == 6.0 and stats["work_over_period"] == 1
     assert stats["stretched_work_blocks"] == 1 and stats["stretched_work_wall_cpu_ms"] == [(6.0, 5.8)]
+
+
+def test_least_squares_identification_recovers_a_path_from_a_recording_that_holds_its_tail():
+    from identification import least_squares_path
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(0)
+    path, excitation = rng.standard_normal(64), rng.standard_normal(20000)
+    recording = lfilter(path, [1.0], np.concatenate([excitation, np.zeros(63)]))
+    np.testing.assert_allclose(least_squares_path(excitation, recording, 64), path, rtol=0, atol=1e-12)
+    # Cut where the excitation stops, the recording misses the last response and the Toeplitz equations are off.
+    assert np.max(np.abs(least_squares_path(excitation, recording[:20000], 64) - path)) > 1e-6
