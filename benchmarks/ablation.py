@@ -147,7 +147,7 @@ def run_clip(name: str, audio: np.ndarray, scene: str, latency_ms: float, args, 
     clip = helpers.Clip(name=name, train=train, heldout=heldout)
     delay = helpers.latency_samples(latency_ms)
     plant, wiener_filter = helpers.make_plant(scene, args.loudspeaker, train, delay, args.filter_taps, args.rt60,
-                                              args.identification_snr_db, 1.0, args.seed)
+                                              args.identification_snr_db, eta_error=args.eta_error, seed=args.seed)
     true_s = None if plant.is_identity else helpers.fit_wiener_controller(train, plant.scene, delay, args.filter_taps)
     noise, whole = heldout_noise_at_ear(clip, plant), np.concatenate([train, heldout])
     records = [{"variant": method, "refined": False,

@@ -51,7 +51,7 @@ def run_clip(name: str, audio: np.ndarray, scene: str, latency_ms: float, args, 
     train, heldout = split_heldout(audio, HELDOUT_FRACTION)
     clip = helpers.Clip(name=name, train=train, heldout=heldout)
     plant, _ = helpers.make_plant(scene, args.loudspeaker, train, helpers.latency_samples(latency_ms), args.filter_taps,
-                                  args.rt60, args.identification_snr_db, 1.0, args.seed)
+                                  args.rt60, args.identification_snr_db, eta_error=args.eta_error, seed=args.seed)
     records = []
     shipped = (helpers.AdvancedSettings.encoder_update_ms, helpers.AdvancedSettings.update_lag_ms)
     for every_ms, lag_ms in parse_timings(args.timings):

@@ -435,3 +435,21 @@ def test_least_squares_identification_recovers_a_path_from_a_recording_that_hold
     np.testing.assert_allclose(least_squares_path(excitation, recording, 64), path, rtol=0, atol=1e-12)
     # Cut where the excitation stops, the recording misses the last response and the Toeplitz equations are off.
     assert np.max(np.abs(least_squares_path(excitation, recording[:20000], 64) - path)) > 1e-6
+
+
+@pytest.mark.parametrize("benchmark", ["ablation", "lag_backends"])
+def test_a_benchmark_sets_its_plant_up_with_the_eta_error_it_was_given(benchmark, monkeypatch, tmp_path):
+    import importlib
+
+    given = []
+
+    def make_plant(*args, **kwargs):
+        given.append(kwargs)
+        raise StopIteration  # the plant is all this test needs: stop before any training
+
+    monkeypatch.setattr(helpers, "make_plant", make_plant)
+    with pytest.raises(StopIteration):
+        importlib.import_module(benchmark).main(["--only", "white_test", "--seconds", "2", "--scene", "bandpass",
+                                                 "--loudspeaker", "sat:2", "--eta-error", "0.8",
+                                                 "--out", str(tmp_path / "out.json")])
+    assert given[0]["eta_error"] == 0.8
