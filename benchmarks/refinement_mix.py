@@ -43,9 +43,9 @@ NETWORK_CLIPS = ("engine", "engine_3cycles", "engine_wide_2cycles")
 
 # The shipped loop's lines that nest the mixes, and the same lines nesting them the other way.
 OUTSIDE = (
-    """        drive[t] = own[0, t] if shares[t] == 0.0 else (1.0 - shares[t]) * own[0, t] + shares[t] * own[1, t]
+    """        drive[t] = played[0, t] if shares[t] == 0.0 else (1.0 - shares[t]) * played[0, t] + shares[t] * played[1, t]
         if controllers == 3 and fixed_shares[t] != 0.0:
-            drive[t] = (1.0 - fixed_shares[t]) * drive[t] + fixed_shares[t] * own[2, t]
+            drive[t] = (1.0 - fixed_shares[t]) * drive[t] + fixed_shares[t] * played[2, t]
 """,
     """                    slope *= 1.0 - fixed_share
 """,
@@ -53,10 +53,10 @@ OUTSIDE = (
 """,
 )
 INSIDE = (
-    """        inner = own[0, t]
+    """        inner = played[0, t]
         if controllers == 3 and fixed_shares[t] != 0.0:
-            inner = (1.0 - fixed_shares[t]) * own[0, t] + fixed_shares[t] * own[2, t]
-        drive[t] = inner if shares[t] == 0.0 else (1.0 - shares[t]) * inner + shares[t] * own[1, t]
+            inner = (1.0 - fixed_shares[t]) * played[0, t] + fixed_shares[t] * played[2, t]
+        drive[t] = inner if shares[t] == 0.0 else (1.0 - shares[t]) * inner + shares[t] * played[1, t]
 """,
     """                    slope += fixed_share * (gaps_at_ear[2] - gaps_at_ear[0])
 """,

@@ -473,17 +473,18 @@ def test_guard_stops_a_refinement_that_diverges(bandpass):
 
 def test_fxnlms_through_the_identified_inverse_adapts_as_on_a_linear_loudspeaker(bandpass):
     """With η̂ = η, f(f̂⁻¹(y)) = y wherever the drive stays within the curve's reach: FxNLMS refining a fixed part
-    then sends f̂⁻¹ of exactly what it makes before a linear loudspeaker, and the ear hears the linear run."""
+    (the refined drive alone, no mix) then sends f̂⁻¹ of exactly what it makes before a linear loudspeaker, and the
+    ear hears the linear run."""
     delay, taps, x = 16, 64, hum(1, fundamental=100.0, harmonics=2)
     estimate = identify_secondary_path(bandpass, seconds=0.5)
     base = controller_drive(x, fit_wiener_controller(x, bandpass, delay, taps), delay)
     eta = 3 * np.max(np.abs(base))  # far from the cap, yet the curve takes about 2 % off the base's peaks
     assert np.max(np.abs(base - sef(base, eta))) > 0.01 * np.max(np.abs(base))
-    linear = fxnlms_refined_drive(x, base, bandpass, estimate, delay, taps)
-    sent = fxnlms_refined_drive(x, base, bandpass, estimate, delay, taps, eta=eta, eta_estimate=eta)
+    linear = fxnlms_refined_drive(x, base, bandpass, estimate, delay, taps, mix_step=0)
+    sent = fxnlms_refined_drive(x, base, bandpass, estimate, delay, taps, eta=eta, mix_step=0, eta_estimate=eta)
     np.testing.assert_allclose(sent, inverse_sef(linear, eta), rtol=0, atol=1e-9 * np.max(np.abs(linear)))
     np.testing.assert_allclose(plant_residual(x, sent, bandpass, eta), plant_residual(x, linear, bandpass, None),
                                rtol=0, atol=1e-9 * np.max(np.abs(x)))
     # Without the inverse the same refinement meets the saturation: what reaches the ear differs.
-    raw = fxnlms_refined_drive(x, base, bandpass, estimate, delay, taps, eta=eta)
+    raw = fxnlms_refined_drive(x, base, bandpass, estimate, delay, taps, eta=eta, mix_step=0)
     assert np.max(np.abs(plant_residual(x, raw, bandpass, eta) - plant_residual(x, linear, bandpass, None))) > 1e-4

@@ -18,7 +18,7 @@ import numpy as np
 
 def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_sizes, eps, eta, adapt_samples, base_drives,
                  filtered_bases, secondary_estimate, guard_samples, mix_step, mix_samples, mix_limit, fixed_mix_step,
-                 eta_estimate, sef_cap):
+                 eta_estimate, sef_cap, predistorted):
     controllers, samples = base_drives.shape[0], len(noise)
     padded = np.concatenate((np.zeros(taps - 1 + delay), noise))  # noise[i] is padded[i + taps − 1 + delay]
     filtered_padded = np.concatenate((np.zeros(taps - 1 + delay), filtered))  # the same for x′ = Ŝ∗x
@@ -26,8 +26,9 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_sizes, e
     corrections = np.zeros((controllers, samples + delay))  # each adaptive filter's part of its own drive
     shares = np.zeros(samples + delay)  # λ: controller 1's share of what is sent, fixed when the drives were made
     fixed_shares = np.zeros(samples + delay)  # κ: controller 2's (the fixed drive's) share of the rest, likewise
-    drive = np.zeros(samples)  # what the controllers make: the anti-noise, as far as the identified curve knows
-    sent = drive if math.isinf(eta_estimate) else np.zeros(samples)  # what the loudspeaker is sent: f̂⁻¹(y), or y
+    # What each controller would send alone: its own drive, or f̂⁻¹ of it for the members ``predistorted`` marks.
+    played = own if not predistorted.any() else np.zeros((controllers, samples + delay))
+    drive = np.zeros(samples)  # what the loudspeaker is sent
     loudspeaker = np.zeros(samples)  # f(y), what S hears
     weights = np.zeros((controllers, taps))
     base_gains = np.ones((controllers, base_drives.shape[2]))
@@ -49,21 +50,21 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_sizes, e
     for t in range(delay):  # made before any error could reach the weights: the fixed parts alone
         for k in range(controllers):
             own[k, t] = np.sum(base_drives[k, t])
+            played[k, t] = _inverse_sef_sample(own[k, t], eta_estimate, sef_cap) if predistorted[k] else own[k, t]
     for t in range(samples):
         now = np.ascontiguousarray(padded[t + delay : t + taps + delay][::-1])  # x[t], x[t−1], …
         if delay == 0:
             for k in range(controllers):
                 own[k, t] = np.dot(base_gains[k], base_drives[k, t]) + np.dot(weights[k], now)
                 corrections[k, t] = own[k, t] - np.sum(base_drives[k, t])
+                played[k, t] = _inverse_sef_sample(own[k, t], eta_estimate, sef_cap) if predistorted[k] else own[k, t]
             shares[t] = share
             fixed_shares[t] = fixed_share
         # y = (1 − κ)·((1 − λ)·y₀ + λ·y₁) + κ·y₂, written so that λ = κ = 0 sends y₀ to the bit.
-        drive[t] = own[0, t] if shares[t] == 0.0 else (1.0 - shares[t]) * own[0, t] + shares[t] * own[1, t]
+        drive[t] = played[0, t] if shares[t] == 0.0 else (1.0 - shares[t]) * played[0, t] + shares[t] * played[1, t]
         if controllers == 3 and fixed_shares[t] != 0.0:
-            drive[t] = (1.0 - fixed_shares[t]) * drive[t] + fixed_shares[t] * own[2, t]
-        if not math.isinf(eta_estimate):
-            sent[t] = _inverse_sef_sample(drive[t], eta_estimate, sef_cap)
-        loudspeaker[t] = sent[t] if linear else scale * math.erf(sent[t] / (math.sqrt(2.0) * eta))
+            drive[t] = (1.0 - fixed_shares[t]) * drive[t] + fixed_shares[t] * played[2, t]
+        loudspeaker[t] = drive[t] if linear else scale * math.erf(drive[t] / (math.sqrt(2.0) * eta))
         at_ear = 0.0  # (S∗f(y))[t], with the true S and f
         for k in range(min(len(secondary), t + 1)):
             at_ear += secondary[k] * loudspeaker[t - k]
@@ -74,7 +75,7 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_sizes, e
             for j in range(min(len(secondary_estimate), t + 1)):
                 for k in range(controllers):
                     if controllers > 1:  # alone, a controller's gap is zero: what it made is what was sent
-                        gaps_at_ear[k] += secondary_estimate[j] * (drive[t - j] - own[k, t - j])
+                        gaps_at_ear[k] += secondary_estimate[j] * (drive[t - j] - played[k, t - j])
                     corrections_at_ear[k] += secondary_estimate[j] * corrections[k, t - j]
         for k in range(controllers):
             # Modified filtered-x: each adapts on the error it would have made alone, as far as Ŝ knows; for the
@@ -120,9 +121,11 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_sizes, e
             for k in range(controllers):  # made at t, emitted at t + D
                 own[k, t + delay] = np.dot(base_gains[k], base_drives[k, t + delay]) + np.dot(weights[k], now)
                 corrections[k, t + delay] = own[k, t + delay] - np.sum(base_drives[k, t + delay])
+                played[k, t + delay] = (_inverse_sef_sample(own[k, t + delay], eta_estimate, sef_cap) if predistorted[k]
+                                        else own[k, t + delay])
             shares[t + delay] = share
             fixed_shares[t + delay] = fixed_share
-    return sent
+    return drive
 
 
 def _inverse_sef_sample(u, eta, cap):
@@ -237,13 +240,14 @@ def fxnlms_drive(
             the same form from ``z`` alone (``∂e/∂κ = Ŝ∗(y₂ − z)``), its step ``FIXED_MIX_STEP_SCALE`` × μₐ: where
             adapting costs more than it follows (brown noise, whose steady misadjustment cost the refinement
             0.9 dB), the mix can fall back on the fixed drive.
-        eta_estimate: the identified loudspeaker's η̂ (None: no pre-distortion): the loudspeaker is then sent what
-            the controllers make through the identified curve's inverse, ``f̂⁻¹(y)`` (``acoustics.inverse_sef``, as
-            ``model.shape_drive``), so that they adapt on a loudspeaker that is linear as far as f̂ is right. A
-            ``base_drive`` is then the drive before that inverse (``acoustics.sef(shaped, η̂)``).
+        eta_estimate: the identified loudspeaker's η̂ (None: no pre-distortion). This controller's drive and the
+            fixed member are then sent through the identified curve's inverse, ``f̂⁻¹(y)`` (``acoustics.inverse_sef``,
+            as ``model.shape_drive``), so that they adapt on a loudspeaker that is linear as far as f̂ is right; a
+            ``base_drive`` is then the drive before that inverse (``acoustics.sef(shaped, η̂)``). Plain FxNLMS in the
+            mix plays as it does alone, so that the mix can fall back on it, or on the fixed drive, exactly.
 
     Returns:
-        What the loudspeaker is sent, float64 of shape ``(samples,)``: ``y``, or ``f̂⁻¹(y)`` with ``eta_estimate``.
+        What the loudspeaker is sent, float64 of shape ``(samples,)``.
     """
     from scipy.signal import lfilter
 
@@ -257,13 +261,15 @@ def fxnlms_drive(
     if base_drive.ndim != 2 or base_drive.shape[1] != len(noise):
         raise ValueError(f"base_drive must have shape (samples,) or (parts, samples) with {len(noise)} samples, "
                          f"got {base_drive.shape}")
-    step_sizes = [float(step_size)]
+    step_sizes, predistorted = [float(step_size)], [eta_estimate is not None]
     base_drives = base_drive.T[None]  # (controllers, samples, parts): one contiguous row per time
-    if mix_step > 0:  # the companion: plain FxNLMS, its base zero parts (their gains never move)
+    if mix_step > 0:  # the companion: plain FxNLMS, its base zero parts (their gains never move), played as alone
         step_sizes.append(fxnlms_step_size(secondary_estimate, delay) if companion_step is None else companion_step)
+        predistorted.append(False)
         base_drives = np.concatenate([base_drives, np.zeros_like(base_drives)])
         if fixed_member:  # the fixed drive as it came: step 0, so its weights stay zero and its gains one
             step_sizes.append(0.0)
+            predistorted.append(eta_estimate is not None)
             base_drives = np.concatenate([base_drives, base_drives[:1]])
     # Direct-form filtering, not FFT: an FFT spreads every sample's rounding over the whole block,
     # and the drive must not depend on the future even at the last bit.
@@ -288,6 +294,7 @@ def fxnlms_drive(
         FIXED_MIX_STEP_SCALE * float(mix_step),
         math.inf if eta_estimate is None else float(eta_estimate),
         SEF_CAP,
+        np.array(predistorted),
     )
 
 
