@@ -55,12 +55,15 @@ def class_of(clip: str) -> str:
 
 
 def setting(record: dict) -> str:
-    """The scene, the loudspeaker where it is not linear, the latency where it is not 1 ms, and the run's suite and
-    start where they are not the test set's and the closed form's: ``"bandpass, sat:2"``, ``"none, tuning set,
-    learned start"``."""
+    """The scene, the loudspeaker where it is not linear, its η̂'s deliberate error, the latency where it is not 1 ms,
+    and the run's suite and start where they are not the test set's and the closed form's: ``"bandpass, sat:2"``,
+    ``"bandpass, sat:2, η̂×0.8, tuning set"``, ``"none, tuning set, learned start"``."""
     loudspeaker, latency_ms = record.get("loudspeaker", "linear"), record.get("latency_ms", 1.0)
-    command = " ".join(record.get("command", []))
+    command = list(record.get("command", []))
+    eta_error = command[command.index("--eta-error") + 1] if "--eta-error" in command[:-1] else None
+    command = " ".join(command)
     return ", ".join([record["scene"], *([loudspeaker] if loudspeaker != "linear" else []),
+                      *([f"η̂×{float(eta_error):g}"] if eta_error and float(eta_error) != 1.0 else []),
                       *([f"{latency_ms:g} ms"] if latency_ms != 1.0 else []),
                       *(["tuning set"] if "--suite tuning" in command else []),
                       *(["learned start"] if "--shared-filter learned" in command else [])])

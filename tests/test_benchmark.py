@@ -453,3 +453,17 @@ def test_a_benchmark_sets_its_plant_up_with_the_eta_error_it_was_given(benchmark
                                                  "--loudspeaker", "sat:2", "--eta-error", "0.8",
                                                  "--out", str(tmp_path / "out.json")])
     assert given[0]["eta_error"] == 0.8
+
+
+def test_the_ablation_report_keeps_runs_of_other_settings_apart():
+    from ablation_report import setting
+
+    def run(*options, latency_ms=1.0, loudspeaker="sat:2"):
+        return {"scene": "bandpass", "loudspeaker": loudspeaker, "latency_ms": latency_ms,
+                "command": ["python", "benchmarks/ablation.py", *options]}
+
+    assert setting(run()) == "bandpass, sat:2"
+    assert setting(run("--eta-error", "0.8", "--suite", "tuning")) == "bandpass, sat:2, η̂×0.8, tuning set"
+    assert setting(run("--eta-error", "1")) == "bandpass, sat:2"
+    assert setting(run("--shared-filter", "learned", latency_ms=0.0, loudspeaker="linear")) == \
+        "bandpass, 0 ms, learned start"
