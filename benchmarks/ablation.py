@@ -21,8 +21,8 @@ the drive, mixed with plain FxNLMS; without a scene S = Ŝ = 1 and it is NLMS). 
 - (at commit 24db5da, before their removal: ``with_significance`` and ``with_safety_memory``, the two safety
   mechanisms that were off as shipped, switched on at z = 2 and a 0.25-s memory.)
 - ``no_predistortion``: with a saturating loudspeaker (``--loudspeaker sat:2``), the drive sent as it is, not
-  through the identified curve's inverse (``model.shape_drive``). (Before commit c3c9ab5, ``no_output_stage``:
-  without the learned output stage, a 16-unit pointwise MLP that the inverse replaced.)
+  through the identified curve's inverse (``model.shape_drive``), and refined as it is sent. (Before commit
+  c3c9ab5, ``no_output_stage``: without the learned output stage, a 16-unit pointwise MLP that the inverse replaced.)
 - ``no_refinement_mix``: the refinement without its mix (``refined: true`` only).
 - ``no_fixed_member``: the refinement's mix without its third member, the drive as it came (``refined: true`` only).
 - ``no_refinement_predistortion``: with a saturating loudspeaker, the refinement's correction added to the drive as
@@ -129,8 +129,9 @@ def model_records(model, clip, plant, names: list[str], trained: str = "shipped"
             drive = helpers.closed_loop_drive(model, audio, plant)
         variant = trained if name == "shipped" else name
         records.append({"variant": variant, "refined": False, **judged(noise, at_ear(drive))})
-        records.append({"variant": variant, "refined": True,
-                        **judged(noise, fxnlms_refined_anti_noise_at_ear(model, clip, plant, drive=drive))})
+        # Without pre-distortion nothing is sent through f̂⁻¹, the refinement included.
+        refined = fxnlms_refined_anti_noise_at_ear(model, clip, plant, drive=drive, predistort=name != "no_predistortion")
+        records.append({"variant": variant, "refined": True, **judged(noise, refined)})
         if name == "shipped" and trained == "shipped":
             options = [("no_refinement_mix", {"mix": False}), ("no_fixed_member", {"fixed_member": False})]
             if model.loudspeaker_eta is not None:
