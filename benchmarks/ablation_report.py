@@ -59,14 +59,23 @@ def setting(record: dict) -> str:
     and the run's suite and start where they are not the test set's and the closed form's: ``"bandpass, sat:2"``,
     ``"bandpass, sat:2, η̂×0.8, tuning set"``, ``"none, tuning set, learned start"``."""
     loudspeaker, latency_ms = record.get("loudspeaker", "linear"), record.get("latency_ms", 1.0)
-    command = list(record.get("command", []))
-    eta_error = command[command.index("--eta-error") + 1] if "--eta-error" in command[:-1] else None
-    command = " ".join(command)
+    eta_error = float(option(record, "--eta-error") or 1.0)
     return ", ".join([record["scene"], *([loudspeaker] if loudspeaker != "linear" else []),
-                      *([f"η̂×{float(eta_error):g}"] if eta_error and float(eta_error) != 1.0 else []),
+                      *([f"η̂×{eta_error:g}"] if eta_error != 1.0 else []),
                       *([f"{latency_ms:g} ms"] if latency_ms != 1.0 else []),
-                      *(["tuning set"] if "--suite tuning" in command else []),
-                      *(["learned start"] if "--shared-filter learned" in command else [])])
+                      *(["tuning set"] if option(record, "--suite") == "tuning" else []),
+                      *(["learned start"] if option(record, "--shared-filter") == "learned" else [])])
+
+
+def option(record: dict, flag: str) -> str | None:
+    """The value of ``flag`` in the command that made ``record`` (``--flag value`` or ``--flag=value``), None if absent."""
+    command = list(record.get("command") or [])
+    for i, word in enumerate(command):
+        if word == flag and i + 1 < len(command):
+            return command[i + 1]
+        if word.startswith(flag + "="):
+            return word.split("=", 1)[1]
+    return None
 
 
 def by_clip(records: list[dict], scene: str) -> dict[str, dict[tuple[str, bool], dict]]:
@@ -100,6 +109,11 @@ def pair(rows: dict, with_: str | tuple, without: str, refined: bool) -> tuple[d
 
     found = find(with_), find(without)
     return found if None not in found else None
+
+
+def pair_refined(with_, refined: bool) -> bool:
+    """Whether the with-variant of a comparison shown in the ``refined`` column is itself the refined record."""
+    return with_[1] if isinstance(with_, tuple) and isinstance(with_[1], bool) else refined
 
 
 def adds(clips: dict, with_, without, refined: bool) -> dict[str, list[float]]:
@@ -140,9 +154,11 @@ def mechanism_table(records: list[dict], setting_name: str) -> str:
             continue
         worst, keeps_segments = {}, False
         for refined in (False, True):
-            worsts = [found[1]["worst_1s_db"] for rows in clips.values() if (found := pair(rows, with_, without, refined))]
-            worst[refined] = min(worsts) if worsts else float("nan")
-            keeps_segments |= worst[refined] < NEVER_AMPLIFIES_DB <= shipped_worst[refined] and with_ == "shipped"
+            found = [found for rows in clips.values() if (found := pair(rows, with_, without, refined))]
+            worst[refined] = min(pair_[1]["worst_1s_db"] for pair_ in found) if found else float("nan")
+            # It keeps the segments only if what it is compared with is the shipped canceller (or network) itself.
+            shipped = bool(found) and all(pair_[0]["variant"] == "shipped" for pair_ in found)
+            keeps_segments |= shipped and worst[refined] < NEVER_AMPLIFIES_DB <= shipped_worst[pair_refined(with_, refined)]
         pays = best_any >= KEEP_DB or keeps_segments
         worst_cells = " / ".join("–" if worst[r] != worst[r] else f"{worst[r]:.2f}" for r in (False, True))
         lines.append(f"| {label} | {cells[0]} | {cells[1]} | {signed(mean(all_refined)) if all_refined else ''} | "

@@ -471,11 +471,12 @@ def test_guard_stops_a_refinement_that_diverges(bandpass):
     assert nr_db(x, run(800), bandpass, start=last_second) >= base_nr - 1.0
 
 
-def test_fxnlms_through_the_identified_inverse_adapts_as_on_a_linear_loudspeaker(bandpass):
+@pytest.mark.parametrize("delay", [0, 16])
+def test_fxnlms_through_the_identified_inverse_adapts_as_on_a_linear_loudspeaker(bandpass, delay):
     """With η̂ = η, f(f̂⁻¹(y)) = y wherever the drive stays within the curve's reach: FxNLMS refining a fixed part
     (the refined drive alone, no mix) then sends f̂⁻¹ of exactly what it makes before a linear loudspeaker, and the
     ear hears the linear run."""
-    delay, taps, x = 16, 64, hum(1, fundamental=100.0, harmonics=2)
+    taps, x = 64, hum(1, fundamental=100.0, harmonics=2)
     estimate = identify_secondary_path(bandpass, seconds=0.5)
     base = controller_drive(x, fit_wiener_controller(x, bandpass, delay, taps), delay)
     eta = 3 * np.max(np.abs(base))  # far from the cap, yet the curve takes about 2 % off the base's peaks
@@ -488,3 +489,16 @@ def test_fxnlms_through_the_identified_inverse_adapts_as_on_a_linear_loudspeaker
     # Without the inverse the same refinement meets the saturation: what reaches the ear differs.
     raw = fxnlms_refined_drive(x, base, bandpass, estimate, delay, taps, eta=eta, mix_step=0)
     assert np.max(np.abs(plant_residual(x, raw, bandpass, eta) - plant_residual(x, linear, bandpass, None))) > 1e-4
+
+
+def test_the_mix_before_a_saturating_loudspeaker_plays_finite_drives_and_an_infinite_eta_is_linear(bandpass):
+    """The full mix (refined drive and fixed member through f̂⁻¹, plain FxNLMS without) on peaks past the curve's
+    bend stays finite; η̂ = inf, a linear curve, sends what the linear refinement sends, to the bit."""
+    delay, taps, x = 16, 64, hum(1, fundamental=100.0, harmonics=2)
+    estimate = identify_secondary_path(bandpass, seconds=0.5)
+    linear = controller_drive(x, fit_wiener_controller(x, bandpass, delay, taps), delay)
+    eta = 0.8 * np.max(np.abs(linear))
+    refined = fxnlms_refined_drive(x, linear, bandpass, estimate, delay, taps, eta=eta, eta_estimate=eta)
+    assert np.all(np.isfinite(refined)) and np.max(np.abs(refined)) > np.max(np.abs(linear))  # f̂⁻¹ expands the peaks
+    np.testing.assert_array_equal(fxnlms_refined_drive(x, linear, bandpass, estimate, delay, taps, eta_estimate=math.inf),
+                                  fxnlms_refined_drive(x, linear, bandpass, estimate, delay, taps))

@@ -465,5 +465,6 @@ def test_the_ablation_report_keeps_runs_of_other_settings_apart():
     assert setting(run()) == "bandpass, sat:2"
     assert setting(run("--eta-error", "0.8", "--suite", "tuning")) == "bandpass, sat:2, η̂×0.8, tuning set"
     assert setting(run("--eta-error", "1")) == "bandpass, sat:2"
+    assert setting(run("--eta-error=1.2", "--suite=tuning")) == "bandpass, sat:2, η̂×1.2, tuning set"
     assert setting(run("--shared-filter", "learned", latency_ms=0.0, loudspeaker="linear")) == \
         "bandpass, 0 ms, learned start"

@@ -76,9 +76,11 @@ def fxnlms_refined_anti_noise_at_ear(
     the clip's first sample, as FxNLMS does, on the model's drive over the whole clip. A model that hears
     the error microphone gives the drive of its own loop (``closed_loop_drive``), as if it played alone:
     what the refinement changes at the microphone is not fed back to it. Before a saturating loudspeaker the
-    refinement works on the drive before the identified curve's inverse (``acoustics.sef(drive, η̂)``, the
-    network's linear anti-noise) and sends the whole refined drive through that inverse, as the model sends its
-    own (``model.shape_drive``): its correction then meets a loudspeaker that is linear as far as η̂ is right.
+    refinement works on the drive before the identified curve's inverse (``acoustics.sef(drive, η̂)``: the
+    network's linear anti-noise, capped at the curve's reach, where the model shaped its drive with
+    ``model.shape_drive``) and sends the refined drive through that inverse, as the model sends its own: its
+    correction then meets a loudspeaker that is linear as far as η̂ is right (plain FxNLMS in its mix plays
+    without it, as the baseline does).
 
     Args:
         drive: the model's drive over the whole clip, if already run (``closed_loop_drive``).
