@@ -13,6 +13,8 @@ lane_a() {
 lane_b() {
   run benchmarks/ablation.py --scene bandpass --out $out/ablation_bandpass.json
   run benchmarks/ablation.py --scene none --only $second --out $out/ablation_none_2.json
+  run benchmarks/ablation.py --scene bandpass --loudspeaker sat:2 --eta-error 0.8 --out $out/ablation_bandpass_sat2_eta0.8.json
+  run benchmarks/ablation.py --scene bandpass --loudspeaker sat:2 --eta-error 1.2 --out $out/ablation_bandpass_sat2_eta1.2.json
 }
 lane_a > "$logs/ablation_a.log" 2>&1 &
 lane_b > "$logs/ablation_b.log" 2>&1 &
