@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The ablation of benchmarks/README.md: benchmarks/ablation.py on the test set at 1 ms, in two lanes of one core
 # each (as run_test_set.sh), the none scene's clips split between them, then a saturating loudspeaker (η̂ as
-# identified, 20 % low and high). About 1 h 35 min on 2 CPU cores; run it alone. `python benchmarks/report.py benchmarks/results/ablation_*.json` prints the tables.
+# identified, 20 % low and high). About 1 h 35 min on 2 CPU cores; run it alone.
+# `python benchmarks/report.py benchmarks/results/ablation_*.json` prints the tables.
 source "$(dirname "$0")/lanes.sh"
 first=white_test,pink_test,brown_test,mains_hum_60hz,engine_fast_drift,colobot_021.wav
 second=engine_ferrari_f360.wav,engine_ford_gt40.wav,engine_lamborghini_diablo.wav,engine_lotus.wav,slide_leaves.wav

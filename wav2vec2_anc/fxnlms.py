@@ -50,14 +50,14 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_sizes, e
     for t in range(delay):  # made before any error could reach the weights: the fixed parts alone
         for k in range(controllers):
             own[k, t] = np.sum(base_drives[k, t])
-            played[k, t] = _inverse_sef_sample(own[k, t], eta_estimate, sef_cap) if predistorted[k] else own[k, t]
+            played[k, t] = _as_played(own[k, t], predistorted[k], eta_estimate, sef_cap)
     for t in range(samples):
         now = np.ascontiguousarray(padded[t + delay : t + taps + delay][::-1])  # x[t], x[t−1], …
         if delay == 0:
             for k in range(controllers):
                 own[k, t] = np.dot(base_gains[k], base_drives[k, t]) + np.dot(weights[k], now)
                 corrections[k, t] = own[k, t] - np.sum(base_drives[k, t])
-                played[k, t] = _inverse_sef_sample(own[k, t], eta_estimate, sef_cap) if predistorted[k] else own[k, t]
+                played[k, t] = _as_played(own[k, t], predistorted[k], eta_estimate, sef_cap)
             shares[t] = share
             fixed_shares[t] = fixed_share
         # y = (1 − κ)·((1 − λ)·y₀ + λ·y₁) + κ·y₂, written so that λ = κ = 0 sends y₀ to the bit.
@@ -121,11 +121,15 @@ def _fxnlms_loop(noise, desired, filtered, secondary, delay, taps, step_sizes, e
             for k in range(controllers):  # made at t, emitted at t + D
                 own[k, t + delay] = np.dot(base_gains[k], base_drives[k, t + delay]) + np.dot(weights[k], now)
                 corrections[k, t + delay] = own[k, t + delay] - np.sum(base_drives[k, t + delay])
-                played[k, t + delay] = (_inverse_sef_sample(own[k, t + delay], eta_estimate, sef_cap) if predistorted[k]
-                                        else own[k, t + delay])
+                played[k, t + delay] = _as_played(own[k, t + delay], predistorted[k], eta_estimate, sef_cap)
             shares[t + delay] = share
             fixed_shares[t + delay] = fixed_share
     return drive
+
+
+def _as_played(drive, predistorted, eta, cap):
+    """What a controller sends for its own ``drive`` sample: ``f̂⁻¹(drive)`` if it is ``predistorted``, else the drive."""
+    return _inverse_sef_sample(drive, eta, cap) if predistorted else drive
 
 
 def _inverse_sef_sample(u, eta, cap):
@@ -434,4 +438,6 @@ def loop_namespace(namespace: dict) -> dict:
     what those names hold."""
     import numba
 
-    return {**namespace, "_mix_update": numba.njit(_mix_update), "_inverse_sef_sample": numba.njit(_inverse_sef_sample)}
+    inverse = numba.njit(_inverse_sef_sample)
+    as_played = numba.njit(types.FunctionType(_as_played.__code__, {**_as_played.__globals__, "_inverse_sef_sample": inverse}))
+    return {**namespace, "_mix_update": numba.njit(_mix_update), "_inverse_sef_sample": inverse, "_as_played": as_played}
